@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from commands import notify
+from commands.choices import CommandStatus, Stream, TargetType
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def epoch_ms(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+class CommandBatch(models.Model):
+    """One command fanned out to many machines."""
+
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True)
+    max_errors = models.PositiveIntegerField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "command batches"
+
+    def __str__(self) -> str:
+        return f"batch {self.pk}"
+
+
+class CommandQuerySet(models.QuerySet):
+    def pending_for(self, machine_id: str) -> CommandQuerySet:
+        return self.filter(machine_id=machine_id, status=CommandStatus.PENDING).order_by("-priority", "created_at", "id")
+
+
+class Command(models.Model):
+    """A shell command queued for a machine. Its status changes only through its methods."""
+
+    machine_id = models.CharField(max_length=200)
+    target_type = models.CharField(max_length=10, choices=TargetType.choices, default=TargetType.LOCAL)
+    target_host = models.CharField(max_length=255, blank=True)
+    target_port = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(65535)])
+    target_username = models.CharField(max_length=100, blank=True)
+    command = models.TextField()
+    timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(1)])
+    priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(10)])
+    status = models.CharField(
+        max_length=10, choices=CommandStatus.choices, default=CommandStatus.PENDING, editable=False
+    )
+    attempt = models.PositiveIntegerField(default=0, editable=False)
+    claimed_by = models.ForeignKey(
+        "assignments.RelayAssignment",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="claimed_commands",
+        editable=False,
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    completed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    output = models.TextField(blank=True, editable=False)
+    stderr = models.TextField(blank=True, editable=False)
+    exit_code = models.IntegerField(null=True, blank=True, editable=False)
+    error = models.TextField(blank=True, editable=False)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    output_truncated = models.BooleanField(default=False, editable=False)
+    cancel_requested = models.BooleanField(default=False, editable=False)
+    # Fingerprint of the accepted result, so that an identical resend is recognised.
+    result_digest = models.CharField(max_length=64, blank=True, editable=False)
+    batch = models.ForeignKey(CommandBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="commands")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CommandQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["machine_id", "status", "-priority", "created_at"], name="command_queue_idx"),
+            models.Index(fields=["status", "updated_at"], name="command_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.command[:60]}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        queued = self._state.adding and self.status == CommandStatus.PENDING
+        super().save(*args, **kwargs)
+        if queued:
+            machine_id = self.machine_id
+            transaction.on_commit(lambda: notify.publish(machine_id))
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in CommandStatus.terminal()
+
+    # -- state machine -------------------------------------------------------
+    # Each move is a conditional UPDATE whose row count decides who won, so any
+    # number of web processes, relays and sweepers can race safely.
+
+    def _move(self, sources: set[str] | frozenset[str], target: str | None = None, *, where: dict | None = None,
+              **changes: Any) -> bool:
+        changes["updated_at"] = timezone.now()
+        if target is not None:
+            changes["status"] = target
+        moved = Command.objects.filter(pk=self.pk, status__in=sources, **(where or {})).update(**changes)
+        if moved:
+            self.refresh_from_db()
+        return moved == 1
+
+    def _refuse(self, action: str) -> IllegalTransition:
+        self.refresh_from_db(fields=["status", "claimed_by", "attempt"])
+        return IllegalTransition(f"cannot {action} a command that is {self.status}")
+
+    def claim(self, relay: Any) -> bool:
+        """Try to claim a pending command; False when another claimer won."""
+        return self._move(
+            {CommandStatus.PENDING},
+            CommandStatus.CLAIMED,
+            where={"machine_id": relay.machine_id},
+            claimed_by=relay,
+            claimed_at=timezone.now(),
+            attempt=F("attempt") + 1,
+        )
+
+    def start(self, relay: Any, attempt: int) -> None:
+        if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:
+            return
+        if not self._move({CommandStatus.CLAIMED}, CommandStatus.EXECUTING,
+                          where={"claimed_by": relay, "attempt": attempt}, started_at=timezone.now()):
+            raise self._refuse("start")
+
+    def finish(self, relay: Any, attempt: int, *, status: str, **result: Any) -> None:
+        if status not in CommandStatus.terminal():
+            raise IllegalTransition(f"{status} is not a final status")
+        if not self._move(CommandStatus.active(), status, where={"claimed_by": relay, "attempt": attempt},
+                          completed_at=timezone.now(), **result):
+            raise self._refuse("finish")
+
+    def cancel(self) -> None:
+        """Cancel now if unclaimed; otherwise ask the relay to kill it."""
+        if self._move({CommandStatus.PENDING}, CommandStatus.CANCELLED, completed_at=timezone.now(),
+                      error="cancelled before a relay claimed it"):
+            return
+        if not self._move(CommandStatus.active(), cancel_requested=True):
+            raise self._refuse("cancel")
+
+    def expire(self, sources: set[str] | frozenset[str], reason: str) -> bool:
+        """Time the command out (sweeper); False if it moved on meanwhile."""
+        return self._move(sources, CommandStatus.TIMEOUT, completed_at=timezone.now(), error=reason)
+
+    # -- wire shapes ---------------------------------------------------------
+
+    def to_wire(self, *, created_at: bool = True, attempt: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {"_id": str(self.pk), "command": self.command, "targetType": self.target_type}
+        if self.target_host:
+            data["targetHost"] = self.target_host
+        if self.target_port is not None:
+            data["targetPort"] = self.target_port
+        if self.target_username:
+            data["targetUsername"] = self.target_username
+        data["timeoutMs"] = self.timeout_ms
+        if created_at:
+            data["createdAt"] = epoch_ms(self.created_at)
+        if attempt:
+            data["attempt"] = self.attempt
+        return data
+
+
+class OutputChunk(models.Model):
+    """Live output as the relay streams it; ``offset`` counts characters of the stream."""
+
+    command = models.ForeignKey(Command, on_delete=models.CASCADE, related_name="chunks")
+    stream = models.CharField(max_length=6, choices=Stream.choices)
+    offset = models.PositiveBigIntegerField()
+    data = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["command", "stream", "offset"]
+        constraints = [
+            models.UniqueConstraint(fields=["command", "stream", "offset"], name="unique_chunk_offset"),
+        ]

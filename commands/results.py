@@ -1,0 +1,94 @@
+"""Applying a relay's result: only the claimant, fenced by attempt, idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from rest_framework import serializers
+
+from commands.choices import CommandStatus
+from commands.models import Command, IllegalTransition
+from relayhub.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+
+
+class ResultBody(serializers.Serializer):
+    commandId = StrictCharField()
+    success = StrictBooleanField()
+    output = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, allow_null=True)
+    stderr = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, allow_null=True)
+    exitCode = StrictIntegerField(required=False, allow_null=True)
+    error = StrictCharField(required=False, allow_blank=True, allow_null=True)
+    durationMs = StrictIntegerField(required=False, allow_null=True, min_value=0)
+    attempt = StrictIntegerField(required=False, min_value=1)
+    status = serializers.ChoiceField([CommandStatus.TIMEOUT, CommandStatus.CANCELLED], required=False)
+    outputTruncated = StrictBooleanField(required=False)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    http_status: int
+    error: str = ""
+
+
+def cap(text: str) -> tuple[str, bool]:
+    """Keep at most ``OUTPUT_CAP_BYTES`` of UTF-8, cut on a character boundary."""
+    limit = settings.RELAYHUB["OUTPUT_CAP_BYTES"]
+    encoded = text.encode("utf-8", "surrogatepass")
+    if len(encoded) <= limit:
+        return text, False
+    return encoded[:limit].decode("utf-8", "ignore"), True
+
+
+def find_command(relay, command_id: str, **filters: Any) -> Command | None:
+    """The command if this relay may act on it; unknown ids and others' commands look alike."""
+    if not command_id.isdigit():
+        return None
+    return Command.objects.filter(pk=int(command_id), machine_id=relay.machine_id, **filters).first()
+
+
+def _normalise(body: dict) -> dict[str, Any]:
+    output, out_cut = cap(body.get("output") or "")
+    stderr, err_cut = cap(body.get("stderr") or "")
+    status = body.get("status") or (CommandStatus.COMPLETED if body["success"] else CommandStatus.FAILED)
+    return {
+        "status": status,
+        "output": output,
+        "stderr": stderr,
+        "exit_code": body.get("exitCode"),
+        "error": (body.get("error") or "")[:10_000],
+        "duration_ms": body.get("durationMs"),
+        "output_truncated": bool(body.get("outputTruncated")) or out_cut or err_cut,
+    }
+
+
+def _digest(result: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(result, sort_keys=True).encode()).hexdigest()
+
+
+def _settled(command: Command, digest: str) -> Outcome:
+    if command.result_digest == digest:
+        return Outcome(200)
+    return Outcome(409, f"command already {command.status}; a different result is not applied")
+
+
+def submit(relay, body: dict) -> Outcome:
+    command = find_command(relay, body["commandId"], claimed_by=relay)
+    if command is None:
+        return Outcome(404, "command not found")
+    result = _normalise(body)
+    digest = _digest(result)
+    if command.is_terminal:
+        return _settled(command, digest)
+    attempt = body.get("attempt", command.attempt)
+    if attempt != command.attempt:
+        return Outcome(409, f"stale attempt {attempt}; the command is on attempt {command.attempt}")
+    try:
+        command.finish(relay, attempt, result_digest=digest, **result)
+    except IllegalTransition:
+        # Lost a race (the sweeper, or a concurrent resend): judge against what won.
+        return _settled(command, digest)
+    return Outcome(200)

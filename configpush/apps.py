@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ConfigpushConfig(AppConfig):
+    name = "configpush"
+    verbose_name = "Config pushes"

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+
+from commands.models import epoch_ms
+from configpush import payloads
+
+
+class PushType(models.TextChoices):
+    CREDENTIAL = "credential"
+    SSH_TARGETS = "ssh_targets"
+    ALLOWED_COMMANDS = "allowed_commands"
+    METRICS_INTERVAL = "metrics_interval"
+
+
+class PushStatus(models.TextChoices):
+    PENDING = "pending"
+    SENT = "sent"
+    ACKED = "acked"
+    FAILED = "failed"
+
+
+class ConfigPush(models.Model):
+    relay = models.ForeignKey("assignments.RelayAssignment", on_delete=models.CASCADE, related_name="config_pushes")
+    push_type = models.CharField(max_length=20, choices=PushType.choices)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=PushStatus.choices, default=PushStatus.PENDING, editable=False)
+    tries = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True, editable=False)
+    acked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    error_message = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "config push"
+        indexes = [models.Index(fields=["relay", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.push_type} → {self.relay_id} ({self.status})"
+
+    def clean(self) -> None:
+        try:
+            self.payload = payloads.validate(self.push_type, self.payload)
+        except ValidationError as exc:
+            raise ValidationError({"payload": exc.messages}) from None
+
+    def save(self, *args, **kwargs) -> None:
+        if self._state.adding:
+            self.payload = payloads.validate(self.push_type, self.payload)
+        super().save(*args, **kwargs)
+
+    def to_wire(self) -> dict:
+        return {
+            "_id": str(self.pk),
+            "pushType": self.push_type,
+            "payload": json.dumps(self.payload),
+            "createdAt": epoch_ms(self.created_at),
+        }
+
+    @classmethod
+    def deliver_pending(cls, relay) -> list[ConfigPush]:
+        """Hand out the relay's pending pushes and mark them sent."""
+        now = timezone.now()
+        pushes = list(cls.objects.filter(relay=relay, status=PushStatus.PENDING))
+        delivered = []
+        for push in pushes:
+            if cls.objects.filter(pk=push.pk, status=PushStatus.PENDING).update(
+                status=PushStatus.SENT, sent_at=now, tries=models.F("tries") + 1
+            ):
+                delivered.append(push)
+        return delivered
+
+    def acknowledge(self, success: bool, error_message: str = "") -> bool:
+        """Record the relay's ack; a repeated ack of a finished push changes nothing."""
+        if self.status in {PushStatus.ACKED, PushStatus.FAILED}:
+            return False
+        status = PushStatus.ACKED if success else PushStatus.FAILED
+        changed = ConfigPush.objects.filter(pk=self.pk, status__in=[PushStatus.PENDING, PushStatus.SENT]).update(
+            status=status, acked_at=timezone.now(), error_message="" if success else error_message[:2000]
+        )
+        if changed:
+            self.refresh_from_db()
+        return bool(changed)

@@ -1,0 +1,117 @@
+"""Validation of config push payloads, one rule set per push type (SPEC §2)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+HOST_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( \S.*)?$")
+ENCRYPTED_RE = re.compile(r"^[0-9a-f]+:[0-9a-f]{32}:[0-9a-f]*$")
+
+
+def _require_dict(payload: Any) -> dict:
+    if not isinstance(payload, dict):
+        raise ValidationError("payload must be a JSON object")
+    return payload
+
+
+def _only(payload: dict, allowed: set[str]) -> None:
+    extra = sorted(set(payload) - allowed)
+    if extra:
+        raise ValidationError(f"unknown field(s): {', '.join(extra)}")
+
+
+def _string(payload: dict, name: str, *, required: bool = True) -> str:
+    value = payload.get(name)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{name} must be a non-empty string")
+    return value
+
+
+def _port(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValidationError(f"{where}: port must be an integer from 1 to 65535")
+    return value
+
+
+def _target(item: Any, index: int) -> dict:
+    where = f"targets[{index}]"
+    if isinstance(item, str):
+        host, sep, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
+        if not host.strip():
+            raise ValidationError(f"{where}: host must not be empty")
+        if sep and not port.isdigit():
+            raise ValidationError(f"{where}: port must be a number")
+        return {"host": host, "port": _port(int(port), where) if sep else 22}
+    if not isinstance(item, dict):
+        raise ValidationError(f"{where} must be a string or an object with host and port")
+    _only(item, {"host", "port", "hostKey"})
+    target = {"host": _string(item, "host"), "port": _port(item.get("port", 22), where)}
+    host_key = item.get("hostKey")
+    if host_key is not None:
+        if not isinstance(host_key, str) or not HOST_KEY_RE.match(host_key.strip()):
+            raise ValidationError(f"{where}: hostKey must be an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA...'")
+        target["hostKey"] = host_key.strip()
+    return target
+
+
+def validate_credential(payload: Any) -> dict:
+    payload = _require_dict(payload)
+    _only(payload, {"name", "credentialType", "targetHost", "encryptedValue"})
+    kind = _string(payload, "credentialType")
+    if kind not in {"ssh_key", "password", "api_key"}:
+        raise ValidationError("credentialType must be one of ssh_key, password, api_key")
+    encrypted = _string(payload, "encryptedValue")
+    if not ENCRYPTED_RE.match(encrypted):
+        raise ValidationError("encryptedValue must be hex(iv):hex(tag):hex(ciphertext)")
+    result = {"name": _string(payload, "name"), "credentialType": kind, "encryptedValue": encrypted}
+    if host := _string(payload, "targetHost", required=False):
+        result["targetHost"] = host
+    return result
+
+
+def validate_ssh_targets(payload: Any) -> dict:
+    payload = _require_dict(payload)
+    _only(payload, {"targets"})
+    targets = payload.get("targets")
+    if not isinstance(targets, list):
+        raise ValidationError("targets must be a list")
+    return {"targets": [_target(item, index) for index, item in enumerate(targets)]}
+
+
+def validate_allowed_commands(payload: Any) -> dict:
+    payload = _require_dict(payload)
+    _only(payload, {"commands"})
+    commands = payload.get("commands")
+    if not isinstance(commands, list) or not all(isinstance(c, str) and c.strip() for c in commands):
+        raise ValidationError("commands must be a list of non-empty strings")
+    return {"commands": commands}
+
+
+def validate_metrics_interval(payload: Any) -> dict:
+    payload = _require_dict(payload)
+    _only(payload, {"intervalMs"})
+    interval = payload.get("intervalMs")
+    if isinstance(interval, bool) or not isinstance(interval, int) or not 1_000 <= interval <= 86_400_000:
+        raise ValidationError("intervalMs must be an integer from 1000 to 86400000")
+    return {"intervalMs": interval}
+
+
+VALIDATORS = {
+    "credential": validate_credential,
+    "ssh_targets": validate_ssh_targets,
+    "allowed_commands": validate_allowed_commands,
+    "metrics_interval": validate_metrics_interval,
+}
+
+
+def validate(push_type: str, payload: Any) -> dict:
+    try:
+        validator = VALIDATORS[push_type]
+    except KeyError:
+        raise ValidationError(f"unknown push type {push_type!r}") from None
+    return validator(payload)

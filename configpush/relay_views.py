@@ -1,0 +1,41 @@
+"""Relay routes for config pushes, with the original's aliases."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from configpush.models import ConfigPush
+from relayhub.fields import StrictBooleanField, StrictCharField
+from relayhub.relay_api import RelayAPIView, ok
+
+
+class PendingPushesView(RelayAPIView):
+    list_key = "configPushes"
+
+    def get(self, request: Request) -> Response:
+        self.check_relay_id(request.query_params.get("relayId"))
+        pushes = ConfigPush.deliver_pending(self.relay)
+        return Response({self.list_key: [push.to_wire() for push in pushes]})
+
+
+class PendingPushesAliasView(PendingPushesView):
+    list_key = "pushes"
+
+
+class AckBody(serializers.Serializer):
+    pushId = StrictCharField()
+    success = StrictBooleanField()
+    errorMessage = StrictCharField(required=False, allow_blank=True, allow_null=True)
+
+
+class AckView(RelayAPIView):
+    def post(self, request: Request) -> Response:
+        data = self.body(AckBody)
+        push_id = data["pushId"]
+        push = ConfigPush.objects.filter(pk=int(push_id), relay=self.relay).first() if push_id.isdigit() else None
+        if push is None:
+            return Response({"success": False, "error": "config push not found"}, status=404)
+        push.acknowledge(data["success"], data.get("errorMessage") or "")
+        return ok()

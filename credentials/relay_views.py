@@ -1,0 +1,24 @@
+"""Relay route delivering shared credentials, encrypted for the caller only."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from commands.models import epoch_ms
+from relayhub.relay_api import RelayAPIView
+
+
+class SharedCredentialsView(RelayAPIView):
+    def get(self, request: Request) -> Response:
+        self.check_relay_id(request.query_params.get("relayId"))
+        secret = self.relay.transport_secret()
+        items = []
+        for credential in self.relay.shared_credentials.all():
+            item = {"name": credential.name, "credentialType": credential.credential_type}
+            if credential.target_host:
+                item["targetHost"] = credential.target_host
+            item["encryptedValue"] = credential.encrypted_for_secret(secret)
+            item["updatedAt"] = epoch_ms(credential.updated_at)
+            items.append(item)
+        return Response({"credentials": items})

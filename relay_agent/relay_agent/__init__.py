@@ -1,0 +1,3 @@
+"""relayhub relay agent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,139 @@
+"""Runs a shell command locally in its own process group, streaming and capping its output."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+
+from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
+
+_POLL_SECONDS = 0.05
+
+
+def group_alive(pgid: int) -> bool:
+    """True while any non-zombie process is left in the group (zombies wait for a reaper, not for us)."""
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return False
+
+
+def kill_group(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM the whole group, then SIGKILL whatever is still there after `grace` seconds."""
+    pgid = proc.pid
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()
+        if proc.returncode is not None and not group_alive(pgid):
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+class LocalExecutor:
+    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT, kill_grace: float = 2.0, shell: str = "/bin/sh") -> None:
+        self.max_output = max_output
+        self.kill_grace = kill_grace
+        self.shell = shell
+
+    def run(
+        self,
+        command: str,
+        timeout_ms: int,
+        on_output: OutputCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ExecResult:
+        cancel = cancel or threading.Event()
+        started = time.monotonic()
+        if cancel.is_set():
+            return ExecResult(status="cancelled", error="command cancelled")
+        try:
+            proc = subprocess.Popen(
+                [self.shell, "-c", command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            return ExecResult(status="failed", error=f"failed to start command: {exc}")
+
+        captures = {
+            proc.stdout: StreamCapture("stdout", self.max_output, on_output),
+            proc.stderr: StreamCapture("stderr", self.max_output, on_output),
+        }
+        deadline = started + timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
+        stopped_by: str | None = None
+        with selectors.DefaultSelector() as selector:
+            for pipe in captures:
+                os.set_blocking(pipe.fileno(), False)
+                selector.register(pipe, selectors.EVENT_READ)
+            # A background child may keep the pipes open after the shell exits; we read until EOF
+            # so its output is not lost, and the timeout still bounds the wait.
+            while selector.get_map():
+                if cancel.is_set():
+                    stopped_by = "cancelled"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    stopped_by = "timeout"
+                if stopped_by:
+                    kill_group(proc, self.kill_grace)
+                    self._drain(selector, captures)
+                    break
+                wait = _POLL_SECONDS if deadline is None else max(0.0, min(_POLL_SECONDS, deadline - time.monotonic()))
+                for key, _ in selector.select(wait):
+                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    if chunk:
+                        captures[key.fileobj].feed(chunk)
+                    else:
+                        selector.unregister(key.fileobj)
+        exit_code = proc.wait()
+        for pipe, capture in captures.items():
+            capture.close()
+            pipe.close()
+        duration_ms = int((time.monotonic() - started) * 1000)
+        stdout, stderr = captures.values()
+        result = ExecResult(
+            status="completed",
+            output=stdout.text,
+            stderr=stderr.text,
+            duration_ms=duration_ms,
+            output_truncated=stdout.truncated or stderr.truncated,
+        )
+        if stopped_by == "timeout":
+            result.status, result.error = "timeout", f"execution timed out after {timeout_ms} ms"
+        elif stopped_by == "cancelled":
+            result.status, result.error = "cancelled", "command cancelled"
+        else:
+            # A signal death is reported the way shells do: 128 + signal number.
+            result.exit_code = exit_code if exit_code >= 0 else 128 - exit_code
+            result.status = status_for_exit(result.exit_code)
+        return result
+
+    @staticmethod
+    def _drain(selector: selectors.BaseSelector, captures: dict) -> None:
+        """Collect what the killed group wrote before dying, without waiting on stray pipe holders."""
+        end = time.monotonic() + 0.5
+        while selector.get_map() and time.monotonic() < end:
+            for key, _ in selector.select(0.05):
+                chunk = os.read(key.fileobj.fileno(), 65536)
+                if chunk:
+                    captures[key.fileobj].feed(chunk)
+                else:
+                    selector.unregister(key.fileobj)

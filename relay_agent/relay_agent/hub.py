@@ -1,0 +1,158 @@
+"""HTTP client for the hub's relay routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from . import __version__
+
+
+class HubError(Exception):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class HubUnavailable(HubError):
+    """Connection failure, timeout, 5xx or 429: retry later with backoff."""
+
+
+class HubRejected(HubError):
+    """401 (bad or revoked key) or 403 (disabled relay)."""
+
+
+class ExtensionsUnsupported(HubError):
+    """The hub predates the long-poll extensions (404 on an extension route)."""
+
+
+class HubRequestError(HubError):
+    """Any other 4xx: this request will not succeed by repeating it."""
+
+
+class HubClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        pool_size: int = 16,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = (connect_timeout, read_timeout)
+        self._api_key = api_key
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers.update(
+            {"X-API-Key": api_key, "User-Agent": f"relay-agent/{__version__}", "Accept": "application/json"}
+        )
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict | None = None,
+        read_timeout: float | None = None,
+        extension: bool = False,
+    ) -> tuple[int, dict]:
+        # `extension`: the route has no id in it, so a 404 can only mean the hub lacks the route.
+        timeout = (self._timeout[0], read_timeout or self._timeout[1])
+        try:
+            response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=timeout)
+        except requests.RequestException as exc:
+            raise HubUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            data = {}
+        error = str(data.get("error") or response.reason or "")
+        if status >= 500 or status == 429:
+            raise HubUnavailable(f"{method} {path}: HTTP {status} {error}".strip(), status)
+        if status in (401, 403):
+            raise HubRejected(f"{method} {path}: HTTP {status} {error}".strip(), status)
+        if status == 404 and extension:
+            raise ExtensionsUnsupported(f"{method} {path}: not supported by this hub", status)
+        if status >= 400:
+            raise HubRequestError(f"{method} {path}: HTTP {status} {error}".strip(), status)
+        if response.content and not data:
+            raise HubUnavailable(f"{method} {path}: HTTP {status} without a JSON object", status)
+        return status, data
+
+    def verify(self) -> dict:
+        return self._request("POST", "/relay/verify", {"apiKey": self._api_key})[1]
+
+    def list_commands(self) -> list[dict]:
+        return list(self._request("GET", "/relay/commands")[1].get("commands") or [])
+
+    def claim(self, command_id: str) -> dict | None:
+        """The claimed command, or None when another relay won it or it is gone."""
+        try:
+            return self._request("POST", "/relay/commands/claim", {"commandId": command_id})[1].get("command")
+        except HubRequestError as exc:
+            if exc.status in (400, 404, 409):
+                return None
+            raise
+
+    def next_commands(self, max_count: int, wait_ms: int) -> list[dict]:
+        data = self._request(
+            "POST",
+            "/relay/commands/next",
+            {"max": max_count, "waitMs": wait_ms},
+            read_timeout=wait_ms / 1000 + 15,
+            extension=True,
+        )[1]
+        return list(data.get("commands") or [])
+
+    def started(self, command_id: str, attempt: int | None) -> bool:
+        data = self._request(
+            "POST", "/relay/commands/started", {"commandId": command_id, "attempt": attempt}
+        )[1]
+        return bool(data.get("cancelRequested"))
+
+    def output(self, command_id: str, attempt: int | None, chunks: list[dict]) -> bool:
+        body = {"commandId": command_id, "attempt": attempt, "chunks": chunks}
+        return bool(self._request("POST", "/relay/commands/output", body)[1].get("cancelRequested"))
+
+    def post_result(self, body: dict) -> int:
+        """HTTP status of the hub's answer: 200, or 400/404/409 for a result it will never take."""
+        try:
+            return self._request("POST", "/relay/commands/result", body)[0]
+        except HubRequestError as exc:
+            if exc.status in (400, 404, 409, 413):
+                return exc.status
+            raise
+
+    def post_results(self, bodies: list[dict]) -> list[dict]:
+        return list(self._request("POST", "/relay/commands/results", {"results": bodies}, extension=True)[1].get("results") or [])
+
+    def heartbeat(self) -> list[str]:
+        return [str(cid) for cid in self._request("POST", "/relay/heartbeat", {})[1].get("cancelCommandIds") or []]
+
+    def report_status(self, body: dict) -> dict:
+        return self._request("POST", "/relay/status", body)[1]
+
+    def config_pushes(self, relay_id: str) -> list[dict]:
+        return list(self._request("GET", "/relay/config-pushes", params={"relayId": relay_id})[1].get("configPushes") or [])
+
+    def ack_config_push(self, push_id: str, success: bool, error_message: str | None = None) -> None:
+        body: dict[str, Any] = {"pushId": push_id, "success": success}
+        if error_message:
+            body["errorMessage"] = error_message
+        self._request("POST", "/relay/config-pushes/ack", body)
+
+    def shared_credentials(self, relay_id: str) -> list[dict]:
+        return list(
+            self._request("GET", "/relay/shared-credentials", params={"relayId": relay_id})[1].get("credentials") or []
+        )

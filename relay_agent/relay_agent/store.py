@@ -1,0 +1,174 @@
+"""Encrypted local credential store; only metadata ever leaves it."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .files import create_private, ensure_private_dir, write_private
+
+CREDENTIAL_TYPES = ("ssh_key", "password", "api_key")
+STORAGE_MODES = ("relay_only", "shared")
+
+_MAGIC = b"RAC1"
+_AAD = b"relay-agent credential store v1"
+
+
+class CredentialStoreError(Exception):
+    pass
+
+
+@dataclass
+class Credential:
+    name: str
+    credential_type: str
+    value: str = field(repr=False)
+    target_host: str | None = None
+    username: str | None = None
+    storage_mode: str = "relay_only"
+    last_updated_at: int = 0
+
+    def metadata(self) -> dict:
+        item = {
+            "credentialName": self.name,
+            "credentialType": self.credential_type,
+            "targetHost": self.target_host,
+            "storageMode": self.storage_mode,
+            "lastUpdatedAt": self.last_updated_at,
+        }
+        if not self.target_host:
+            del item["targetHost"]
+        return item
+
+
+class CredentialStore:
+    KEY_FILE = "store.key"
+    DATA_FILE = "credentials.enc"
+    LOCK_FILE = "credentials.lock"
+
+    def __init__(self, store_dir: Path | str) -> None:
+        self.dir = ensure_private_dir(Path(store_dir))
+        self._key_path = self.dir / self.KEY_FILE
+        self._data_path = self.dir / self.DATA_FILE
+        self._lock_path = self.dir / self.LOCK_FILE
+        self._thread_lock = threading.Lock()
+        self._aead: AESGCM | None = None
+
+    def put(
+        self,
+        name: str,
+        credential_type: str,
+        value: str,
+        target_host: str | None = None,
+        username: str | None = None,
+        storage_mode: str = "relay_only",
+    ) -> Credential:
+        if not name or not isinstance(name, str):
+            raise CredentialStoreError("credential name is required")
+        if credential_type not in CREDENTIAL_TYPES:
+            raise CredentialStoreError(f"credential type must be one of {', '.join(CREDENTIAL_TYPES)}")
+        if storage_mode not in STORAGE_MODES:
+            raise CredentialStoreError(f"storage mode must be one of {', '.join(STORAGE_MODES)}")
+        if not isinstance(value, str) or value == "":
+            raise CredentialStoreError("credential value is empty")
+        new = Credential(name, credential_type, value, target_host or None, username or None, storage_mode)
+        with self._locked() as entries:
+            old = entries.get(name)
+            if old is not None and _same(old, new):
+                return old
+            new.last_updated_at = int(time.time() * 1000)
+            entries[name] = new
+        return new
+
+    def get(self, name: str) -> Credential | None:
+        return self._load().get(name)
+
+    def remove(self, name: str) -> bool:
+        with self._locked() as entries:
+            return entries.pop(name, None) is not None
+
+    def list(self) -> list[Credential]:
+        return sorted(self._load().values(), key=lambda c: c.name)
+
+    def inventory(self) -> list[dict]:
+        return [cred.metadata() for cred in self.list()]
+
+    def for_ssh(self, host: str, username: str | None) -> list[Credential]:
+        """SSH credentials usable for host/user, the most specific first."""
+        ranked = []
+        for cred in self.list():
+            if cred.credential_type not in ("ssh_key", "password"):
+                continue
+            if cred.target_host and cred.target_host != host:
+                continue
+            if username and cred.username and cred.username != username:
+                continue
+            rank = (0 if cred.target_host else 1, 0 if cred.username else 1, 0 if cred.credential_type == "ssh_key" else 1)
+            ranked.append((rank, cred))
+        return [cred for _, cred in sorted(ranked, key=lambda pair: pair[0])]
+
+    def _cipher(self) -> AESGCM:
+        if self._aead is None:
+            create_private(self._key_path)
+            with open(self._key_path, "rb+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                key = fh.read()
+                if not key:
+                    key = AESGCM.generate_key(bit_length=256)
+                    fh.write(key)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            if len(key) != 32:
+                raise CredentialStoreError(f"key file {self._key_path} is corrupt")
+            self._aead = AESGCM(key)
+        return self._aead
+
+    def _load(self) -> dict[str, Credential]:
+        try:
+            blob = self._data_path.read_bytes()
+        except FileNotFoundError:
+            return {}
+        if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
+            raise CredentialStoreError(f"{self._data_path} is not a credential store")
+        nonce = blob[len(_MAGIC) : len(_MAGIC) + 12]
+        try:
+            plain = self._cipher().decrypt(nonce, blob[len(_MAGIC) + 12 :], _AAD)
+        except Exception:
+            raise CredentialStoreError(f"cannot decrypt {self._data_path}: wrong or missing key file") from None
+        return {item["name"]: Credential(**item) for item in json.loads(plain)}
+
+    def _save(self, entries: dict[str, Credential]) -> None:
+        plain = json.dumps([asdict(cred) for cred in entries.values()]).encode()
+        nonce = os.urandom(12)
+        write_private(self._data_path, _MAGIC + nonce + self._cipher().encrypt(nonce, plain, _AAD))
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, Credential]]:
+        # The CLI and a running agent may write at the same time: serialise read-modify-write across processes.
+        create_private(self._lock_path)
+        with self._thread_lock, open(self._lock_path, "rb+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            entries = self._load()
+            before = {name: asdict(cred) for name, cred in entries.items()}
+            yield entries
+            if {name: asdict(cred) for name, cred in entries.items()} != before:
+                self._save(entries)
+
+
+def _same(a: Credential, b: Credential) -> bool:
+    return (a.credential_type, a.value, a.target_host, a.username, a.storage_mode) == (
+        b.credential_type,
+        b.value,
+        b.target_host,
+        b.username,
+        b.storage_mode,
+    )

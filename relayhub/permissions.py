@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rest_framework.permissions import BasePermission
+
+if TYPE_CHECKING:
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+
+class IsRelay(BasePermission):
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        from assignments.models import RelayAssignment
+
+        return isinstance(request.auth, RelayAssignment)
+
+
+class IsOperator(BasePermission):
+    """A signed-in user; a relay key is refused here with 403."""
+
+    message = "relay keys may not use operator routes"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and not getattr(user, "relay", None))

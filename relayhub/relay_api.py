@@ -1,0 +1,60 @@
+"""The base of every relay wire-protocol view (SPEC §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, parsers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from assignments.models import RelayAssignment
+from relayhub.permissions import IsRelay
+from relayhub.relay_auth import RelayKeyAuthentication
+
+
+class AnyContentTypeJSONParser(parsers.JSONParser):
+    """Original relays do not always send ``Content-Type: application/json``."""
+
+    media_type = "*/*"
+
+
+class RelayAPIView(APIView):
+    authentication_classes = [RelayKeyAuthentication]
+    permission_classes = [IsRelay]
+    parser_classes = [parsers.JSONParser, AnyContentTypeJSONParser]
+    error_envelope = {"success": False}
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # OPTIONS must answer without a key (SPEC §3).
+        if request.method == "OPTIONS":
+            self.format_kwarg = self.get_format_suffix(**kwargs)
+            neg = self.perform_content_negotiation(request)
+            request.accepted_renderer, request.accepted_media_type = neg
+            return
+        super().initial(request, *args, **kwargs)
+
+    @property
+    def relay(self) -> RelayAssignment:
+        return self.request.auth
+
+    def body(self, serializer_class: type) -> dict:
+        if not isinstance(self.request.data, dict):
+            raise exceptions.ValidationError("request body must be a JSON object")
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def check_relay_id(self, relay_id: object) -> None:
+        """``relayId`` is optional, but when given it must be the caller's own."""
+        if relay_id is None:
+            return
+        if not isinstance(relay_id, str):
+            raise exceptions.ValidationError("relayId must be a string")
+        if relay_id != str(self.relay.pk):
+            raise exceptions.PermissionDenied("relayId does not belong to this API key")
+
+
+def ok(**data: Any) -> Response:
+    return Response({"success": True, **data})

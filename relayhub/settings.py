@@ -1,0 +1,176 @@
+"""relayhub settings, read from the environment with django-environ.
+
+Every secret may also come from a file: ``SECRET_KEY_FILE=/run/secrets/key``.
+The development defaults below are fixed strings so that several processes
+(web, worker, agent set-up) agree on them; production settings refuse them.
+"""
+
+import base64
+import hashlib
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("RELAYHUB_VAR_DIR", default=str(BASE_DIR / "var")))
+
+env = environ.FileAwareEnv()
+
+
+def _dev_key(label: str) -> str:
+    return "dev:" + base64.b64encode(hashlib.sha256(label.encode()).digest()).decode()
+
+
+DEV_SECRET_KEY = "django-insecure-relayhub-development-only"
+DEV_CREDENTIAL_KEYS = _dev_key("relayhub development credential key")
+DEV_TRANSPORT_KEYS = _dev_key("relayhub development transport key")
+
+# Off by default: debug pages are HTML and show settings.
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# "id:base64key,id:base64key"; the first one encrypts, all of them decrypt.
+CREDENTIAL_KEYS = env.str("CREDENTIAL_KEYS", default=DEV_CREDENTIAL_KEYS)
+# Derives each relay's transport secret; kept apart from CREDENTIAL_KEYS so that
+# rotating the at-rest keys never changes a relay's secret.
+TRANSPORT_KEYS = env.str("TRANSPORT_KEYS", default=DEV_TRANSPORT_KEYS)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "guardian",
+    "assignments",
+    "commands",
+    "credentials",
+    "configpush",
+]
+
+MIDDLEWARE = [
+    "relayhub.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "relayhub.urls"
+WSGI_APPLICATION = "relayhub.wsgi.application"
+ASGI_APPLICATION = "relayhub.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'relayhub.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
+    # BEGIN so that two writers queue on the busy timeout instead of failing
+    # with "database is locked" when a read transaction upgrades.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Serve straight from the app folders, so development needs no collectstatic.
+WHITENOISE_USE_FINDERS = True
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        # Last, so that a relay key on an operator route is recognised and refused (403).
+        "relayhub.relay_auth.RelayKeyAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["relayhub.permissions.IsOperator"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "relayhub.errors.json_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "relayhub API",
+    "DESCRIPTION": "Relay wire protocol (X-API-Key) and operator REST API.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}
+
+# relayhub's own knobs; each limit of SPEC §7 has a default here.
+RELAYHUB = {
+    "ONLINE_THRESHOLD_S": env.int("RELAYHUB_ONLINE_THRESHOLD_S", default=90),
+    "SIGN_OF_LIFE_WRITE_S": env.int("RELAYHUB_SIGN_OF_LIFE_WRITE_S", default=5),
+    "KEY_LAST_USED_WRITE_S": 60,
+    "MAX_BODY_BYTES": env.int("RELAYHUB_MAX_BODY_BYTES", default=4 * 1024 * 1024),
+    "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
+    "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
+    "PENDING_LIST_LIMIT": 10,
+    "METRIC_SAMPLES_KEPT": env.int("RELAYHUB_METRIC_SAMPLES_KEPT", default=1440),
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = RELAYHUB["MAX_BODY_BYTES"]

@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from relayhub import errors
+
+urlpatterns = [
+    path("", include("relayhub.relay_urls")),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # JSON, even with DEBUG on, for anything a program or relay may call.
+    re_path(r"^(relay|api)/", errors.handler404),
+]
+
+handler400 = "relayhub.errors.handler400"
+handler403 = "relayhub.errors.handler403"
+handler404 = "relayhub.errors.handler404"
+handler500 = "relayhub.errors.handler500"
