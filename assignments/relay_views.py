@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.utils import timezone
-from rest_framework import exceptions, serializers
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +16,7 @@ from configpush.models import PushStatus
 from credentials import inventory
 from relayhub.fields import StrictCharField, StrictFloatField
 from relayhub.relay_api import RelayAPIView, ok
+from relayhub.relay_schema import relay_schema, success
 from relayhub.relay_auth import resolve_key
 
 METRIC_KEYS = (
@@ -32,6 +34,13 @@ class VerifyView(RelayAPIView):
     permission_classes = [AllowAny]
     error_envelope = {"valid": False}
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # Without it DRF would turn the 401 of a bad key into a 403.
+        return "X-API-Key"
+
+    @relay_schema(request=VerifyBody, summary="Check a key and learn the relay's identity", response=inline_serializer(
+        "VerifyResponse", {"valid": serializers.BooleanField(), "assignmentId": serializers.CharField(),
+                           "machineId": serializers.CharField(), "name": serializers.CharField()}))
     def post(self, request: Request) -> Response:
         relay = resolve_key(self.body(VerifyBody)["apiKey"])
         now = timezone.now()
@@ -43,6 +52,8 @@ class VerifyView(RelayAPIView):
 
 
 class HeartbeatView(RelayAPIView):
+    @relay_schema(summary="Sign of life; lists commands whose cancel was requested", response=success(
+        "HeartbeatResponse", cancelCommandIds=serializers.ListField(child=serializers.CharField())))
     def post(self, request: Request) -> Response:
         self.relay.status.record_sign_of_life(timezone.now(), force=True)
         cancel_ids = self.relay.claimed_commands.filter(
@@ -77,6 +88,9 @@ class StatusBody(serializers.Serializer):
 
 
 class StatusView(RelayAPIView):
+    @relay_schema(request=StatusBody, summary="Full status report; replaces the credential inventory",
+                  response=success("StatusResponse", pendingConfigPushes=serializers.IntegerField(),
+                                   sharedCredentialsCount=serializers.IntegerField()))
     def post(self, request: Request) -> Response:
         if isinstance(request.data, dict):
             self.check_relay_id(request.data.get("relayId"))

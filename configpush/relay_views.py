@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -9,11 +10,14 @@ from rest_framework.response import Response
 from configpush.models import ConfigPush
 from relayhub.fields import StrictBooleanField, StrictCharField
 from relayhub.relay_api import RelayAPIView, ok
+from relayhub.relay_schema import RELAY_ID, relay_schema, success
 
 
 class PendingPushesView(RelayAPIView):
     list_key = "configPushes"
 
+    @relay_schema(parameters=[RELAY_ID], summary="Pending config pushes (marked sent)", response=inline_serializer(
+        "ConfigPushes", {"configPushes": serializers.ListField(child=serializers.DictField())}))
     def get(self, request: Request) -> Response:
         self.check_relay_id(request.query_params.get("relayId"))
         pushes = ConfigPush.deliver_pending(self.relay)
@@ -23,6 +27,11 @@ class PendingPushesView(RelayAPIView):
 class PendingPushesAliasView(PendingPushesView):
     list_key = "pushes"
 
+    @relay_schema(parameters=[RELAY_ID], summary="Alias answering {pushes: [...]}", response=inline_serializer(
+        "ConfigPushesAlias", {"pushes": serializers.ListField(child=serializers.DictField())}))
+    def get(self, request: Request) -> Response:
+        return super().get(request)
+
 
 class AckBody(serializers.Serializer):
     pushId = StrictCharField()
@@ -31,6 +40,7 @@ class AckBody(serializers.Serializer):
 
 
 class AckView(RelayAPIView):
+    @relay_schema(request=AckBody, summary="Acknowledge a config push", response=success("AckResponse"))
     def post(self, request: Request) -> Response:
         data = self.body(AckBody)
         push_id = data["pushId"]

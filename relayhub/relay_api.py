@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from assignments.models import RelayAssignment
 from relayhub.permissions import IsRelay
 from relayhub.relay_auth import RelayKeyAuthentication
+from relayhub import relay_schema  # noqa: F401  (registers the X-API-Key OpenAPI scheme)
 
 
 class AnyContentTypeJSONParser(parsers.JSONParser):

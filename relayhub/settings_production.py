@@ -4,6 +4,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from relayhub.settings import *  # noqa: F403
 from relayhub.settings import (
+    BASE_DIR,
     DEV_CREDENTIAL_KEYS,
     DEV_SECRET_KEY,
     DEV_TRANSPORT_KEYS,
@@ -26,6 +27,7 @@ for _name, _value, _dev in (
 
 STORAGES["staticfiles"] = {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}
 WHITENOISE_USE_FINDERS = False
+STATIC_ROOT = env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

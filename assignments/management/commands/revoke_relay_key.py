@@ -13,13 +13,13 @@ class Command(BaseCommand):
         parser.add_argument("--name")
 
     def handle(self, *args, relay_id: str | None, machine_id: str | None, name: str | None, **options) -> None:
-        if relay_id:
-            relays = RelayAssignment.objects.filter(pk=relay_id)
-        elif machine_id and name:
-            relays = RelayAssignment.objects.filter(machine_id=machine_id, name=name)
-        else:
-            raise CommandError("give a relay id, or both --machine-id and --name")
         try:
+            if relay_id:
+                relays = RelayAssignment.objects.filter(pk=relay_id)
+            elif machine_id and name:
+                relays = RelayAssignment.objects.filter(machine_id=machine_id, name=name)
+            else:
+                raise CommandError("give a relay id, or both --machine-id and --name")
             found = list(relays.select_related("api_key"))
         except ValidationError:
             raise CommandError(f"{relay_id!r} is not a relay id") from None

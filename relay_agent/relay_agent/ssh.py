@@ -1,0 +1,420 @@
+"""Runs commands over SSH through a pool of persistent, verified paramiko connections."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import select
+import shlex
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from .logs import get_logger
+from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
+from .store import Credential, CredentialStore
+
+if TYPE_CHECKING:
+    import paramiko
+
+log = get_logger(__name__)
+
+# The remote login shell runs our line; it is the session leader sshd created with setsid(), so its
+# pid is the process group we kill on timeout or cancel. It reports that pid on the first stderr line.
+_PID_MARKER = b"__relay_agent_pgid="
+_POLL_SECONDS = 0.05
+
+
+class SSHError(Exception):
+    pass
+
+
+class SSHConnectError(SSHError):
+    pass
+
+
+class SSHAuthError(SSHError):
+    pass
+
+
+class SSHHostKeyError(SSHError):
+    pass
+
+
+def fingerprint(key: "paramiko.PKey") -> str:
+    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"
+
+
+def load_private_key(text: str) -> "paramiko.PKey":
+    import paramiko
+
+    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            return cls.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError, TypeError, IndexError):
+            continue
+    raise SSHAuthError("stored ssh key is not a readable unencrypted private key")
+
+
+def parse_public_key(line: str) -> "paramiko.PKey":
+    from paramiko.hostkeys import HostKeyEntry
+
+    entry = HostKeyEntry.from_line(f"pinned {line}")
+    if entry is None or entry.key is None:
+        raise SSHHostKeyError(f"unreadable pinned host key {line.split()[0] if line.split() else ''!r}")
+    return entry.key
+
+
+@dataclass
+class _Connection:
+    transport: "paramiko.Transport"
+    host_key: bytes
+    last_used: float = field(default_factory=time.monotonic)
+    busy: int = 0
+
+
+class SSHPool:
+    def __init__(
+        self,
+        store: CredentialStore,
+        known_hosts: Iterable[Path | str] = (),
+        pinned_keys: Callable[[str, int], list[str]] | None = None,
+        idle_timeout: float = 300.0,
+        connect_timeout: float = 10.0,
+        keepalive: int = 30,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+        kill_grace: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.known_hosts = [Path(p).expanduser() for p in known_hosts]
+        self.pinned_keys = pinned_keys or (lambda host, port: [])
+        self.idle_timeout = idle_timeout
+        self.connect_timeout = connect_timeout
+        self.keepalive = keepalive
+        self.max_output = max_output
+        self.kill_grace = kill_grace
+        self._conns: dict[tuple[str, int, str], _Connection] = {}
+        self._key_locks: dict[tuple[str, int, str], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    # -- pool ---------------------------------------------------------------------------------------
+
+    def transport_for(self, host: str, port: int, username: str) -> "paramiko.Transport | None":
+        conn = self._conns.get((host, port, username))
+        return conn.transport if conn else None
+
+    def reap_idle(self) -> int:
+        now = time.monotonic()
+        with self._lock:
+            idle = [k for k, c in self._conns.items() if c.busy == 0 and now - c.last_used >= self.idle_timeout]
+            closing = [self._conns.pop(k) for k in idle]
+        for conn in closing:
+            conn.transport.close()
+        for host, port, user in idle:
+            log.info("ssh connection closed after idle", host=host, port=port, user=user)
+        return len(closing)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            conn.transport.close()
+
+    def _acquire(self, host: str, port: int, username: str, fresh: bool = False) -> _Connection:
+        key = (host, port, username)
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            conn = self._conns.get(key)
+            if conn is not None and (fresh or not self._healthy(conn, host, port)):
+                with self._lock:
+                    self._conns.pop(key, None)
+                if conn.busy == 0:
+                    conn.transport.close()
+                conn = None
+            if conn is None:
+                conn = self._connect(host, port, username)
+                with self._lock:
+                    self._conns[key] = conn
+            conn.busy += 1
+            return conn
+
+    def _release(self, conn: _Connection) -> None:
+        with self._lock:
+            conn.busy -= 1
+            conn.last_used = time.monotonic()
+
+    def _healthy(self, conn: _Connection, host: str, port: int) -> bool:
+        transport = conn.transport
+        if not (transport.is_active() and transport.is_authenticated()):
+            return False
+        pins = self.pinned_keys(host, port)
+        # A pin pushed after the connection was made must hold for it too.
+        if pins and conn.host_key not in {parse_public_key(p).asbytes() for p in pins}:
+            return False
+        try:
+            transport.send_ignore()
+        except Exception:
+            return False
+        return True
+
+    # -- connecting ---------------------------------------------------------------------------------
+
+    def _accepted_keys(self, host: str, port: int) -> tuple[list["paramiko.PKey"], str]:
+        pins = self.pinned_keys(host, port)
+        if pins:
+            return [parse_public_key(p) for p in pins], "pinned"
+        import paramiko
+
+        name = host if port == 22 else f"[{host}]:{port}"
+        keys: list[paramiko.PKey] = []
+        for path in self.known_hosts:
+            if not path.is_file():
+                continue
+            found = paramiko.HostKeys(str(path)).lookup(name)
+            if found:
+                keys.extend(found.values())
+        return keys, "known_hosts"
+
+    def _connect(self, host: str, port: int, username: str) -> _Connection:
+        import paramiko
+
+        where = f"{host}:{port}"
+        credentials = self.store.for_ssh(host, username)
+        if not credentials:
+            raise SSHAuthError(f"ssh authentication failed for {username}@{where}: no ssh_key or password credential in the store")
+        accepted, source = self._accepted_keys(host, port)
+        try:
+            sock = socket.create_connection((host, port), timeout=self.connect_timeout)
+        except OSError as exc:
+            raise SSHConnectError(f"ssh connection to {where} failed: {exc.strerror or exc}") from None
+        # Without TCP_NODELAY each exec waits ~40 ms on Nagle's algorithm and delayed ACKs.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport = paramiko.Transport(sock)
+        try:
+            if accepted:
+                self._prefer_key_types(transport, accepted)
+            try:
+                transport.start_client(timeout=self.connect_timeout)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise SSHConnectError(f"ssh connection to {where} failed: {exc or type(exc).__name__}") from None
+            server_key = transport.get_remote_server_key()
+            if not accepted:
+                raise SSHHostKeyError(
+                    f"ssh host key for {where} is unknown ({fingerprint(server_key)}): "
+                    "pin it with an ssh_targets hostKey or add it to known_hosts; refusing to connect"
+                )
+            if server_key.asbytes() not in {k.asbytes() for k in accepted}:
+                raise SSHHostKeyError(
+                    f"ssh host key mismatch for {where}: server offered {fingerprint(server_key)}, "
+                    f"which matches no {source} key; refusing to connect"
+                )
+            self._authenticate(transport, username, credentials, where)
+            transport.set_keepalive(self.keepalive)
+        except BaseException:
+            transport.close()
+            raise
+        log.info("ssh connected", host=host, port=port, user=username, hostKey=fingerprint(server_key))
+        return _Connection(transport, server_key.asbytes())
+
+    @staticmethod
+    def _prefer_key_types(transport: "paramiko.Transport", keys: list["paramiko.PKey"]) -> None:
+        # Ask the server for the key type we can verify, as OpenSSH does with known_hosts.
+        preferred: list[str] = []
+        for key in keys:
+            name = key.get_name()
+            preferred += ["rsa-sha2-512", "rsa-sha2-256", name] if name == "ssh-rsa" else [name]
+        options = transport.get_security_options()
+        available = list(options.key_types)
+        ordered = [t for t in preferred if t in available]
+        options.key_types = ordered + [t for t in available if t not in ordered]
+
+    @staticmethod
+    def _authenticate(transport: "paramiko.Transport", username: str, credentials: list[Credential], where: str) -> None:
+        import paramiko
+
+        reasons = []
+        for cred in credentials:
+            try:
+                if cred.credential_type == "ssh_key":
+                    transport.auth_publickey(username, load_private_key(cred.value))
+                else:
+                    transport.auth_password(username, cred.value, fallback=False)
+            except (paramiko.AuthenticationException, SSHAuthError) as exc:
+                reasons.append(f"{cred.name}: {type(exc).__name__}")
+                continue
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                raise SSHConnectError(f"ssh connection to {where} failed during authentication: {exc}") from None
+            if transport.is_authenticated():
+                return
+        raise SSHAuthError(f"ssh authentication failed for {username}@{where} ({'; '.join(reasons)})")
+
+    # -- running ------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        host: str,
+        port: int,
+        username: str | None,
+        command: str,
+        timeout_ms: int,
+        on_output: OutputCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ExecResult:
+        import paramiko
+
+        cancel = cancel or threading.Event()
+        started = time.monotonic()
+        port = int(port or 22)
+        if not username:
+            users = [c.username for c in self.store.for_ssh(host, None) if c.username]
+            if not users:
+                return ExecResult.refused(f"no ssh username for {host}:{port}: set targetUsername or a credential username")
+            username = users[0]
+        if cancel.is_set():
+            return ExecResult(status="cancelled", error="command cancelled")
+        channel = conn = None
+        for fresh in (False, True):
+            try:
+                conn = self._acquire(host, port, username, fresh=fresh)
+            except SSHError as exc:
+                return ExecResult(status="failed", error=str(exc), duration_ms=_ms_since(started))
+            except Exception as exc:
+                return ExecResult(status="failed", error=f"ssh connection to {host}:{port} failed: {exc}", duration_ms=_ms_since(started))
+            try:
+                channel = conn.transport.open_session(timeout=self.connect_timeout)
+                break
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                # The pooled connection died between the health check and now; nothing ran, so retry once.
+                self._release(conn)
+                if fresh:
+                    return ExecResult(status="failed", error=f"ssh connection to {host}:{port} failed: {exc}", duration_ms=_ms_since(started))
+        assert channel is not None and conn is not None
+        try:
+            return self._exec(conn, channel, command, timeout_ms, on_output, cancel, started)
+        finally:
+            channel.close()
+            self._release(conn)
+
+    def _exec(
+        self,
+        conn: _Connection,
+        channel: "paramiko.Channel",
+        command: str,
+        timeout_ms: int,
+        on_output: OutputCallback | None,
+        cancel: threading.Event,
+        started: float,
+    ) -> ExecResult:
+        stdout = StreamCapture("stdout", self.max_output, on_output)
+        stderr = StreamCapture("stderr", self.max_output, on_output)
+        marker = _MarkerReader(stderr)
+        try:
+            channel.exec_command(f'echo "{_PID_MARKER.decode()}$$" >&2; exec /bin/sh -c {shlex.quote(command)}')
+        except Exception as exc:
+            return ExecResult(status="failed", error=f"ssh exec failed: {exc}", duration_ms=_ms_since(started))
+        deadline = started + timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
+        stopped_by: str | None = None
+        fd = channel.fileno()
+        while True:
+            while channel.recv_ready():
+                stdout.feed(channel.recv(65536))
+            while channel.recv_stderr_ready():
+                marker.feed(channel.recv_stderr(65536))
+            if channel.eof_received and channel.exit_status_ready() or channel.closed:
+                if not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                continue
+            if cancel.is_set():
+                stopped_by = "cancelled"
+            elif deadline is not None and time.monotonic() >= deadline:
+                stopped_by = "timeout"
+            if stopped_by:
+                self._kill_remote(conn, marker.pgid)
+                break
+            wait = _POLL_SECONDS if deadline is None else max(0.0, min(_POLL_SECONDS, deadline - time.monotonic()))
+            if channel.eof_received:
+                channel.status_event.wait(wait)
+            else:
+                select.select([fd], [], [], wait)
+        marker.close()
+        stdout.close()
+        result = ExecResult(
+            status="completed",
+            output=stdout.text,
+            stderr=stderr.text,
+            duration_ms=_ms_since(started),
+            output_truncated=stdout.truncated or stderr.truncated,
+        )
+        if stopped_by == "timeout":
+            result.status, result.error = "timeout", f"execution timed out after {timeout_ms} ms"
+        elif stopped_by == "cancelled":
+            result.status, result.error = "cancelled", "command cancelled"
+        else:
+            exit_code = channel.recv_exit_status() if channel.exit_status_ready() else -1
+            if exit_code < 0:
+                result.status, result.error = "failed", "remote command ended without an exit status"
+            else:
+                result.exit_code, result.status = exit_code, status_for_exit(exit_code)
+        return result
+
+    def _kill_remote(self, conn: _Connection, pgid: int | None) -> None:
+        if pgid is None:
+            log.warning("remote process group unknown; closing the channel only")
+            return
+        tries = max(1, int(self.kill_grace / 0.1))
+        script = (
+            f"kill -TERM -{pgid} 2>/dev/null; i=0; "
+            f"while kill -0 -{pgid} 2>/dev/null && [ $i -lt {tries} ]; do sleep 0.1; i=$((i+1)); done; "
+            f"kill -KILL -{pgid} 2>/dev/null; true"
+        )
+        try:
+            killer = conn.transport.open_session(timeout=self.connect_timeout)
+            killer.exec_command(script)
+            # Zombies of a non-reaping remote init keep `kill -0` true, so do not wait out the
+            # whole grace here; the script finishes on its own after the channel is closed.
+            killer.status_event.wait(0.5)
+            killer.close()
+        except Exception as exc:
+            log.warning("remote kill failed", error=str(exc))
+
+
+class _MarkerReader:
+    """Takes the pid line off the front of stderr and passes the rest through."""
+
+    def __init__(self, capture: StreamCapture) -> None:
+        self.capture = capture
+        self.pgid: int | None = None
+        self._head: bytes | None = b""
+
+    def feed(self, data: bytes) -> None:
+        if self._head is None:
+            self.capture.feed(data)
+            return
+        self._head += data
+        line, newline, rest = self._head.partition(b"\n")
+        if newline and line.startswith(_PID_MARKER) and line[len(_PID_MARKER) :].isdigit():
+            self.pgid = int(line[len(_PID_MARKER) :])
+        elif newline or len(self._head) > 256 or not _PID_MARKER.startswith(self._head[: len(_PID_MARKER)]):
+            rest = self._head
+        else:
+            return
+        self._head = None
+        if rest:
+            self.capture.feed(rest)
+
+    def close(self) -> None:
+        if self._head:
+            self.capture.feed(self._head)
+        self._head = None
+        self.capture.close()
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+

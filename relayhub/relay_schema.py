@@ -1,0 +1,45 @@
+"""OpenAPI description of the relay wire protocol; documentation only."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+
+
+class RelayKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "relayhub.relay_auth.RelayKeyAuthentication"
+    name = "RelayApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+
+
+class WireCommand(serializers.Serializer):
+    _id = serializers.CharField()
+    command = serializers.CharField()
+    targetType = serializers.ChoiceField(["local", "ssh"])
+    targetHost = serializers.CharField(required=False)
+    targetPort = serializers.IntegerField(required=False)
+    targetUsername = serializers.CharField(required=False)
+    timeoutMs = serializers.IntegerField()
+    createdAt = serializers.IntegerField(required=False, help_text="epoch milliseconds")
+    attempt = serializers.IntegerField(required=False, help_text="fencing token, grows with each claim")
+
+
+class RelayError(serializers.Serializer):
+    success = serializers.BooleanField(default=False)
+    error = serializers.CharField()
+
+
+def success(name: str, **fields: serializers.Field):
+    return inline_serializer(name, {"success": serializers.BooleanField(), **fields})
+
+
+ERRORS = {400: RelayError, 401: RelayError, 403: RelayError, 404: RelayError}
+RELAY_ID = OpenApiParameter("relayId", str, description="optional; must be the caller's own assignmentId")
+
+
+def relay_schema(*, request=None, response, parameters=(), extra_errors=None, summary: str = ""):
+    return extend_schema(
+        tags=["relay"], request=request, parameters=list(parameters), summary=summary,
+        responses={200: response, **ERRORS, **(extra_errors or {})},
+    )

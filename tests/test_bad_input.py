@@ -1,0 +1,58 @@
+"""Bad bodies get a JSON 4xx with a message: never a 500, never a partial write."""
+
+import pytest
+
+from commands.models import Command
+
+POST_ROUTES = [
+    "/relay/verify",
+    "/relay/commands/claim",
+    "/relay/commands/result",
+    "/relay/status",
+    "/relay/config-pushes/ack",
+    "/relay/config/ack",
+]
+
+BODIES = [
+    ("application/json", b"{not json"),
+    ("application/json", b"[]"),
+    ("application/json", b'"a string"'),
+    ("application/json", b"null"),
+    ("application/json", b"{}"),
+    ("application/json", b'{"commandId": {"$gt": ""}, "success": "yes", "apiKey": 5, "pushId": 1.5}'),
+    ("text/plain", b"hello"),
+    ("application/x-www-form-urlencoded", b"commandId=1&success=true"),
+    ("", b"\xff\xfe\x00garbage"),
+]
+
+
+@pytest.mark.parametrize("path", POST_ROUTES)
+@pytest.mark.parametrize("content_type,body", BODIES)
+def test_junk_bodies_get_a_json_4xx(relay_client, make_command, path, content_type, body):
+    command = make_command()
+    response = relay_client.generic("POST", path, body, content_type=content_type)
+    assert 400 <= response.status_code < 500, response.content
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]
+    assert Command.objects.get(pk=command.pk).status == "pending"
+
+
+def test_oversized_body_is_413(settings, relay_client):
+    settings.RELAYHUB = {**settings.RELAYHUB, "MAX_BODY_BYTES": 1000}
+    response = relay_client.post("/relay/status", {"capabilities": [], "version": "x" * 2000}, format="json")
+    assert response.status_code == 413
+    assert response.json() == {"success": False, "error": "request body exceeds 1000 bytes"}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("success", "true"), ("success", 1), ("exitCode", "0"), ("exitCode", 1.5), ("durationMs", -1),
+    ("output", 5), ("status", "completed"), ("attempt", 0), ("commandId", 1),
+])
+def test_result_fields_are_type_checked(relay, relay_client, make_command, field, value):
+    command = make_command()
+    command.claim(relay)
+    body = {"commandId": str(command.pk), "success": True, field: value}
+    response = relay_client.post("/relay/commands/result", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]
+    assert Command.objects.get(pk=command.pk).status == "claimed"
