@@ -1,0 +1,555 @@
+"""The relay agent: claims commands from the hub, runs them, and reports results durably."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, transport
+from .backoff import Backoff
+from .config import AgentConfig, ConfigError
+from .executor import LocalExecutor
+from .hub import ExtensionsUnsupported, HubClient, HubError, HubRejected, HubRequestError, HubUnavailable
+from .logs import get_logger
+from .metrics import MetricsCollector
+from .output import DEFAULT_MAX_OUTPUT, ExecResult
+from .spool import ResultSpool
+from .ssh import SSHPool
+from .store import CredentialStore, CredentialStoreError
+from .streaming import OutputStreamer
+
+log = get_logger(__name__)
+
+CAPABILITIES = ["local_cmd", "ssh", "perf_metrics"]
+SHUTDOWN_ERROR = "agent shutting down"
+DEFAULT_TIMEOUT_MS = 30_000
+MAX_BATCH_CHARS = 2 * 1024 * 1024
+
+
+@dataclass
+class AgentSettings:
+    api_key: str
+    hub_url: str
+    store_dir: Path
+    shared_secret: str | None = None
+    concurrency: int = 4
+    poll_interval_ms: int = 5000
+    heartbeat_interval_ms: int = 30_000
+    metrics_interval_ms: int = 60_000
+    shutdown_grace: float = 30.0
+    known_hosts: list[Path] = field(default_factory=list)
+    max_output: int = DEFAULT_MAX_OUTPUT
+    ssh_idle_timeout: float = 300.0
+    long_poll_wait_ms: int = 25_000
+    output_flush_ms: int = 200
+
+
+@dataclass
+class RunningCommand:
+    command_id: str
+    attempt: int | None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    shutting_down: bool = False
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings, hub: HubClient | None = None) -> None:
+        self.settings = settings
+        self.hub = hub or HubClient(settings.hub_url, settings.api_key, pool_size=settings.concurrency + 8)
+        self.store = CredentialStore(settings.store_dir)
+        self.config = AgentConfig(settings.store_dir, self.store, settings.shared_secret)
+        self.spool = ResultSpool(settings.store_dir)
+        self.local = LocalExecutor(max_output=settings.max_output)
+        self.ssh = SSHPool(
+            self.store,
+            known_hosts=settings.known_hosts,
+            pinned_keys=self.config.pinned_host_keys,
+            idle_timeout=settings.ssh_idle_timeout,
+            max_output=settings.max_output,
+        )
+        self.metrics = MetricsCollector()
+        self.relay_id: str | None = None
+        # None until the first long-poll tells us whether the hub has the extensions.
+        self.extensions: bool | None = None
+        self.stopping = threading.Event()
+        self._force = threading.Event()
+        self._stopped_at = 0.0
+        self._background_stop = threading.Event()
+        self._flush_wake = threading.Event()
+        self._status_wake = threading.Event()
+        self._sync_lock = threading.Lock()
+        self._slots = threading.Condition()
+        self._busy = 0
+        self._running: dict[str, RunningCommand] = {}
+        self._workers = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="command")
+        self._threads: list[threading.Thread] = []
+        self._poller: threading.Thread | None = None
+        self._warned_no_secret = False
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or `stop()`); the process exit code."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            if not self.start():
+                return 0 if self.stopping.is_set() else 2
+            while not self.stopping.wait(1.0):
+                pass
+            return self.shutdown()
+        finally:
+            self.spool.close()
+            self.hub.close()
+
+    def stop(self) -> None:
+        if self.stopping.is_set():
+            self._force.set()
+            return
+        self._stopped_at = time.monotonic()
+        self.stopping.set()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop()
+
+    def start(self) -> bool:
+        log.info("relay agent starting", version=__version__, hub=self.settings.hub_url, concurrency=self.settings.concurrency)
+        if not self._verify():
+            return False
+        self._report_status()
+        self.sync_config()
+        if self.sync_shared_credentials():
+            self._report_status()
+        for target, name in (
+            (self._flush_loop, "flusher"),
+            (self._heartbeat_loop, "heartbeat"),
+            (self._status_loop, "status"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._poller = threading.Thread(target=self._poll_loop, name="poller", daemon=True)
+        self._poller.start()
+        return True
+
+    def _verify(self) -> bool:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                info = self.hub.verify()
+            except (HubRejected, HubRequestError) as exc:
+                log.error("hub rejected the api key", status=exc.status, error=str(exc))
+                return False
+            except HubUnavailable as exc:
+                delay = backoff.next()
+                log.warning("hub unavailable, retrying", error=str(exc), retryInS=round(delay, 1))
+                self.stopping.wait(delay)
+                continue
+            if info.get("valid") is False or not info.get("assignmentId"):
+                log.error("hub did not accept the api key", error=str(info.get("error", "")))
+                return False
+            self.relay_id = str(info["assignmentId"])
+            log.info("verified", relayId=self.relay_id, machineId=str(info.get("machineId", "")), name=str(info.get("name", "")))
+            return True
+        return False
+
+    def shutdown(self) -> int:
+        grace_end = (self._stopped_at or time.monotonic()) + self.settings.shutdown_grace
+        log.info("shutting down", running=self._busy, graceS=self.settings.shutdown_grace)
+        if self._poller is not None:
+            # An in-flight long-poll may still hand us commands; they are reported, not dropped.
+            self._poller.join(timeout=max(0.0, grace_end - time.monotonic()))
+        with self._slots:
+            while self._busy and time.monotonic() < grace_end and not self._force.is_set():
+                self._slots.wait(0.2)
+            leftover = list(self._running.values())
+        if leftover:
+            log.warning("killing commands still running after the grace period", count=len(leftover))
+            for running in leftover:
+                running.shutting_down = True
+                running.cancel.set()
+        self._workers.shutdown(wait=True)
+        self._background_stop.set()
+        self._flush_wake.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if not self.flush_spool():
+            log.warning("hub unreachable at shutdown; results stay spooled for the next start", spooled=self.spool.count())
+        self.ssh.close()
+        log.info("stopped")
+        return 0
+
+    # -- claiming -----------------------------------------------------------------------------------
+
+    def _free_slots(self) -> int:
+        with self._slots:
+            return self.settings.concurrency - self._busy
+
+    def _wait_for_slot(self) -> int:
+        with self._slots:
+            while self._busy >= self.settings.concurrency and not self.stopping.is_set():
+                self._slots.wait(0.5)
+            return self.settings.concurrency - self._busy
+
+    def _poll_loop(self) -> None:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            free = self._wait_for_slot()
+            if self.stopping.is_set():
+                return
+            try:
+                if self.extensions is not False:
+                    commands = self.hub.next_commands(free, self.settings.long_poll_wait_ms)
+                    if self.extensions is None:
+                        log.info("hub supports long-poll")
+                    self.extensions = True
+                    for command in commands:
+                        self._submit(command)
+                else:
+                    self._poll_once()
+                    self.stopping.wait(self.settings.poll_interval_ms / 1000)
+                backoff.reset()
+            except ExtensionsUnsupported:
+                log.info("hub has no long-poll extensions; falling back to polling", intervalMs=self.settings.poll_interval_ms)
+                self.extensions = False
+            except HubError as exc:
+                delay = backoff.next()
+                log.warning("claiming commands failed", error=str(exc), retryInS=round(delay, 1))
+                self.stopping.wait(delay)
+
+    def _poll_once(self) -> None:
+        for listed in self.hub.list_commands():
+            if self.stopping.is_set() or self._free_slots() <= 0:
+                return
+            command = self.hub.claim(str(listed.get("_id")))
+            if command:
+                self._submit(command)
+
+    def _submit(self, command: dict) -> None:
+        command_id = str(command.get("_id"))
+        attempt = command.get("attempt")
+        running = RunningCommand(command_id, attempt if isinstance(attempt, int) else None)
+        if self.stopping.is_set():
+            # Claimed by a long-poll that was already in flight when we were told to stop.
+            self._record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
+            return
+        with self._slots:
+            self._busy += 1
+            self._running[command_id] = running
+        self._workers.submit(self._execute, command, running)
+
+    def cancel(self, command_id: str) -> bool:
+        with self._slots:
+            running = self._running.get(command_id)
+        if running is None:
+            return False
+        log.info("cancelling command", commandId=command_id, reason="hub requested cancel")
+        running.cancel.set()
+        return True
+
+    # -- executing ----------------------------------------------------------------------------------
+
+    def _execute(self, command: dict, running: RunningCommand) -> None:
+        try:
+            result = self.execute(command, running)
+        except Exception as exc:
+            log.error("command crashed the agent's executor", commandId=running.command_id, exc_info=True)
+            result = ExecResult(status="failed", error=f"relay agent error: {type(exc).__name__}")
+        finally:
+            with self._slots:
+                self._busy -= 1
+                self._running.pop(running.command_id, None)
+                self._slots.notify_all()
+        self._record(running, result)
+
+    def execute(self, command: dict, running: RunningCommand) -> ExecResult:
+        text = command.get("command")
+        target_type = command.get("targetType") or "local"
+        timeout_ms = command.get("timeoutMs") or DEFAULT_TIMEOUT_MS
+        if not isinstance(text, str) or not text.strip():
+            return ExecResult.refused("command is empty")
+        if not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
+            return ExecResult.refused(f"invalid timeoutMs {timeout_ms!r}")
+        refusal = self.config.check_command(text)
+        host, port = command.get("targetHost"), int(command.get("targetPort") or 22)
+        if refusal is None and target_type == "ssh":
+            refusal = "ssh command without targetHost" if not host else self.config.check_ssh_target(host, port)
+        elif refusal is None and target_type != "local":
+            refusal = f"unknown targetType {target_type!r}"
+        if refusal:
+            log.warning("command refused", commandId=running.command_id, reason=refusal)
+            return ExecResult.refused(refusal)
+        log.info("command started", commandId=running.command_id, attempt=running.attempt, targetType=target_type, targetHost=host or "")
+        streamer = OutputStreamer(
+            self.hub,
+            running.command_id,
+            running.attempt,
+            running.cancel,
+            interval=self.settings.output_flush_ms / 1000,
+            enabled=self.extensions is True,
+        )
+        streamer.start()
+        try:
+            if target_type == "ssh":
+                result = self.ssh.run(host, port, command.get("targetUsername"), text, int(timeout_ms), streamer.add, running.cancel)
+            else:
+                result = self.local.run(text, int(timeout_ms), streamer.add, running.cancel)
+        finally:
+            streamer.close()
+        if running.shutting_down and result.status == "cancelled":
+            result.status, result.error = "failed", SHUTDOWN_ERROR
+        return result
+
+    def _record(self, running: RunningCommand, result: ExecResult) -> None:
+        body = self.result_body(running, result)
+        try:
+            self.spool.put(body)
+        except Exception:
+            log.error("result could not be spooled", commandId=running.command_id, exc_info=True)
+            return
+        self._flush_wake.set()
+        log.info(
+            "command finished",
+            commandId=running.command_id,
+            status=result.status,
+            exitCode=result.exit_code,
+            durationMs=result.duration_ms,
+            error=result.error or "",
+        )
+
+    def result_body(self, running: RunningCommand, result: ExecResult) -> dict:
+        body: dict[str, Any] = {
+            "commandId": running.command_id,
+            "success": result.success,
+            "output": result.output,
+            "stderr": result.stderr,
+            "durationMs": result.duration_ms,
+        }
+        if result.exit_code is not None:
+            body["exitCode"] = result.exit_code
+        if result.error:
+            body["error"] = result.error
+        # Extension fields go only to a hub that gave the command an attempt; an original hub may reject unknown fields.
+        if running.attempt is not None:
+            body["attempt"] = running.attempt
+            if result.status in ("timeout", "cancelled"):
+                body["status"] = result.status
+            if result.output_truncated:
+                body["outputTruncated"] = True
+        return body
+
+    # -- results ------------------------------------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        backoff = Backoff()
+        delay = 0.0
+        while not self._background_stop.is_set():
+            if delay:
+                # Backing off: new results do not wake us, so an unreachable hub is not hammered.
+                self._background_stop.wait(delay)
+            else:
+                self._flush_wake.wait(30)
+            if self._background_stop.is_set():
+                return
+            self._flush_wake.clear()
+            if self.flush_spool():
+                backoff.reset()
+                delay = 0.0
+            else:
+                delay = backoff.next()
+                log.warning("results not delivered, retrying", spooled=self.spool.count(), retryInS=round(delay, 1))
+
+    def flush_spool(self) -> bool:
+        """Post spooled results until none are left; False when the hub did not take them all."""
+        while True:
+            items = self.spool.pending(limit=50)
+            if not items:
+                return True
+            try:
+                if self.extensions is True:
+                    done = self._post_batch(items)
+                else:
+                    done = self._post_each(items)
+            except ExtensionsUnsupported:
+                self.extensions = False
+                continue
+            except HubError as exc:
+                log.warning("posting results failed", error=str(exc))
+                return False
+            if not done:
+                return False
+
+    def _post_batch(self, items: list[tuple[tuple[str, int], dict]]) -> bool:
+        batch, size = [], 0
+        for key, body in items:
+            length = len(body.get("output", "")) + len(body.get("stderr", ""))
+            if batch and size + length > MAX_BATCH_CHARS:
+                break
+            batch.append((key, body))
+            size += length
+        try:
+            answers = self.hub.post_results([body for _, body in batch])
+        except HubRequestError as exc:
+            log.warning("batch results refused; posting one by one", status=exc.status)
+            return self._post_each(batch)
+        by_id: dict[str, list[dict]] = {}
+        for answer in answers:
+            by_id.setdefault(str(answer.get("commandId")), []).append(answer)
+        all_acked = True
+        for key, body in batch:
+            same_id = by_id.get(key[0])
+            answer = same_id.pop(0) if same_id else {}
+            status = answer.get("status")
+            if isinstance(status, str) and status.isdigit():
+                status = int(status)
+            if status in (200, 404, 409):
+                self._acked(key, status, answer.get("error"))
+            else:
+                all_acked = False
+                log.warning("result not accepted", commandId=key[0], status=status, error=str(answer.get("error", "")))
+        return all_acked
+
+    def _post_each(self, items: list[tuple[tuple[str, int], dict]]) -> bool:
+        for key, body in items:
+            status = self.hub.post_result(body)
+            if status == 413 and (body.get("output") or body.get("stderr")):
+                self.spool.replace(key, _shrink(body))
+                return True
+            self._acked(key, status, None)
+        return True
+
+    def _acked(self, key: tuple[str, int], status: int, error: Any) -> None:
+        self.spool.ack(key)
+        if status == 200:
+            log.debug("result delivered", commandId=key[0])
+        else:
+            # 404/409: the hub will never take this result (not our claim, stale attempt, already finished).
+            log.warning("result dropped by hub", commandId=key[0], status=status, error=str(error or ""))
+
+    # -- background ---------------------------------------------------------------------------------
+
+    def _heartbeat_loop(self) -> None:
+        while not self._background_stop.wait(self.settings.heartbeat_interval_ms / 1000):
+            try:
+                for command_id in self.hub.heartbeat():
+                    self.cancel(command_id)
+            except HubError as exc:
+                log.warning("heartbeat failed", error=str(exc))
+            self.ssh.reap_idle()
+            if not self.stopping.is_set():
+                self.sync_config()
+
+    def _status_loop(self) -> None:
+        while True:
+            interval = self.config.metrics_interval_ms or self.settings.metrics_interval_ms
+            self._status_wake.wait(interval / 1000)
+            self._status_wake.clear()
+            if self._background_stop.is_set():
+                return
+            pending = self._report_status()
+            if pending:
+                self.sync_config()
+            if self.sync_shared_credentials():
+                self._report_status()
+
+    def status_body(self) -> dict:
+        body: dict[str, Any] = {
+            "relayId": self.relay_id,
+            "capabilities": CAPABILITIES,
+            "version": __version__,
+            "hostname": socket.gethostname(),
+            "platform": sys.platform,
+            "credentials": self.store.inventory(),
+        }
+        try:
+            body["metrics"] = self.metrics.collect()
+        except Exception as exc:
+            log.warning("metrics unavailable", error=str(exc))
+        return body
+
+    def _report_status(self) -> int:
+        try:
+            answer = self.hub.report_status(self.status_body())
+        except (HubError, CredentialStoreError) as exc:
+            log.warning("status report failed", error=str(exc))
+            return 0
+        pending = answer.get("pendingConfigPushes")
+        return pending if isinstance(pending, int) else 0
+
+    def sync_config(self) -> None:
+        with self._sync_lock:
+            try:
+                pushes = self.hub.config_pushes(self.relay_id or "")
+            except HubError as exc:
+                log.warning("fetching config pushes failed", error=str(exc))
+                return
+            for push in pushes:
+                push_id, push_type = str(push.get("_id")), str(push.get("pushType"))
+                try:
+                    self.config.apply(push_type, push.get("payload"))
+                    success, message = True, None
+                except ConfigError as exc:
+                    success, message = False, str(exc)
+                except Exception as exc:
+                    success, message = False, f"relay agent error: {type(exc).__name__}"
+                log.info("config push applied" if success else "config push rejected", pushId=push_id, pushType=push_type, error=message or "")
+                if success and push_type == "metrics_interval":
+                    self._status_wake.set()
+                try:
+                    self.hub.ack_config_push(push_id, success, message)
+                except HubError as exc:
+                    # Unacked pushes come back; applying one twice is harmless.
+                    log.warning("acking config push failed", pushId=push_id, error=str(exc))
+
+    def sync_shared_credentials(self) -> bool:
+        """Store the shared credentials assigned to this relay; True when any changed."""
+        try:
+            items = self.hub.shared_credentials(self.relay_id or "")
+        except HubError as exc:
+            log.warning("fetching shared credentials failed", error=str(exc))
+            return False
+        if items and not self.settings.shared_secret:
+            if not self._warned_no_secret:
+                log.warning("shared credentials are assigned but no --shared-secret is set", count=len(items))
+                self._warned_no_secret = True
+            return False
+        changed = False
+        for item in items:
+            name = str(item.get("name", ""))
+            try:
+                value = transport.decrypt(str(item.get("encryptedValue", "")), self.settings.shared_secret or "")
+                before = self.store.get(name)
+                stored = self.store.put(
+                    name,
+                    str(item.get("credentialType", "")),
+                    value,
+                    item.get("targetHost") or None,
+                    item.get("username") or None,
+                    storage_mode="shared",
+                )
+            except (transport.TransportDecryptError, CredentialStoreError) as exc:
+                log.warning("shared credential not stored", name=name, error=str(exc))
+                continue
+            if before is None or before.last_updated_at != stored.last_updated_at:
+                changed = True
+                log.info("shared credential stored", name=name, credentialType=stored.credential_type)
+        return changed
+
+
+def _shrink(body: dict) -> dict:
+    """Halve the output of a result the hub found too large, and say it was truncated."""
+    smaller = dict(body)
+    for stream in ("output", "stderr"):
+        text = smaller.get(stream) or ""
+        smaller[stream] = text[: len(text) // 2]
+    if "attempt" in smaller:
+        smaller["outputTruncated"] = True
+    return smaller
