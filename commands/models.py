@@ -101,8 +101,8 @@ class Command(models.Model):
         queued = self._state.adding and self.status == CommandStatus.PENDING
         super().save(*args, **kwargs)
         if queued:
-            machine_id = self.machine_id
-            transaction.on_commit(lambda: notify.publish(machine_id))
+            topic = notify.machine_topic(self.machine_id)
+            transaction.on_commit(lambda: notify.publish(topic))
 
     @property
     def is_terminal(self) -> bool:
@@ -120,6 +120,9 @@ class Command(models.Model):
         moved = Command.objects.filter(pk=self.pk, status__in=sources, **(where or {})).update(**changes)
         if moved:
             self.refresh_from_db()
+            if self.is_terminal:
+                topic = notify.command_topic(self.pk)
+                transaction.on_commit(lambda: notify.publish(topic))
         return moved == 1
 
     def _refuse(self, action: str) -> IllegalTransition:
@@ -136,6 +139,28 @@ class Command(models.Model):
             claimed_at=timezone.now(),
             attempt=F("attempt") + 1,
         )
+
+    @classmethod
+    def claim_next(cls, relay: Any, limit: int) -> list[Command]:
+        """Claim up to ``limit`` of the machine's pending commands, best first.
+
+        On Postgres, rows locked by a concurrent claimer are skipped rather than
+        waited for; SQLite serialises the transaction (BEGIN IMMEDIATE).
+        """
+        now = timezone.now()
+        with transaction.atomic():
+            ids = list(
+                cls.objects.pending_for(relay.machine_id)
+                .select_for_update(skip_locked=True)
+                .values_list("pk", flat=True)[:limit]
+            )
+            if not ids:
+                return []
+            cls.objects.filter(pk__in=ids, status=CommandStatus.PENDING).update(
+                status=CommandStatus.CLAIMED, claimed_by=relay, claimed_at=now, attempt=F("attempt") + 1,
+                updated_at=now,
+            )
+            return list(cls.objects.filter(pk__in=ids).order_by("-priority", "created_at", "id"))
 
     def start(self, relay: Any, attempt: int) -> None:
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:

@@ -1,44 +1,103 @@
-"""Wake-ups for relays waiting in a long-poll, keyed by machine id.
+"""Wake-ups for whoever waits on a machine's queue or on a command's end.
 
-Within one process a queued command wakes its waiters at once. Across
-processes the long-poll falls back to polling the database; the Redis and
-Postgres fan-out of the scaled-out mode plugs in here.
+Topics are plain strings: ``machine:<id>`` when a command is queued,
+``command:<id>`` when one finishes. Within a process a publish wakes waiters
+at once, whether they wait in a thread (``exec()``) or on an event loop (the
+long-poll). Across processes, the scaled-out mode relays publishes through a
+broker (see ``commands.fanout``); without one, waiters also poll the database.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class _Waiter:
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self.wake = wake
 
 
 class LocalNotifier:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._events: dict[str, set[threading.Event]] = defaultdict(set)
+        self._waiters: dict[str, set[_Waiter]] = defaultdict(set)
+        self.broadcast: Callable[[str], None] | None = None
 
-    def publish(self, machine_id: str) -> None:
+    def publish(self, topic: str) -> None:
+        """Wake local waiters, and other processes when a broker is configured."""
+        self.publish_local(topic)
+        if self.broadcast is not None:
+            self.broadcast(topic)
+
+    def publish_local(self, topic: str) -> None:
         with self._lock:
-            waiters = list(self._events.get(machine_id, ()))
-        for event in waiters:
-            event.set()
+            waiters = list(self._waiters.get(topic, ()))
+        for waiter in waiters:
+            waiter.wake()
 
-    def subscribe(self, machine_id: str) -> threading.Event:
+    def _add(self, topic: str, waiter: _Waiter) -> None:
+        with self._lock:
+            self._waiters[topic].add(waiter)
+
+    def _remove(self, topic: str, waiter: _Waiter) -> None:
+        with self._lock:
+            waiters = self._waiters.get(topic)
+            if waiters is not None:
+                waiters.discard(waiter)
+                if not waiters:
+                    del self._waiters[topic]
+
+    def subscribe(self, topic: str) -> threading.Event:
         event = threading.Event()
-        with self._lock:
-            self._events[machine_id].add(event)
+        waiter = _Waiter(event.set)
+        event._relayhub_waiter = waiter  # type: ignore[attr-defined]
+        self._add(topic, waiter)
         return event
 
-    def unsubscribe(self, machine_id: str, event: threading.Event) -> None:
-        with self._lock:
-            waiters = self._events.get(machine_id)
-            if waiters is not None:
-                waiters.discard(event)
-                if not waiters:
-                    del self._events[machine_id]
+    def unsubscribe(self, topic: str, event: threading.Event) -> None:
+        self._remove(topic, event._relayhub_waiter)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def listen(self, topic: str) -> Iterator[AsyncSubscription]:
+        """Subscribe on the running loop; publishes from any thread are kept until waited for."""
+        subscription = AsyncSubscription(asyncio.get_running_loop())
+        self._add(topic, subscription.waiter)
+        try:
+            yield subscription
+        finally:
+            self._remove(topic, subscription.waiter)
+
+
+class AsyncSubscription:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._event = asyncio.Event()
+        self.waiter = _Waiter(lambda: loop.call_soon_threadsafe(self._event.set))
+
+    async def wait(self, timeout: float) -> bool:
+        """True if woken (possibly by a publish that came before the call)."""
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self._event.clear()
 
 
 notifier = LocalNotifier()
 
 
-def publish(machine_id: str) -> None:
-    notifier.publish(machine_id)
+def machine_topic(machine_id: str) -> str:
+    return f"machine:{machine_id}"
+
+
+def command_topic(command_id: int | str) -> str:
+    return f"command:{command_id}"
+
+
+def publish(topic: str) -> None:
+    notifier.publish(topic)

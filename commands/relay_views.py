@@ -8,9 +8,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from commands import results
-from commands.models import Command
-from relayhub.fields import StrictCharField
+from commands import output, results
+from commands.choices import Stream
+from commands.models import Command, IllegalTransition
+from relayhub.errors import flatten
+from relayhub.fields import StrictCharField, StrictIntegerField
 from relayhub.relay_api import RelayAPIView, ok
 from relayhub.relay_schema import RelayError, WireCommand, relay_schema, success
 
@@ -52,3 +54,78 @@ class ResultView(RelayAPIView):
         if outcome.http_status != 200:
             return failure(outcome.http_status, outcome.error)
         return ok()
+
+
+class StartedBody(serializers.Serializer):
+    commandId = StrictCharField()
+    attempt = StrictIntegerField(min_value=1)
+
+
+def claimed_command(relay, data: dict) -> tuple[Command | None, Response | None]:
+    """The caller's claimed command at the caller's attempt, or the error to answer."""
+    command = results.find_command(relay, data["commandId"], claimed_by=relay)
+    if command is None:
+        return None, failure(404, "command not found")
+    if data["attempt"] != command.attempt:
+        return None, failure(409, f"stale attempt {data['attempt']}; the command is on attempt {command.attempt}")
+    return command, None
+
+
+class StartedView(RelayAPIView):
+    @relay_schema(request=StartedBody, summary="Extension: the command is running", extra_errors={409: RelayError},
+                  response=success("StartedResponse", cancelRequested=serializers.BooleanField()))
+    def post(self, request: Request) -> Response:
+        command, refusal = claimed_command(self.relay, self.body(StartedBody))
+        if refusal:
+            return refusal
+        try:
+            command.start(self.relay, command.attempt)
+        except IllegalTransition as exc:
+            return failure(409, str(exc))
+        return ok(cancelRequested=command.cancel_requested)
+
+
+class ChunkBody(serializers.Serializer):
+    stream = serializers.ChoiceField(Stream.choices)
+    offset = StrictIntegerField(min_value=0)
+    data = StrictCharField(allow_blank=True, trim_whitespace=False)
+
+
+class OutputBody(StartedBody):
+    chunks = ChunkBody(many=True, max_length=1000)
+
+
+class OutputView(RelayAPIView):
+    @relay_schema(request=OutputBody, summary="Extension: stream output chunks (idempotent on stream and offset)",
+                  extra_errors={409: RelayError},
+                  response=success("OutputResponse", cancelRequested=serializers.BooleanField()))
+    def post(self, request: Request) -> Response:
+        data = self.body(OutputBody)
+        command, refusal = claimed_command(self.relay, data)
+        if refusal:
+            return refusal
+        output.store_chunks(command, data["chunks"])
+        return ok(cancelRequested=command.cancel_requested)
+
+
+class ResultsBody(serializers.Serializer):
+    results = serializers.ListField(child=serializers.DictField(), max_length=100)
+
+
+class ResultsView(RelayAPIView):
+    @relay_schema(request=ResultsBody, summary="Extension: several results at once, each answered on its own",
+                  response=inline_serializer("ResultsResponse", {"results": serializers.ListField(
+                      child=serializers.DictField())}))
+    def post(self, request: Request) -> Response:
+        answers = []
+        for item in self.body(ResultsBody)["results"]:
+            body = results.ResultBody(data=item)
+            command_id = item.get("commandId")
+            answer = {"commandId": command_id if isinstance(command_id, str) else None}
+            if not body.is_valid():
+                answers.append({**answer, "status": 400, "error": flatten(body.errors)})
+                continue
+            outcome = results.submit(self.relay, body.validated_data)
+            answers.append({**answer, "status": outcome.http_status, **({"error": outcome.error}
+                                                                       if outcome.error else {})})
+        return Response({"results": answers})

@@ -54,16 +54,23 @@ def resolve_key(raw: object) -> RelayAssignment:
     return relay
 
 
+def authenticate_relay(raw: object) -> RelayAssignment:
+    """Resolve the key and count the request as a sign of life."""
+    relay = resolve_key(raw)
+    now = timezone.now()
+    relay.api_key.note_use(now)
+    status = getattr(relay, "status", None) or RelayStatus.objects.get_or_create(relay=relay)[0]
+    status.record_sign_of_life(now)
+    relay.status = status
+    return relay
+
+
 class RelayKeyAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[RelayPrincipal, RelayAssignment] | None:
         raw = request.META.get(HEADER)
         if raw is None:
             return None
-        relay = resolve_key(raw)
-        now = timezone.now()
-        relay.api_key.note_use(now)
-        status = getattr(relay, "status", None) or RelayStatus.objects.get_or_create(relay=relay)[0]
-        status.record_sign_of_life(now)
+        relay = authenticate_relay(raw)
         return RelayPrincipal(relay), relay
 
     def authenticate_header(self, request: Request) -> str:

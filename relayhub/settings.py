@@ -172,6 +172,9 @@ RELAYHUB = {
     "MAX_BODY_BYTES": env.int("RELAYHUB_MAX_BODY_BYTES", default=4 * 1024 * 1024),
     "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
+    # Without a broker, a queue from another process is only seen by polling.
+    "LONGPOLL_DB_POLL_MS": env.int("RELAYHUB_LONGPOLL_DB_POLL_MS", default=250),
+    "LONGPOLL_SAFETY_POLL_MS": 5_000,
     "PENDING_LIST_LIMIT": 10,
     "METRIC_SAMPLES_KEPT": env.int("RELAYHUB_METRIC_SAMPLES_KEPT", default=1440),
 }

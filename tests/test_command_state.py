@@ -84,11 +84,12 @@ def test_a_relay_cannot_claim_another_machines_command(relay, make_command):
 
 @pytest.mark.django_db(transaction=True)
 def test_queueing_through_the_orm_wakes_waiters_on_commit():
-    event = notify.notifier.subscribe("wake-machine")
+    topic = notify.machine_topic("wake-machine")
+    event = notify.notifier.subscribe(topic)
     try:
         with transaction.atomic():
             Command.objects.create(machine_id="wake-machine", command="true", target_type="local", timeout_ms=1000)
             assert not event.is_set()
         assert event.wait(1)
     finally:
-        notify.notifier.unsubscribe("wake-machine", event)
+        notify.notifier.unsubscribe(topic, event)

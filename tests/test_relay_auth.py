@@ -20,6 +20,10 @@ HEADER_ROUTES = [
     ("post", "/relay/config/ack"),
     ("get", "/relay/shared-credentials"),
     ("get", "/relay/credentials/shared"),
+    ("post", "/relay/commands/next"),
+    ("post", "/relay/commands/started"),
+    ("post", "/relay/commands/output"),
+    ("post", "/relay/commands/results"),
 ]
 
 
@@ -41,6 +45,7 @@ def test_missing_malformed_or_unknown_key_is_401_json(method, path, key):
     assert body["success"] is False and body["error"]
 
 
+@pytest.mark.django_db(transaction=True)  # /next authenticates on another thread
 @pytest.mark.parametrize("method,path", HEADER_ROUTES)
 def test_disabled_relay_is_403(relay, relay_client, method, path):
     RelayAssignment.objects.filter(pk=relay.pk).update(enabled=False)

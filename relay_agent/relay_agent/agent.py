@@ -49,6 +49,8 @@ class AgentSettings:
     ssh_idle_timeout: float = 300.0
     long_poll_wait_ms: int = 25_000
     output_flush_ms: int = 200
+    # While commands run, heartbeat at least this often: it is how a silent command learns of a cancel.
+    busy_heartbeat_ms: int = 2000
 
 
 @dataclass
@@ -161,15 +163,20 @@ class Agent:
             return True
         return False
 
+    @property
+    def _grace_end(self) -> float:
+        return (self._stopped_at or time.monotonic()) + self.settings.shutdown_grace
+
+    def _in_grace(self) -> bool:
+        return time.monotonic() < self._grace_end and not self._force.is_set()
+
     def shutdown(self) -> int:
-        grace_end = (self._stopped_at or time.monotonic()) + self.settings.shutdown_grace
         log.info("shutting down", running=self._busy, graceS=self.settings.shutdown_grace)
-        if self._poller is not None:
-            # An in-flight long-poll may still hand us commands; they are reported, not dropped.
-            self._poller.join(timeout=max(0.0, grace_end - time.monotonic()))
+        # The in-flight long-poll is waited for, not abandoned: the hub may claim commands for it after
+        # we are gone, and those would be lost until its sweeper times them out.
         with self._slots:
-            while self._busy and time.monotonic() < grace_end and not self._force.is_set():
-                self._slots.wait(0.2)
+            while (self._busy or self._poller_alive()) and self._in_grace():
+                self._slots.wait(0.1)
             leftover = list(self._running.values())
         if leftover:
             log.warning("killing commands still running after the grace period", count=len(leftover))
@@ -177,8 +184,11 @@ class Agent:
                 running.shutting_down = True
                 running.cancel.set()
         self._workers.shutdown(wait=True)
+        if self._poller_alive():
+            log.warning("long-poll still in flight at the end of the grace period; abandoning it")
         self._background_stop.set()
         self._flush_wake.set()
+        self._status_wake.set()
         for thread in self._threads:
             thread.join(timeout=5)
         if not self.flush_spool():
@@ -188,6 +198,9 @@ class Agent:
         return 0
 
     # -- claiming -----------------------------------------------------------------------------------
+
+    def _poller_alive(self) -> bool:
+        return self._poller is not None and self._poller.is_alive()
 
     def _free_slots(self) -> int:
         with self._slots:
@@ -237,14 +250,21 @@ class Agent:
         command_id = str(command.get("_id"))
         attempt = command.get("attempt")
         running = RunningCommand(command_id, attempt if isinstance(attempt, int) else None)
-        if self.stopping.is_set():
-            # Claimed by a long-poll that was already in flight when we were told to stop.
+        if self.stopping.is_set() and not self._in_grace():
+            # Claimed by a long-poll that was in flight when we were told to stop, too late to run it.
             self._record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
             return
         with self._slots:
             self._busy += 1
             self._running[command_id] = running
-        self._workers.submit(self._execute, command, running)
+        try:
+            self._workers.submit(self._execute, command, running)
+        except RuntimeError:
+            with self._slots:
+                self._busy -= 1
+                self._running.pop(command_id, None)
+                self._slots.notify_all()
+            self._record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
 
     def cancel(self, command_id: str) -> bool:
         with self._slots:
@@ -437,14 +457,22 @@ class Agent:
     # -- background ---------------------------------------------------------------------------------
 
     def _heartbeat_loop(self) -> None:
-        while not self._background_stop.wait(self.settings.heartbeat_interval_ms / 1000):
+        interval = self.settings.heartbeat_interval_ms / 1000
+        busy_interval = min(interval, self.settings.busy_heartbeat_ms / 1000)
+        last_beat = last_sync = time.monotonic()
+        while not self._background_stop.wait(busy_interval):
+            now = time.monotonic()
+            if now - last_beat < interval and not (self._running and now - last_beat >= busy_interval):
+                continue
+            last_beat = now
             try:
                 for command_id in self.hub.heartbeat():
                     self.cancel(command_id)
             except HubError as exc:
                 log.warning("heartbeat failed", error=str(exc))
             self.ssh.reap_idle()
-            if not self.stopping.is_set():
+            if now - last_sync >= interval and not self.stopping.is_set():
+                last_sync = now
                 self.sync_config()
 
     def _status_loop(self) -> None:

@@ -18,6 +18,7 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 _VALUE_OPTIONS = {
     "--poll-interval", "--heartbeat-interval", "--metrics-interval", "--log-level", "--store-dir",
     "--concurrency", "--shared-secret", "--shutdown-grace", "--known-hosts", "--max-output", "--ssh-idle-timeout",
+    "--long-poll-wait",
 }
 
 
@@ -65,7 +66,7 @@ def agent_parser() -> argparse.ArgumentParser:
   RELAY_API_KEY, RELAY_HUB_URL, RELAY_POLL_INTERVAL_MS, RELAY_HEARTBEAT_INTERVAL_MS,
   RELAY_METRICS_INTERVAL_MS, RELAY_LOG_LEVEL, RELAY_STORE_DIR, RELAY_CONCURRENCY,
   RELAY_SHARED_SECRET, RELAY_SHUTDOWN_GRACE, RELAY_KNOWN_HOSTS (colon-separated),
-  RELAY_MAX_OUTPUT, RELAY_SSH_IDLE_TIMEOUT.
+  RELAY_MAX_OUTPUT, RELAY_SSH_IDLE_TIMEOUT, RELAY_LONG_POLL_WAIT_MS.
   RELAY_API_KEY_FILE and RELAY_SHARED_SECRET_FILE read the secret from a file.
 
 credential store:
@@ -89,6 +90,7 @@ credential store:
     parser.add_argument("--known-hosts", action="append", metavar="PATH", help=f"known_hosts file for SSH targets; repeatable (default {DEFAULT_KNOWN_HOSTS})")
     parser.add_argument("--max-output", type=_positive_int, metavar="CHARS", help="output kept per stream (default 1048576)")
     parser.add_argument("--ssh-idle-timeout", type=_non_negative_float, metavar="S", help="close SSH connections idle this long (default 300)")
+    parser.add_argument("--long-poll-wait", type=_positive_int, metavar="MS", help="how long the hub may hold a long-poll (default 25000, at most 30000)")
     return parser
 
 
@@ -200,6 +202,7 @@ def agent_main(argv: list[str]) -> int:
         known_hosts=[Path(p).expanduser() for p in known_hosts],
         max_output=args.max_output or int(_env_number("RELAY_MAX_OUTPUT", 1024 * 1024, int)),
         ssh_idle_timeout=args.ssh_idle_timeout if args.ssh_idle_timeout is not None else _env_number("RELAY_SSH_IDLE_TIMEOUT", 300.0, float),
+        long_poll_wait_ms=min(30_000, args.long_poll_wait or int(_env_number("RELAY_LONG_POLL_WAIT_MS", 25_000, int))),
     )
     if settings.concurrency <= 0:
         parser.error("RELAY_CONCURRENCY must be positive")

@@ -6,21 +6,22 @@ import contextlib
 import fcntl
 import json
 import os
+import struct
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
-
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Iterator
 
 from .files import create_private, ensure_private_dir, write_private
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 CREDENTIAL_TYPES = ("ssh_key", "password", "api_key")
 STORAGE_MODES = ("relay_only", "shared")
 
-_MAGIC = b"RAC1"
-_AAD = b"relay-agent credential store v1"
+_MAGIC = b"RAC2"
 
 
 class CredentialStoreError(Exception):
@@ -90,20 +91,21 @@ class CredentialStore:
         return new
 
     def get(self, name: str) -> Credential | None:
-        return self._load().get(name)
+        return self._read(values=True).get(name)
 
     def remove(self, name: str) -> bool:
         with self._locked() as entries:
             return entries.pop(name, None) is not None
 
     def list(self) -> list[Credential]:
-        return sorted(self._load().values(), key=lambda c: c.name)
+        """Every credential with its metadata only (value ""); nothing is decrypted."""
+        return sorted(self._read(values=False).values(), key=lambda c: c.name)
 
     def inventory(self) -> list[dict]:
         return [cred.metadata() for cred in self.list()]
 
     def for_ssh(self, host: str, username: str | None) -> list[Credential]:
-        """SSH credentials usable for host/user, the most specific first."""
+        """SSH credentials (with values) usable for host/user, the most specific first."""
         ranked = []
         for cred in self.list():
             if cred.credential_type not in ("ssh_key", "password"):
@@ -113,10 +115,16 @@ class CredentialStore:
             if username and cred.username and cred.username != username:
                 continue
             rank = (0 if cred.target_host else 1, 0 if cred.username else 1, 0 if cred.credential_type == "ssh_key" else 1)
-            ranked.append((rank, cred))
-        return [cred for _, cred in sorted(ranked, key=lambda pair: pair[0])]
+            ranked.append((rank, cred.name))
+        if not ranked:
+            return []
+        full = self._read(values=True)
+        return [full[name] for _, name in sorted(ranked)]
 
-    def _cipher(self) -> AESGCM:
+    def _cipher(self) -> "AESGCM":
+        # Imported here so an agent that never needs a credential value never loads cryptography (~6 MB RSS).
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         if self._aead is None:
             create_private(self._key_path)
             with open(self._key_path, "rb+") as fh:
@@ -132,24 +140,41 @@ class CredentialStore:
             self._aead = AESGCM(key)
         return self._aead
 
-    def _load(self) -> dict[str, Credential]:
+    # File layout: MAGIC, 4-byte header length, header JSON (metadata, readable without the key),
+    # 12-byte nonce, AES-GCM ciphertext of {name: value}; the header is the associated data, so
+    # metadata cannot be altered without the decryption failing.
+
+    def _read(self, values: bool) -> dict[str, Credential]:
         try:
             blob = self._data_path.read_bytes()
         except FileNotFoundError:
             return {}
-        if not blob.startswith(_MAGIC) or len(blob) < len(_MAGIC) + 12 + 16:
-            raise CredentialStoreError(f"{self._data_path} is not a credential store")
-        nonce = blob[len(_MAGIC) : len(_MAGIC) + 12]
         try:
-            plain = self._cipher().decrypt(nonce, blob[len(_MAGIC) + 12 :], _AAD)
-        except Exception:
-            raise CredentialStoreError(f"cannot decrypt {self._data_path}: wrong or missing key file") from None
-        return {item["name"]: Credential(**item) for item in json.loads(plain)}
+            if not blob.startswith(_MAGIC):
+                raise ValueError
+            (length,) = struct.unpack(">I", blob[len(_MAGIC) : len(_MAGIC) + 4])
+            header_end = len(_MAGIC) + 4 + length
+            metadata = json.loads(blob[len(_MAGIC) + 4 : header_end])
+        except (ValueError, struct.error):
+            raise CredentialStoreError(f"{self._data_path} is not a credential store") from None
+        secrets: dict[str, str] = {}
+        if values:
+            nonce, sealed = blob[header_end : header_end + 12], blob[header_end + 12 :]
+            try:
+                secrets = json.loads(self._cipher().decrypt(nonce, sealed, blob[:header_end]))
+            except CredentialStoreError:
+                raise
+            except Exception:
+                raise CredentialStoreError(f"cannot decrypt {self._data_path}: wrong key file or tampered store") from None
+        return {item["name"]: Credential(value=secrets.get(item["name"], ""), **item) for item in metadata}
 
     def _save(self, entries: dict[str, Credential]) -> None:
-        plain = json.dumps([asdict(cred) for cred in entries.values()]).encode()
+        metadata = [{k: v for k, v in asdict(cred).items() if k != "value"} for cred in entries.values()]
+        header = json.dumps(metadata).encode()
+        prefix = _MAGIC + struct.pack(">I", len(header)) + header
         nonce = os.urandom(12)
-        write_private(self._data_path, _MAGIC + nonce + self._cipher().encrypt(nonce, plain, _AAD))
+        sealed = self._cipher().encrypt(nonce, json.dumps({c.name: c.value for c in entries.values()}).encode(), prefix)
+        write_private(self._data_path, prefix + nonce + sealed)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Credential]]:
@@ -157,7 +182,7 @@ class CredentialStore:
         create_private(self._lock_path)
         with self._thread_lock, open(self._lock_path, "rb+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            entries = self._load()
+            entries = self._read(values=True)
             before = {name: asdict(cred) for name, cred in entries.items()}
             yield entries
             if {name: asdict(cred) for name, cred in entries.items()} != before:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 
 class TransportDecryptError(ValueError):
     pass
@@ -18,6 +15,8 @@ def _key(secret: str) -> bytes:
 
 
 def encrypt(plaintext: str, secret: str) -> str:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     iv = os.urandom(12)
     sealed = AESGCM(_key(secret)).encrypt(iv, plaintext.encode("utf-8"), None)
     ciphertext, tag = sealed[:-16], sealed[-16:]
@@ -34,6 +33,10 @@ def decrypt(encrypted_value: str, secret: str) -> str:
         iv, tag, ciphertext = (bytes.fromhex(part) for part in parts)
     except ValueError:
         raise TransportDecryptError("encryptedValue is not hex") from None
+    # Imported on use: an idle agent without shared credentials never needs cryptography.
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     if len(tag) != 16 or not 8 <= len(iv) <= 128:
         raise TransportDecryptError("encryptedValue has a bad iv or tag length")
     try:

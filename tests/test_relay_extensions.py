@@ -1,0 +1,178 @@
+"""The agent's extensions: next (long-poll claim), started, output, results (SPEC §3)."""
+
+import threading
+import time
+
+import pytest
+
+from commands import output
+from commands.models import Command
+from tests.conftest import client_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def next_(client, **body):
+    return client.post("/relay/commands/next", body, format="json")
+
+
+def test_next_claims_up_to_max_best_first_with_attempt(relay, relay_client, make_command):
+    low = make_command(priority=1)
+    high = make_command(priority=9)
+    middle = make_command()
+    response = next_(relay_client, max=2, waitMs=0)
+    assert response.status_code == 200
+    commands = response.json()["commands"]
+    assert [c["_id"] for c in commands] == [str(high.pk), str(middle.pk)]
+    assert all(c["attempt"] == 1 for c in commands)
+    assert Command.objects.get(pk=high.pk).claimed_by_id == relay.pk
+    assert Command.objects.get(pk=low.pk).status == "pending"
+
+
+def test_next_returns_empty_after_the_wait(relay_client):
+    started = time.monotonic()
+    response = next_(relay_client, max=1, waitMs=300)
+    assert response.json() == {"commands": []}
+    assert 0.25 <= time.monotonic() - started < 3
+
+
+def test_next_wakes_when_a_command_is_queued(relay_client):
+    answer = {}
+
+    def poll():
+        started = time.monotonic()
+        answer["body"] = next_(relay_client, max=1, waitMs=10_000).json()
+        answer["took"] = time.monotonic() - started
+
+    thread = threading.Thread(target=poll)
+    thread.start()
+    time.sleep(0.5)
+    queued_at = time.monotonic()
+    command = Command.objects.create(machine_id="machine-1", command="true", timeout_ms=1000)
+    thread.join(10)
+    assert [c["_id"] for c in answer["body"]["commands"]] == [str(command.pk)]
+    assert time.monotonic() - queued_at < 1.0
+
+
+def test_next_caps_the_hold(settings, relay_client):
+    settings.RELAYHUB = {**settings.RELAYHUB, "LONGPOLL_MAX_MS": 200}
+    started = time.monotonic()
+    assert next_(relay_client, waitMs=60_000).json() == {"commands": []}
+    assert time.monotonic() - started < 3
+
+
+def test_next_ignores_other_machines(relay_client, make_command):
+    make_command(machine_id="elsewhere")
+    assert next_(relay_client, waitMs=0).json() == {"commands": []}
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"max": 0}, 400), ({"max": 51}, 400), ({"max": "2"}, 400), ({"waitMs": -1}, 400), ({"waitMs": 1.5}, 400),
+])
+def test_next_validates_its_body(relay_client, body, status):
+    response = next_(relay_client, **body)
+    assert response.status_code == status
+    assert response.json()["success"] is False
+
+
+def test_next_needs_a_key(db):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    assert client.post("/relay/commands/next", {}, format="json").status_code == 401
+    client.credentials(HTTP_X_API_KEY="rly_bad")
+    assert client.post("/relay/commands/next", {}, format="json").status_code == 401
+    assert client.options("/relay/commands/next").status_code == 200
+    assert client.get("/relay/commands/next").status_code in (401, 405)
+
+
+def test_next_junk_body_is_400(relay_client):
+    response = relay_client.generic("POST", "/relay/commands/next", b"{junk", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+@pytest.fixture
+def running(relay, relay_client, make_command):
+    command = make_command()
+    [claimed] = next_(relay_client, waitMs=0).json()["commands"]
+    assert claimed["_id"] == str(command.pk)
+    return command
+
+
+def test_started_moves_to_executing(relay_client, running):
+    response = relay_client.post("/relay/commands/started", {"commandId": str(running.pk), "attempt": 1},
+                                 format="json")
+    assert response.json() == {"success": True, "cancelRequested": False}
+    running.refresh_from_db()
+    assert running.status == "executing" and running.started_at
+
+
+def test_started_with_a_stale_attempt_is_409(relay_client, running):
+    response = relay_client.post("/relay/commands/started", {"commandId": str(running.pk), "attempt": 2},
+                                 format="json")
+    assert response.status_code == 409
+
+
+def test_started_by_another_relay_is_404(issue_relay, running):
+    rival = client_for(issue_relay(name="rival"))
+    response = rival.post("/relay/commands/started", {"commandId": str(running.pk), "attempt": 1}, format="json")
+    assert response.status_code == 404
+
+
+def chunks(command, *items, attempt=1):
+    return {"commandId": str(command.pk), "attempt": attempt,
+            "chunks": [{"stream": s, "offset": o, "data": d} for s, o, d in items]}
+
+
+def test_output_chunks_are_idempotent_and_readable_in_order(relay_client, running):
+    relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "hel"), ("stderr", 0, "oops")),
+                      format="json")
+    relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "hel"), ("stdout", 3, "lo\n")),
+                      format="json")
+    assert output.read(running, "stdout") == ("hello\n", 6)
+    assert output.read(running, "stdout", 3) == ("lo\n", 6)
+    assert output.read(running, "stderr") == ("oops", 4)
+    assert running.chunks.count() == 3
+
+
+def test_output_response_signals_a_cancel(relay_client, running):
+    running.cancel()
+    response = relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "x")), format="json")
+    assert response.json() == {"success": True, "cancelRequested": True}
+
+
+def test_output_is_capped(settings, relay_client, running):
+    settings.RELAYHUB = {**settings.RELAYHUB, "OUTPUT_CAP_BYTES": 5}
+    relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "abc"), ("stdout", 3, "defgh")),
+                      format="json")
+    assert output.read(running, "stdout") == ("abcde", 5)
+    assert Command.objects.get(pk=running.pk).output_truncated
+
+
+def test_output_with_a_stale_attempt_is_409(relay_client, running):
+    response = relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "x"), attempt=3),
+                                 format="json")
+    assert response.status_code == 409
+    assert not running.chunks.exists()
+
+
+def test_batch_results_answer_each_item(relay, relay_client, make_command):
+    first, second = make_command(), make_command()
+    next_(relay_client, max=2, waitMs=0)
+    foreign = make_command(machine_id="elsewhere")
+    body = {"results": [
+        {"commandId": str(first.pk), "success": True, "output": "a", "exitCode": 0, "attempt": 1},
+        {"commandId": str(second.pk), "success": False, "exitCode": 3, "attempt": 1},
+        {"commandId": str(first.pk), "success": False, "attempt": 1},
+        {"commandId": str(foreign.pk), "success": True},
+        {"commandId": str(second.pk), "success": "no"},
+    ]}
+    response = relay_client.post("/relay/commands/results", body, format="json")
+    assert response.status_code == 200
+    statuses = [(r["commandId"], r["status"]) for r in response.json()["results"]]
+    assert statuses == [(str(first.pk), 200), (str(second.pk), 200), (str(first.pk), 409),
+                        (str(foreign.pk), 404), (str(second.pk), 400)]
+    assert Command.objects.get(pk=first.pk).status == "completed"
+    assert Command.objects.get(pk=second.pk).status == "failed"
+    assert Command.objects.get(pk=foreign.pk).status == "pending"
