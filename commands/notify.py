@@ -26,6 +26,8 @@ class LocalNotifier:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[_Waiter]] = defaultdict(set)
         self.broadcast: Callable[[str], None] | None = None
+        # Starts the cross-process listener the first time anything here waits.
+        self.on_first_wait: Callable[[], None] | None = None
 
     def publish(self, topic: str) -> None:
         """Wake local waiters, and other processes when a broker is configured."""
@@ -39,7 +41,19 @@ class LocalNotifier:
         for waiter in waiters:
             waiter.wake()
 
+    def start_listening(self) -> None:
+        if self.on_first_wait is not None:
+            start, self.on_first_wait = self.on_first_wait, None
+            start()
+
+    def publish_all_local(self) -> None:
+        with self._lock:
+            waiters = [waiter for group in self._waiters.values() for waiter in group]
+        for waiter in waiters:
+            waiter.wake()
+
     def _add(self, topic: str, waiter: _Waiter) -> None:
+        self.start_listening()
         with self._lock:
             self._waiters[topic].add(waiter)
 

@@ -175,7 +175,11 @@ RELAYHUB = {
     # Without a broker, a queue from another process is only seen by polling.
     "LONGPOLL_DB_POLL_MS": env.int("RELAYHUB_LONGPOLL_DB_POLL_MS", default=250),
     "LONGPOLL_SAFETY_POLL_MS": 5_000,
+    # auto: Redis when REDIS_URL is set, else Postgres LISTEN/NOTIFY, else in-process only.
+    "NOTIFY_BACKEND": env.str("RELAYHUB_NOTIFY_BACKEND", default="auto"),
     "PENDING_LIST_LIMIT": 10,
     "METRIC_SAMPLES_KEPT": env.int("RELAYHUB_METRIC_SAMPLES_KEPT", default=1440),
 }
+REDIS_URL = env.str("REDIS_URL", default="")
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAYHUB["MAX_BODY_BYTES"]

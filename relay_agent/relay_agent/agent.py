@@ -109,8 +109,11 @@ class Agent:
                 pass
             return self.shutdown()
         finally:
-            self.spool.close()
-            self.hub.close()
+            self.close()
+
+    def close(self) -> None:
+        self.spool.close()
+        self.hub.close()
 
     def stop(self) -> None:
         if self.stopping.is_set():

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from assignments.models import IssuedKey, RelayAssignment, RelayStatus
+from tests.e2e.processes import Agent, Hub, wait_for
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+def start_hub(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
+    hubs: list[Hub] = []
+
+    def start(**kwargs) -> Hub:
+        hub = Hub(tmp_path / f"hub-{len(hubs)}.log", **kwargs).start()
+        hubs.append(hub)
+        return hub
+
+    yield start
+    for hub in hubs:
+        hub.stop()
+
+
+@pytest.fixture
+def hub(start_hub) -> Hub:
+    return start_hub()
+
+
+@pytest.fixture
+def e2e_relay(transactional_db) -> IssuedKey:
+    return RelayAssignment.issue(machine_id="e2e-machine", name="e2e relay")
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
+    agents: list[Agent] = []
+
+    def start(issued: IssuedKey, hub: Hub, *args: str, store_dir: Path | None = None, wait: bool = True,
+              **kwargs) -> Agent:
+        store = store_dir or tmp_path / f"store-{len(agents)}"
+        agent = Agent(issued.api_key, hub.url, store, tmp_path / f"agent-{len(agents)}.log", *args,
+                      shared_secret=issued.transport_secret, **kwargs).start()
+        agents.append(agent)
+        if wait:
+            wait_for(lambda: _reported(issued.relay, agent), 30, "the agent's first status report")
+        return agent
+
+    yield start
+    for agent in agents:
+        agent.stop()
+
+
+def _reported(relay: RelayAssignment, agent: Agent) -> bool:
+    assert agent.proc.poll() is None, f"agent exited:\n{agent.output}"
+    return bool(RelayStatus.objects.get(pk=relay.pk).hostname)
