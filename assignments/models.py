@@ -179,11 +179,16 @@ class RelayStatus(models.Model):
         if self.last_connection_event != ConnectionEvent.CONNECTED:
             self.record_event(ConnectionEvent.CONNECTED, now)
 
-    def record_event(self, kind: str, now: datetime, reason: str = "") -> bool:
-        """Flip ``last_connection_event``; only the request that flips it writes the event row."""
-        flipped = (
-            RelayStatus.objects.filter(pk=self.pk).exclude(last_connection_event=kind).update(last_connection_event=kind)
-        )
+    def record_event(self, kind: str, now: datetime, reason: str = "", *, silent_since: datetime | None = None) -> bool:
+        """Flip ``last_connection_event``; only the caller that flips it writes the event row.
+
+        ``silent_since`` makes the flip conditional on no sign of life since then,
+        so a heartbeat racing the sweeper is never overruled.
+        """
+        rows = RelayStatus.objects.filter(pk=self.pk).exclude(last_connection_event=kind)
+        if silent_since is not None:
+            rows = rows.filter(last_heartbeat_at__lt=silent_since)
+        flipped = rows.update(last_connection_event=kind)
         self.last_connection_event = kind
         if flipped:
             RelayEvent.objects.create(relay_id=self.pk, kind=kind, reason=reason, created_at=now)

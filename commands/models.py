@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -67,6 +68,8 @@ class Command(models.Model):
         editable=False,
     )
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # claimed_at + timeout_ms: when the relay's time to run it is up.
+    deadline_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
     output = models.TextField(blank=True, editable=False)
@@ -92,6 +95,7 @@ class Command(models.Model):
         indexes = [
             models.Index(fields=["machine_id", "status", "-priority", "created_at"], name="command_queue_idx"),
             models.Index(fields=["status", "updated_at"], name="command_status_idx"),
+            models.Index(fields=["status", "deadline_at"], name="command_deadline_idx"),
         ]
 
     def __str__(self) -> str:
@@ -131,12 +135,14 @@ class Command(models.Model):
 
     def claim(self, relay: Any) -> bool:
         """Try to claim a pending command; False when another claimer won."""
+        now = timezone.now()
         return self._move(
             {CommandStatus.PENDING},
             CommandStatus.CLAIMED,
             where={"machine_id": relay.machine_id},
             claimed_by=relay,
-            claimed_at=timezone.now(),
+            claimed_at=now,
+            deadline_at=now + timedelta(milliseconds=self.timeout_ms),
             attempt=F("attempt") + 1,
         )
 
@@ -149,18 +155,22 @@ class Command(models.Model):
         """
         now = timezone.now()
         with transaction.atomic():
-            ids = list(
+            rows = list(
                 cls.objects.pending_for(relay.machine_id)
                 .select_for_update(skip_locked=True)
-                .values_list("pk", flat=True)[:limit]
+                .values_list("pk", "timeout_ms")[:limit]
             )
-            if not ids:
+            by_timeout: dict[int, list[int]] = defaultdict(list)
+            for pk, timeout_ms in rows:
+                by_timeout[timeout_ms].append(pk)
+            for timeout_ms, ids in by_timeout.items():
+                cls.objects.filter(pk__in=ids, status=CommandStatus.PENDING).update(
+                    status=CommandStatus.CLAIMED, claimed_by=relay, claimed_at=now, updated_at=now,
+                    deadline_at=now + timedelta(milliseconds=timeout_ms), attempt=F("attempt") + 1,
+                )
+            if not rows:
                 return []
-            cls.objects.filter(pk__in=ids, status=CommandStatus.PENDING).update(
-                status=CommandStatus.CLAIMED, claimed_by=relay, claimed_at=now, attempt=F("attempt") + 1,
-                updated_at=now,
-            )
-            return list(cls.objects.filter(pk__in=ids).order_by("-priority", "created_at", "id"))
+            return list(cls.objects.filter(pk__in=[pk for pk, _ in rows]).order_by("-priority", "created_at", "id"))
 
     def start(self, relay: Any, attempt: int) -> None:
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:

@@ -79,6 +79,14 @@ class ConfigPush(models.Model):
                 delivered.append(push)
         return delivered
 
+    def requeue_or_fail(self, max_tries: int) -> bool:
+        """An unacknowledged push goes out again, until ``max_tries`` sends have failed."""
+        sent = ConfigPush.objects.filter(pk=self.pk, status=PushStatus.SENT, sent_at=self.sent_at)
+        if self.tries >= max_tries:
+            return bool(sent.update(status=PushStatus.FAILED,
+                                    error_message=f"not acknowledged after {self.tries} deliveries"))
+        return bool(sent.update(status=PushStatus.PENDING))
+
     def acknowledge(self, success: bool, error_message: str = "") -> bool:
         """Record the relay's ack; a repeated ack of a finished push changes nothing."""
         if self.status in {PushStatus.ACKED, PushStatus.FAILED}:

@@ -178,8 +178,42 @@ RELAYHUB = {
     # auto: Redis when REDIS_URL is set, else Postgres LISTEN/NOTIFY, else in-process only.
     "NOTIFY_BACKEND": env.str("RELAYHUB_NOTIFY_BACKEND", default="auto"),
     "PENDING_LIST_LIMIT": 10,
-    "METRIC_SAMPLES_KEPT": env.int("RELAYHUB_METRIC_SAMPLES_KEPT", default=1440),
+    "SWEEP_BATCH": env.int("RELAYHUB_SWEEP_BATCH", default=500),
+    "TIMEOUT_GRACE_S": env.int("RELAYHUB_TIMEOUT_GRACE_S", default=30),
+    "QUEUE_TTL_S": env.int("RELAYHUB_QUEUE_TTL_S", default=3600),
+    "PUSH_ACK_TIMEOUT_S": env.int("RELAYHUB_PUSH_ACK_TIMEOUT_S", default=300),
+    "PUSH_MAX_TRIES": env.int("RELAYHUB_PUSH_MAX_TRIES", default=5),
+    "CHUNK_RETENTION_H": env.int("RELAYHUB_CHUNK_RETENTION_H", default=24),
+    "EVENT_RETENTION_DAYS": env.int("RELAYHUB_EVENT_RETENTION_DAYS", default=90),
+    "METRIC_RETENTION_DAYS": env.int("RELAYHUB_METRIC_RETENTION_DAYS", default=7),
 }
 REDIS_URL = env.str("REDIS_URL", default="")
+
+# Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport,
+# which needs no server (the embedded mode).
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
+if CELERY_BROKER_URL == "filesystem://":
+    _queue_dir = VAR_DIR / "celery-queue"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir),
+        "data_folder_out": str(_queue_dir),
+        "processed_folder": str(VAR_DIR / "celery-processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+SWEEP_EVERY_S = env.int("RELAYHUB_SWEEP_EVERY_S", default=15)
+# Each sweep expires before the next one is due, so a slow run never piles up.
+CELERY_BEAT_SCHEDULE = {
+    name: {"task": task, "schedule": every, "options": {"expires": every}}
+    for name, task, every in [
+        ("expire-commands", "commands.tasks.expire_commands", SWEEP_EVERY_S),
+        ("mark-lost-relays", "assignments.tasks.mark_lost_relays", SWEEP_EVERY_S),
+        ("requeue-config-pushes", "configpush.tasks.requeue_unacked_pushes", 60),
+        ("prune-output", "commands.tasks.prune_output", 3600),
+        ("prune-relay-history", "assignments.tasks.prune_relay_history", 3600),
+    ]
+}
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = RELAYHUB["MAX_BODY_BYTES"]

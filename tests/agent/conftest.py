@@ -42,19 +42,17 @@ def make_agent(store_dir: Path) -> Iterator[Callable[..., Agent]]:
     agents: list[Agent] = []
 
     def make(hub: FakeHub, start: bool = True, **overrides) -> Agent:
-        settings = AgentSettings(
-            api_key=hub.api_key,
-            hub_url=hub.url,
-            store_dir=overrides.pop("store_dir", store_dir),
-            long_poll_wait_ms=500,
-            poll_interval_ms=100,
-            heartbeat_interval_ms=5000,
-            busy_heartbeat_ms=100,
-            shutdown_grace=5,
-            known_hosts=[],
+        options = {
+            "store_dir": store_dir,
+            "long_poll_wait_ms": 500,
+            "poll_interval_ms": 100,
+            "heartbeat_interval_ms": 5000,
+            "busy_heartbeat_ms": 100,
+            "shutdown_grace": 5,
+            "known_hosts": [],
             **overrides,
-        )
-        agent = Agent(settings)
+        }
+        agent = Agent(AgentSettings(api_key=hub.api_key, hub_url=hub.url, **options))
         agents.append(agent)
         if start:
             assert agent.start()

@@ -30,6 +30,7 @@ class FakeHub:
     shared_credentials: list[dict] = field(default_factory=list)
     cancel_ids: set[str] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
+    client_ports: set[int] = field(default_factory=set)
     unavailable_results: int = 0  # answer this many result posts with 503
     down: bool = False  # answer everything with 503
 
@@ -201,6 +202,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             hub.requests.append(f"{method} {url.path}")
+            hub.client_ports.add(self.client_address[1])
             if url.path.rstrip("/") != "/relay/verify" and self.headers.get("X-API-Key") != hub.api_key:
                 status, body = 401, {"success": False, "error": "invalid key"}
             else:

@@ -1,0 +1,45 @@
+"""Sweeps of the command queue; each is idempotent and bounded by SWEEP_BATCH."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from commands.choices import CommandStatus
+from commands.models import Command, OutputChunk
+
+
+@shared_task
+def expire_commands() -> int:
+    """Time out commands past their deadline (plus grace) and pending ones past the queue TTL."""
+    config, now = settings.RELAYHUB, timezone.now()
+    batch, active = config["SWEEP_BATCH"], CommandStatus.active()
+    changed = 0
+    overdue = Command.objects.filter(
+        status__in=active, deadline_at__lt=now - timedelta(seconds=config["TIMEOUT_GRACE_S"])
+    ).order_by("deadline_at")[:batch]
+    for command in overdue:
+        changed += command.expire(active, "execution timed out")
+    ttl = config["QUEUE_TTL_S"]
+    unclaimed = Command.objects.filter(
+        status=CommandStatus.PENDING, created_at__lt=now - timedelta(seconds=ttl)
+    ).order_by("created_at")[:batch]
+    for command in unclaimed:
+        changed += command.expire({CommandStatus.PENDING}, f"not claimed within {ttl} s")
+    return changed
+
+
+@shared_task
+def prune_output() -> int:
+    """Drop live-output chunks of commands that ended long ago; the final output stays on the command."""
+    config = settings.RELAYHUB
+    cutoff = timezone.now() - timedelta(hours=config["CHUNK_RETENTION_H"])
+    ids = list(
+        OutputChunk.objects.filter(command__completed_at__lt=cutoff).values_list("pk", flat=True)[
+            : config["SWEEP_BATCH"] * 10
+        ]
+    )
+    return OutputChunk.objects.filter(pk__in=ids).delete()[0]
