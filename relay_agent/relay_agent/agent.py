@@ -133,6 +133,8 @@ class Agent:
         self.sync_config()
         if self.sync_shared_credentials():
             self._report_status()
+        # Results spooled by an earlier run go out first.
+        self._flush_wake.set()
         for target, name in (
             (self._flush_loop, "flusher"),
             (self._heartbeat_loop, "heartbeat"),

@@ -96,6 +96,16 @@ class Hub(Process):
         return self
 
 
+class CeleryProcess(Process):
+    def __init__(self, role: str, log: Path, env: dict[str, str]) -> None:
+        argv = [str(BIN / "celery"), "-A", "relayhub", role, "--loglevel", "INFO"]
+        if role == "worker":
+            argv += ["--concurrency", "1", "--without-gossip", "--without-mingle"]
+        else:
+            argv += ["--schedule", str(log.with_suffix(".schedule"))]
+        super().__init__(argv, log, {"DATABASE_URL": test_database_url(), **env})
+
+
 class Agent(Process):
     def __init__(self, api_key: str, hub_url: str, store_dir: Path, log: Path, *args: str,
                  shared_secret: str = "", env: dict[str, str] | None = None) -> None:
