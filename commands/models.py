@@ -186,10 +186,14 @@ class Command(models.Model):
                           completed_at=timezone.now(), **result):
             raise self._refuse("finish")
 
+    def withdraw(self) -> bool:
+        """Cancel only if no relay has claimed it yet."""
+        return self._move({CommandStatus.PENDING}, CommandStatus.CANCELLED, completed_at=timezone.now(),
+                          error="cancelled before a relay claimed it")
+
     def cancel(self) -> None:
         """Cancel now if unclaimed; otherwise ask the relay to kill it."""
-        if self._move({CommandStatus.PENDING}, CommandStatus.CANCELLED, completed_at=timezone.now(),
-                      error="cancelled before a relay claimed it"):
+        if self.withdraw():
             return
         if not self._move(CommandStatus.active(), cancel_requested=True):
             raise self._refuse("cancel")

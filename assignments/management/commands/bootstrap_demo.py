@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         var = settings.VAR_DIR
         self._admin(var / "admin-password")
-        self._relay(var / "demo-relay.json")
+        self._relay(var / "demo-relay.json", var / "demo-relay.key", var / "demo-relay.secret")
 
     def _admin(self, password_file: Path) -> None:
         users = get_user_model().objects
@@ -41,12 +41,15 @@ class Command(BaseCommand):
             password = "(changed by you; `manage.py changepassword admin` resets it)"
         self.stdout.write(f"Admin:  http://127.0.0.1:8000/admin/  user: admin  password: {password}")
 
-    def _relay(self, key_file: Path) -> None:
-        if key_file.exists():
-            relay_id = json.loads(key_file.read_text())["assignmentId"]
+    def _relay(self, info_file: Path, key_file: Path, secret_file: Path) -> None:
+        if info_file.exists() and key_file.exists():
+            relay_id = json.loads(info_file.read_text())["assignmentId"]
             if RelayAssignment.objects.filter(pk=relay_id, api_key__revoked_at=None).exists():
-                self.stdout.write(f"Demo relay: machine '{DEMO_MACHINE}', key in {key_file}")
+                self.stdout.write(f"Demo relay: machine '{DEMO_MACHINE}' (relay {relay_id})")
                 return
         issued = RelayAssignment.issue(machine_id=DEMO_MACHINE, name="demo relay")
-        _write_private(key_file, json.dumps(issued.as_json()))
-        self.stdout.write(f"Demo relay: machine '{DEMO_MACHINE}', key issued into {key_file}")
+        identity = {k: v for k, v in issued.as_json().items() if k not in ("apiKey", "transportSecret")}
+        _write_private(key_file, issued.api_key)
+        _write_private(secret_file, issued.transport_secret)
+        _write_private(info_file, json.dumps(identity))
+        self.stdout.write(f"Demo relay: machine '{DEMO_MACHINE}' (relay {issued.relay.pk}), key issued into {key_file}")

@@ -1,0 +1,115 @@
+"""``exec()`` and ``exec_async()``: queue a command from Python and wait for its end.
+
+``exec`` is woken by the same notifier as the relay long-poll (Redis or
+Postgres across processes); without a broker it re-reads the row every 50 ms.
+A retry only ever re-queues a command that no relay claimed, after
+cancelling it, so a retry can never make a command run twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from commands import notify
+from commands.choices import CommandStatus, TargetType
+from commands.models import Command
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    success: bool
+    output: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    error: str = ""
+    duration_ms: int | None = None
+    timed_out: bool = False
+    attempts: int = 1
+    command_id: int | None = None
+    status: str = ""
+
+
+def exec_async(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, target_host: str = "",
+               target_port: int | None = None, target_username: str = "", timeout_ms: int = 30_000,
+               priority: int = 5, created_by: Any = None) -> int:
+    """Queue a command and return its id at once."""
+    queued = Command(machine_id=machine_id, command=command, target_type=target_type, target_host=target_host or "",
+                     target_port=target_port, target_username=target_username or "", timeout_ms=timeout_ms,
+                     priority=priority, created_by=created_by)
+    queued.full_clean(exclude=["created_by", "batch"])
+    queued.save()
+    return queued.pk
+
+
+def exec(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, target_host: str = "",  # noqa: A001
+         target_port: int | None = None, target_username: str = "", timeout_ms: int = 30_000, priority: int = 5,
+         created_by: Any = None, claim_timeout_ms: int = 30_000, retries: int = 0, retry_delay_ms: int = 1_000,
+         should_retry: Callable[[str, int], bool] | None = None) -> ExecResult:
+    """Run a command on a machine's relay and wait for its result.
+
+    If no relay claims it within ``claim_timeout_ms`` it is cancelled and, while
+    ``retries`` remain (and ``should_retry(error, attempt)`` agrees), queued again.
+    A command a relay has claimed is never retried: it may have run.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        command_id = exec_async(machine_id, command, target_type=target_type, target_host=target_host,
+                                target_port=target_port, target_username=target_username, timeout_ms=timeout_ms,
+                                priority=priority, created_by=created_by)
+        result = _wait(command_id, claim_timeout_ms, attempt)
+        never_claimed = not Command.objects.filter(pk=command_id, attempt__gt=0).exists()
+        retry = never_claimed and attempt <= retries and (should_retry is None or should_retry(result.error, attempt))
+        if not retry:
+            return result
+        time.sleep(retry_delay_ms / 1000)
+
+
+def _poll_s() -> float:
+    return 1.0 if notify.notifier.broadcast else 0.05
+
+
+def _wait(command_id: int, claim_timeout_ms: int, attempt: int) -> ExecResult:
+    topic = notify.command_topic(command_id)
+    woken = notify.notifier.subscribe(topic)
+    try:
+        claim_by = time.monotonic() + claim_timeout_ms / 1000
+        grace = timedelta(seconds=settings.RELAYHUB["TIMEOUT_GRACE_S"])
+        while True:
+            command = Command.objects.get(pk=command_id)
+            if command.is_terminal:
+                return _result(command, attempt)
+            if command.status == CommandStatus.PENDING and time.monotonic() >= claim_by:
+                if not command.withdraw():
+                    continue  # claimed just now: wait for it instead
+                return ExecResult(False, error=f"not claimed within {claim_timeout_ms} ms", timed_out=True,
+                                  attempts=attempt, command_id=command_id, status=command.status)
+            if command.deadline_at and timezone.now() > command.deadline_at + grace:
+                return ExecResult(False, error="execution timed out", timed_out=True, attempts=attempt,
+                                  command_id=command_id, status=command.status)
+            woken.wait(_poll_s())
+            woken.clear()
+    finally:
+        notify.notifier.unsubscribe(topic, woken)
+
+
+def _result(command: Command, attempt: int) -> ExecResult:
+    return ExecResult(
+        success=command.status == CommandStatus.COMPLETED and command.exit_code in (0, None),
+        output=command.output,
+        stderr=command.stderr,
+        exit_code=command.exit_code,
+        error=command.error,
+        duration_ms=command.duration_ms,
+        timed_out=command.status == CommandStatus.TIMEOUT,
+        attempts=attempt,
+        command_id=command.pk,
+        status=command.status,
+    )
