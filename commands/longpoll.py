@@ -16,13 +16,18 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpRequest, JsonResponse
+from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from commands import notify
 from commands.models import Command
 from relayhub.errors import flatten
 from relayhub.fields import StrictIntegerField
+from relayhub.relay_api import RelayAPIView
 from relayhub.relay_auth import HEADER, authenticate_relay
+from relayhub.relay_schema import WireCommand, relay_schema
 
 T = TypeVar("T")
 MAX_BATCH = 50
@@ -92,3 +97,12 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
             if claimed or remaining <= 0:
                 return JsonResponse({"commands": [command.to_wire(attempt=True) for command in claimed]})
             await subscription.wait(min(remaining, _poll_interval()))
+
+
+class NextCommandsDoc(RelayAPIView):
+    """Describes ``next_commands`` in the OpenAPI schema; never routed."""
+
+    @relay_schema(request=NextBody, summary="Extension: claim up to max commands, waiting up to waitMs",
+                  response=inline_serializer("NextCommands", {"commands": WireCommand(many=True)}))
+    def post(self, request: Request) -> Response:
+        raise NotImplementedError("served by next_commands")

@@ -23,10 +23,20 @@ def epoch_ms(value: datetime | None) -> int | None:
 
 
 class CommandBatch(models.Model):
-    """One command fanned out to many machines."""
+    """One command fanned out to many machines, dispatched ``max_concurrency`` at a time."""
 
+    machine_ids = models.JSONField(default=list)
+    command = models.TextField(default="")
+    target_type = models.CharField(max_length=10, choices=TargetType.choices, default=TargetType.LOCAL)
+    target_host = models.CharField(max_length=255, blank=True)
+    target_port = models.PositiveIntegerField(null=True, blank=True)
+    target_username = models.CharField(max_length=100, blank=True)
+    timeout_ms = models.PositiveIntegerField(default=30_000)
+    priority = models.PositiveSmallIntegerField(default=5)
     max_concurrency = models.PositiveIntegerField(null=True, blank=True)
     max_errors = models.PositiveIntegerField(null=True, blank=True)
+    # Set once failures pass max_errors: targets not yet started are cancelled.
+    stopped = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -127,6 +137,11 @@ class Command(models.Model):
             if self.is_terminal:
                 topic = notify.command_topic(self.pk)
                 transaction.on_commit(lambda: notify.publish(topic))
+                if self.batch_id is not None:
+                    from commands.batches import advance
+
+                    batch_id = self.batch_id
+                    transaction.on_commit(lambda: advance(batch_id))
         return moved == 1
 
     def _refuse(self, action: str) -> IllegalTransition:

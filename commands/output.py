@@ -22,6 +22,14 @@ def store_chunks(command: Command, chunks: list[dict]) -> None:
         Command.objects.filter(pk=command.pk).update(output_truncated=True)
 
 
+def since(command: Command, stream: str, offset: int) -> tuple[str, int]:
+    """What a follower sees: live chunks while running, the final copy once ended."""
+    if command.is_terminal:
+        final = command.output if stream == "stdout" else command.stderr
+        return final[offset:], max(offset, len(final))
+    return read(command, stream, offset)
+
+
 def read(command: Command, stream: str, offset: int = 0) -> tuple[str, int]:
     """The stream's text from ``offset`` on, and the offset to ask for next.
 

@@ -38,6 +38,13 @@ ERRORS = {400: RelayError, 401: RelayError, 403: RelayError, 404: RelayError}
 RELAY_ID = OpenApiParameter("relayId", str, description="optional; must be the caller's own assignmentId")
 
 
+def add_async_relay_routes(endpoints: list, **kwargs) -> list:
+    """drf-spectacular preprocessing hook: the long-poll is a plain async view, documented here."""
+    from commands.longpoll import NextCommandsDoc
+
+    return [*endpoints, ("/relay/commands/next/", r"^relay/commands/next/?$", "POST", NextCommandsDoc.as_view())]
+
+
 def relay_schema(*, request=None, response, parameters=(), extra_errors=None, summary: str = ""):
     return extend_schema(
         tags=["relay"], request=request, parameters=list(parameters), summary=summary,

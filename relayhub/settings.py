@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "django_filters",
     "guardian",
     "assignments",
     "commands",
@@ -145,6 +146,11 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "relayhub.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "relayhub.pagination.CappedPagination",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -153,6 +159,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["relayhub.permissions.IsOperator"],
+    "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType"},
+    "PREPROCESSING_HOOKS": ["relayhub.relay_schema.add_async_relay_routes"],
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
@@ -201,6 +209,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(VAR_DIR / "celery-processed"),
         "store_processed": False,
     }
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -7,6 +7,7 @@ from relayhub import errors
 urlpatterns = [
     path("", include("relayhub.relay_urls")),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("relayhub.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # JSON, even with DEBUG on, for anything a program or relay may call.

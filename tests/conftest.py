@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -7,6 +8,18 @@ from rest_framework.test import APIClient
 
 from assignments.models import IssuedKey, RelayAssignment
 from commands.models import Command
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Give each test process its own database, so concurrent runs never share one."""
+    from django.db import connections
+
+    for connection in connections.all():
+        test = connection.settings_dict.setdefault("TEST", {})
+        base = test.get("NAME") or f"test_{connection.settings_dict['NAME']}"
+        stem, dot, suffix = str(base).rpartition(".") if str(base).endswith(".sqlite3") else (base, "", "")
+        test["NAME"] = f"{stem}_{os.getpid()}{dot}{suffix}"
 
 
 @pytest.fixture
@@ -43,5 +56,43 @@ def make_command(db) -> Callable[..., Command]:
     def make(machine_id: str = "machine-1", command: str = "echo hi", **fields) -> Command:
         fields.setdefault("timeout_ms", 30_000)
         return Command.objects.create(machine_id=machine_id, command=command, **fields)
+
+    return make
+
+
+def api_client_for(user) -> APIClient:
+    from rest_framework.authtoken.models import Token
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+@pytest.fixture
+def admin_user_api(db):
+    from django.contrib.auth.models import User
+
+    return User.objects.create_superuser("root", "root@example.com", "pw-root-123456")
+
+
+@pytest.fixture
+def admin_api(admin_user_api) -> APIClient:
+    return api_client_for(admin_user_api)
+
+
+@pytest.fixture
+def make_operator(db):
+    """A staff user holding only the given object permissions on relays."""
+    from django.contrib.auth.models import User
+    from guardian.shortcuts import assign_perm
+
+    def make(username: str = "op", view=(), run=()):
+        user = User.objects.create_user(username, password="pw-op-123456", is_staff=True)
+        for relay in view:
+            assign_perm("assignments.view_relay", user, relay)
+        for relay in run:
+            assign_perm("assignments.view_relay", user, relay)
+            assign_perm("assignments.run_command", user, relay)
+        return user
 
     return make

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -22,9 +23,8 @@ def celery_env(tmp_path):
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except redis.RedisError:
         pytest.skip("no Redis server reachable")
-    # A broker database of its own, so parallel test runs do not eat each other's tasks.
-    broker = REDIS_URL.rsplit("/", 1)[0] + f"/{7 + (os.getpid() % 8)}"
-    env = {"CELERY_BROKER_URL": broker, "RELAYHUB_SWEEP_EVERY_S": "1", "RELAYHUB_TIMEOUT_GRACE_S": "0",
+    # A queue of its own, so concurrent test runs never eat each other's tasks.
+    env = {"CELERY_BROKER_URL": REDIS_URL, "CELERY_TASK_DEFAULT_QUEUE": f"test-{uuid.uuid4().hex}", "RELAYHUB_SWEEP_EVERY_S": "1", "RELAYHUB_TIMEOUT_GRACE_S": "0",
            "RELAYHUB_ONLINE_THRESHOLD_S": "3", "RELAYHUB_VAR_DIR": str(tmp_path)}
     processes = [CeleryProcess(role, tmp_path / f"{role}.log", env).start() for role in ("worker", "beat")]
     yield processes

@@ -1,0 +1,45 @@
+"""Who may see and run what: django-guardian object permissions per relay.
+
+``view_relay`` shows a relay and the commands of its machine; ``run_command``
+allows queueing on that machine. Superusers, and users holding the model-wide
+permission, see everything. Objects outside a user's reach are reported as
+not found, never as forbidden, so their existence does not leak.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from guardian.shortcuts import get_objects_for_user
+
+from assignments.models import RelayAssignment
+
+VIEW = "assignments.view_relay"
+RUN = "assignments.run_command"
+
+
+def relays_for(user, perm: str = VIEW) -> QuerySet[RelayAssignment]:
+    if not getattr(user, "is_authenticated", False) or getattr(user, "relay", None):
+        return RelayAssignment.objects.none()
+    return get_objects_for_user(user, perm, klass=RelayAssignment, accept_global_perms=True)
+
+
+def machine_ids_for(user, perm: str = VIEW) -> QuerySet:
+    return relays_for(user, perm).values("machine_id")
+
+
+def commands_for(user) -> QuerySet:
+    """Commands on machines the user may see; model-wide viewers see them all."""
+    from commands.models import Command
+
+    if getattr(user, "relay", None) or not getattr(user, "is_authenticated", False):
+        return Command.objects.none()
+    if user.has_perm(VIEW):
+        return Command.objects.all()
+    return Command.objects.filter(machine_id__in=machine_ids_for(user))
+
+
+def can_run_on(user, machine_id: str) -> bool:
+    """Model-wide holders may queue anywhere (a relay may come later); others where a granted relay serves."""
+    if getattr(user, "relay", None):
+        return False
+    return user.has_perm(RUN) or relays_for(user, RUN).filter(machine_id=machine_id).exists()

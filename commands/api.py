@@ -1,0 +1,128 @@
+"""Operator REST API for commands: queue, list with filters, cancel, rerun, output."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from assignments import access
+from commands import output
+from commands.choices import Stream, TargetType
+from commands.models import Command, IllegalTransition
+
+INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "target_username", "command",
+                "timeout_ms", "priority"]
+
+
+class CommandSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Command
+        fields = ["id", *INPUT_FIELDS, "status", "attempt", "claimed_by", "claimed_at", "started_at",
+                  "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
+                  "output_truncated", "cancel_requested", "batch", "created_by", "created_at", "updated_at"]
+        read_only_fields = [name for name in fields if name not in INPUT_FIELDS]
+        extra_kwargs = {"timeout_ms": {"max_value": 24 * 3600 * 1000}}
+
+    def validate(self, data: dict) -> dict:
+        return validate_target(data)
+
+
+def validate_target(data: dict) -> dict:
+    if data.get("target_type", TargetType.LOCAL) == TargetType.SSH:
+        if not data.get("target_host"):
+            raise serializers.ValidationError({"target_host": "an SSH command needs a target host"})
+    elif data.get("target_host") or data.get("target_port") or data.get("target_username"):
+        raise serializers.ValidationError({"target_type": "target host, port and user are for SSH commands only"})
+    return data
+
+
+def require_run_permission(user, machine_id: str) -> None:
+    if not access.can_run_on(user, machine_id):
+        raise exceptions.PermissionDenied(f"you may not run commands on machine {machine_id!r}")
+
+
+class CommandFilter(django_filters.FilterSet):
+    relay = django_filters.UUIDFilter(field_name="claimed_by")
+    creator = django_filters.CharFilter(field_name="created_by__username")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Command
+        fields = ["status", "machine_id", "relay", "creator", "batch", "created_after", "created_before"]
+
+
+class RerunSerializer(serializers.Serializer):
+    machine_id = serializers.CharField(required=False, max_length=200)
+    timeout_ms = serializers.IntegerField(required=False, min_value=1, max_value=24 * 3600 * 1000)
+
+
+class OutputSerializer(serializers.Serializer):
+    stdout_offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    stderr_offset = serializers.IntegerField(required=False, default=0, min_value=0)
+
+
+class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
+                     viewsets.GenericViewSet):
+    serializer_class = CommandSerializer
+    filterset_class = CommandFilter
+    search_fields = ["command", "machine_id"]
+
+    def get_queryset(self):
+        return access.commands_for(self.request.user).select_related("created_by")
+
+    def perform_create(self, serializer: CommandSerializer) -> None:
+        require_run_permission(self.request.user, serializer.validated_data["machine_id"])
+        serializer.save(created_by=self.request.user)
+
+    @extend_schema(request=None, responses={200: CommandSerializer, 409: inline_serializer(
+        "CancelConflict", {"error": serializers.CharField()})})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel: a pending command never runs; a running one is killed by its relay."""
+        command = self.get_object()
+        require_run_permission(request.user, command.machine_id)
+        try:
+            command.cancel()
+        except IllegalTransition as exc:
+            return Response({"error": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(command).data)
+
+    @extend_schema(request=RerunSerializer, responses={201: CommandSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str | None = None) -> Response:
+        """Queue a new command like this one, optionally on another machine or with another timeout."""
+        original = self.get_object()
+        overrides = RerunSerializer(data=request.data)
+        overrides.is_valid(raise_exception=True)
+        fields = {name: getattr(original, name) for name in INPUT_FIELDS} | overrides.validated_data
+        require_run_permission(request.user, fields["machine_id"])
+        with transaction.atomic():
+            command = Command.objects.create(created_by=request.user, **fields)
+        return Response(self.get_serializer(command).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[OpenApiParameter("stdout_offset", int), OpenApiParameter("stderr_offset", int)],
+                   responses={200: inline_serializer("CommandOutput", {
+                       "status": serializers.CharField(), "finished": serializers.BooleanField(),
+                       "stdout": serializers.CharField(), "stdout_next_offset": serializers.IntegerField(),
+                       "stderr": serializers.CharField(), "stderr_next_offset": serializers.IntegerField(),
+                       "output_truncated": serializers.BooleanField()})})
+    @action(detail=True, methods=["get"])
+    def output(self, request: Request, pk: str | None = None) -> Response:
+        """Output from the given offsets; follow a command by asking again from the returned offsets."""
+        command = self.get_object()
+        offsets = OutputSerializer(data=request.query_params)
+        offsets.is_valid(raise_exception=True)
+        body = {"status": command.status, "finished": command.is_terminal,
+                "output_truncated": command.output_truncated}
+        for stream in Stream.values:
+            text, next_offset = output.since(command, stream, offsets.validated_data[f"{stream}_offset"])
+            body[stream], body[f"{stream}_next_offset"] = text, next_offset
+        return Response(body)

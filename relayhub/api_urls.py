@@ -1,0 +1,22 @@
+from django.urls import path, re_path
+from rest_framework.routers import DefaultRouter
+
+from assignments.api import RelayViewSet
+from commands.api import CommandViewSet
+from commands.batch_api import BatchViewSet
+from commands.rpc import RpcCommandView, RpcExecView
+from configpush.api import ConfigPushViewSet
+from credentials.api import SharedCredentialViewSet
+
+router = DefaultRouter()
+router.register("relays", RelayViewSet, basename="relay")
+router.register("commands", CommandViewSet, basename="command")
+router.register("batches", BatchViewSet, basename="batch")
+router.register("shared-credentials", SharedCredentialViewSet, basename="shared-credential")
+router.register("config-pushes", ConfigPushViewSet, basename="config-push")
+
+urlpatterns = [
+    path("rpc/exec", RpcExecView.as_view(), name="rpc-exec"),
+    re_path(r"^rpc/commands/(?P<command_id>[^/]+)$", RpcCommandView.as_view(), name="rpc-command"),
+    *router.urls,
+]

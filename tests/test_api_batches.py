@@ -1,0 +1,78 @@
+"""Batches: one command on many machines with max_concurrency and max_errors (SPEC §4)."""
+
+import pytest
+
+from assignments.models import RelayAssignment
+from commands.models import Command
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MACHINES = [f"host-{n:02d}" for n in range(20)]
+
+
+@pytest.fixture
+def relays():
+    return {machine: RelayAssignment.issue(machine_id=machine, name=machine).relay for machine in MACHINES}
+
+
+def run(relays, command, exit_code):
+    relay = relays[command.machine_id]
+    assert command.claim(relay)
+    command.finish(relay, command.attempt, status="completed" if exit_code == 0 else "failed", exit_code=exit_code,
+                   output=f"out of {command.machine_id}\n")
+
+
+def in_flight():
+    return list(Command.objects.filter(status="pending").order_by("pk"))
+
+
+def test_batch_of_twenty_stops_past_max_errors(admin_api, relays):
+    response = admin_api.post("/api/v1/batches/", {"machine_ids": MACHINES, "command": "deploy", "max_concurrency": 5,
+                                                   "max_errors": 2, "timeout_ms": 5000}, format="json")
+    assert response.status_code == 201
+    batch_id = response.json()["id"]
+    assert [c.machine_id for c in in_flight()] == MACHINES[:5]
+
+    run(relays, in_flight()[0], 0)                 # host-00 ok; host-05 dispatched
+    assert len(in_flight()) == 5
+    for _ in range(2):
+        run(relays, in_flight()[0], 1)             # two errors: still within max_errors
+    assert len(in_flight()) == 5
+    run(relays, in_flight()[0], 1)                 # the third error is past max_errors=2
+
+    batch = admin_api.get(f"/api/v1/batches/{batch_id}/").json()
+    assert batch["stopped"] is True
+    targets = {t["machine_id"]: t for t in batch["targets"]}
+    assert targets["host-00"]["status"] == "completed" and targets["host-00"]["output"] == "out of host-00\n"
+    assert [targets[m]["status"] for m in MACHINES[1:4]] == ["failed"] * 3
+    assert targets["host-01"]["exit_code"] == 1
+    # The four that had been queued but not claimed, and the twelve never sent, are cancelled.
+    assert sum(t["status"] == "cancelled" for t in targets.values()) == 16
+    assert Command.objects.count() == 8 and not in_flight()
+    assert batch["status"] == "stopped"
+
+
+def test_batch_respects_max_concurrency_and_completes(admin_api, relays):
+    machines = MACHINES[:4]
+    batch_id = admin_api.post("/api/v1/batches/", {"machine_ids": machines, "command": "uptime",
+                                                   "max_concurrency": 2}, format="json").json()["id"]
+    seen = []
+    while in_flight():
+        assert len(in_flight()) <= 2
+        command = in_flight()[0]
+        seen.append(command.machine_id)
+        run(relays, command, 0)
+    assert seen == machines
+    body = admin_api.get(f"/api/v1/batches/{batch_id}/").json()
+    assert body["status"] == "completed" and {t["status"] for t in body["targets"]} == {"completed"}
+
+
+def test_batch_needs_run_permission_on_every_machine(make_operator, relays):
+    from tests.conftest import api_client_for
+
+    operator = api_client_for(make_operator(run=[relays["host-00"]]))
+    response = operator.post("/api/v1/batches/", {"machine_ids": ["host-00", "host-01"], "command": "x"},
+                             format="json")
+    assert response.status_code == 403
+    assert not Command.objects.exists()
+    assert operator.post("/api/v1/batches/", {"machine_ids": ["host-00"], "command": "x"},
+                         format="json").status_code == 201
