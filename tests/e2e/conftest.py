@@ -46,6 +46,9 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
     def start(issued: IssuedKey, hub: Hub, *args: str, store_dir: Path | None = None, wait: bool = True,
               **kwargs) -> Agent:
         store = store_dir or tmp_path / f"store-{len(agents)}"
+        if "--long-poll-wait" not in args:
+            # The agent waits out an in-flight long-poll on SIGTERM; keep teardown quick.
+            args = (*args, "--long-poll-wait", "2000")
         agent = Agent(issued.api_key, hub.url, store, tmp_path / f"agent-{len(agents)}.log", *args,
                       shared_secret=issued.transport_secret, **kwargs).start()
         agents.append(agent)

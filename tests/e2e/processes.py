@@ -32,6 +32,9 @@ def test_database_url() -> str:
     return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+test_database_url.__test__ = False  # type: ignore[attr-defined]
+
+
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
