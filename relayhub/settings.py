@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "guardian",
     "assignments",
@@ -161,6 +162,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["relayhub.permissions.IsOperator"],
     "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType"},
     "PREPROCESSING_HOOKS": ["relayhub.relay_schema.add_async_relay_routes"],
+    # Swagger UI served from our static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -89,3 +89,12 @@ def test_schema_documents_every_route(admin_api):
                   "/api/v1/rpc/commands/{command_id}", "/relay/verify/", "/relay/commands/claim/",
                   "/relay/commands/next/"]:
         assert route in paths, route
+
+
+def test_api_docs_load_nothing_from_other_hosts(admin_api):
+    import re
+
+    page = admin_api.get("/api/docs/")
+    assert page.status_code == 200
+    urls = re.findall(r'(?:src|href)="([^"]+)"', page.content.decode())
+    assert urls and all(url.startswith("/") for url in urls), urls
