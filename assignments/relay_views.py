@@ -7,6 +7,7 @@ from django.utils import timezone
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -32,6 +33,7 @@ class VerifyBody(serializers.Serializer):
 class VerifyView(RelayAPIView):
     authentication_classes = []
     permission_classes = [AllowAny]
+    throttle_classes = [AnonRateThrottle]
     error_envelope = {"valid": False}
 
     def get_authenticate_header(self, request: Request) -> str:

@@ -28,6 +28,7 @@ from relayhub.fields import StrictIntegerField
 from relayhub.relay_api import RelayAPIView
 from relayhub.relay_auth import HEADER, authenticate_relay
 from relayhub.relay_schema import WireCommand, relay_schema
+from relayhub.throttling import RelayKeyThrottle
 
 T = TypeVar("T")
 MAX_BATCH = 50
@@ -68,6 +69,13 @@ def _parse(request: HttpRequest) -> dict:
     return body.validated_data
 
 
+def _authenticate(raw_key: str):
+    relay = authenticate_relay(raw_key)
+    if not RelayKeyThrottle().allow_relay(relay):
+        raise exceptions.Throttled()
+    return relay
+
+
 def _poll_interval() -> float:
     # With a broker, wake-ups cross processes and the poll is only a safety net.
     key = "LONGPOLL_SAFETY_POLL_MS" if notify.notifier.broadcast else "LONGPOLL_DB_POLL_MS"
@@ -82,7 +90,7 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
     try:
         if HEADER not in request.META:
             raise exceptions.NotAuthenticated()
-        relay = await in_db(authenticate_relay, request.META[HEADER])
+        relay = await in_db(_authenticate, request.META[HEADER])
         body = _parse(request)
     except exceptions.APIException as exc:
         return error(exc.status_code, flatten(exc.detail))

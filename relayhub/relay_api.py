@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from assignments.models import RelayAssignment
 from relayhub.permissions import IsRelay
 from relayhub.relay_auth import RelayKeyAuthentication
+from relayhub.throttling import RelayKeyThrottle
 from relayhub import relay_schema  # noqa: F401  (registers the X-API-Key OpenAPI scheme)
 
 
@@ -24,6 +25,7 @@ class AnyContentTypeJSONParser(parsers.JSONParser):
 class RelayAPIView(APIView):
     authentication_classes = [RelayKeyAuthentication]
     permission_classes = [IsRelay]
+    throttle_classes = [RelayKeyThrottle]
     parser_classes = [parsers.JSONParser, AnyContentTypeJSONParser]
     error_envelope = {"success": False}
 

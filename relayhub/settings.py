@@ -152,6 +152,13 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "relayhub.pagination.CappedPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["relayhub.throttling.OperatorThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "operator": env.str("RELAYHUB_OPERATOR_RATE", default="1200/min"),
+        "anon": env.str("RELAYHUB_VERIFY_RATE", default="600/min"),
+        # A busy agent sends a few requests per command; this allows hundreds per second.
+        "relay": env.str("RELAYHUB_RELAY_RATE", default="60000/min"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -200,6 +207,12 @@ RELAYHUB = {
     "METRIC_RETENTION_DAYS": env.int("RELAYHUB_METRIC_RETENTION_DAYS", default=7),
 }
 REDIS_URL = env.str("REDIS_URL", default="")
+# Throttle counters must be shared by all web processes when there are several.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport,
 # which needs no server (the embedded mode).
