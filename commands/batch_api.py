@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -84,6 +85,7 @@ class BatchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Li
     def get_serializer_class(self):
         return BatchCreateSerializer if self.action == "create" else BatchSerializer
 
+    @extend_schema(request=BatchCreateSerializer, responses={201: BatchSerializer})
     def create(self, request: Request) -> Response:
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
