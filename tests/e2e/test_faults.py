@@ -1,0 +1,115 @@
+"""Fault tests of SPEC §8: hub killed mid-run, agent killed mid-command.
+
+Each command appends a line to a file named by its token, so "ran twice"
+shows up as a second line and "lost result" as a file with no completed row.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from assignments.models import RelayAssignment
+from commands.choices import CommandStatus
+from commands.models import Command
+from commands.tasks import expire_commands
+from tests.e2e.processes import Hub, free_port, wait_for
+
+AGENTS = 20
+COMMANDS = 1000
+
+
+def queue(machine_id: str, ran_dir: Path, count: int, timeout_ms: int = 10_000) -> dict[int, str]:
+    tokens = {}
+    for _ in range(count):
+        token = uuid.uuid4().hex
+        command = Command.objects.create(machine_id=machine_id, command=f"echo ran >> {ran_dir / token}; echo {token}",
+                                         timeout_ms=timeout_ms)
+        tokens[command.pk] = token
+    return tokens
+
+
+def finished() -> int:
+    return Command.objects.filter(status__in=CommandStatus.terminal()).count()
+
+
+def check_each_ran_at_most_once_and_no_result_was_lost(tokens: dict[int, str], ran_dir: Path) -> None:
+    for command in Command.objects.filter(pk__in=tokens):
+        ran = ran_dir / tokens[command.pk]
+        lines = ran.read_text().splitlines() if ran.exists() else []
+        assert len(lines) <= 1, f"command {command.pk} ran {len(lines)} times"
+        assert command.is_terminal, f"command {command.pk} is still {command.status}"
+        if command.status == CommandStatus.COMPLETED:
+            assert lines == ["ran"] and command.output == f"{tokens[command.pk]}\n"
+        else:
+            # Only a claim whose answer died with the hub may end otherwise: it never ran.
+            assert command.status == CommandStatus.TIMEOUT and not lines, (command.pk, command.status, lines)
+
+
+@pytest.mark.skipif("os.environ.get('DATABASE_URL', '').startswith('sqlite') or not os.environ.get('DATABASE_URL')",
+                    reason="the 20-agent run is specified against PostgreSQL")
+def test_twenty_agents_survive_two_hub_kills_during_a_thousand_commands(settings, transactional_db, start_agent,
+                                                                        tmp_path):
+    settings.RELAYHUB = {**settings.RELAYHUB, "TIMEOUT_GRACE_S": 0}
+    ran_dir = tmp_path / "ran"
+    ran_dir.mkdir()
+    port = free_port()
+    hub = Hub(tmp_path / "hub.log", port=port).start()
+    try:
+        issued = [RelayAssignment.issue(machine_id="fault-machine", name=f"relay-{n}") for n in range(AGENTS)]
+        for key in issued:
+            start_agent(key, hub, "--concurrency", "4", "--heartbeat-interval", "2000", wait=False)
+        tokens = queue("fault-machine", ran_dir, COMMANDS)
+        for kill_at in (COMMANDS // 3, 2 * COMMANDS // 3):
+            wait_for(lambda: finished() >= kill_at, 120, f"{kill_at} commands to finish", interval=0.1)
+            hub.proc.send_signal(signal.SIGKILL)
+            hub.proc.wait(5)
+            hub = Hub(tmp_path / "hub.log", port=port).start()
+        wait_for(lambda: finished() + _overdue_claims() >= COMMANDS, 180, "every command to end", interval=0.5)
+        wait_for(lambda: _claims_past_deadline_only(), 30, "claims lost with the hub to pass their deadline")
+        expire_commands()
+        check_each_ran_at_most_once_and_no_result_was_lost(tokens, ran_dir)
+        completed = Command.objects.filter(status=CommandStatus.COMPLETED).count()
+        print(f"\n{completed} of {COMMANDS} completed; {COMMANDS - completed} claims died with the hub")
+        assert completed >= COMMANDS * 0.95
+    finally:
+        hub.kill()
+
+
+def _overdue_claims() -> int:
+    return Command.objects.filter(status__in=CommandStatus.active()).count()
+
+
+def _claims_past_deadline_only() -> bool:
+    return not Command.objects.filter(status__in=CommandStatus.active(), deadline_at__gte=timezone.now()).exists()
+
+
+def test_an_agent_killed_mid_command_leaves_it_timed_out_and_not_rerun(settings, hub, e2e_relay, start_agent,
+                                                                        tmp_path):
+    settings.RELAYHUB = {**settings.RELAYHUB, "TIMEOUT_GRACE_S": 0}
+    ran_dir = tmp_path / "ran"
+    ran_dir.mkdir()
+    agent = start_agent(e2e_relay, hub)
+    [(command_id, token)] = queue("e2e-machine", ran_dir, 1, timeout_ms=3000).items()
+    Command.objects.filter(pk=command_id).update(command=f"echo ran >> {ran_dir / token}; sleep 2")
+    wait_for(lambda: Command.objects.get(pk=command_id).status == CommandStatus.EXECUTING, 20, "the command to run")
+    os.killpg(agent.proc.pid, signal.SIGKILL)
+    agent.proc.wait(5)
+    command = Command.objects.get(pk=command_id)
+    # Within timeout plus one sweep: at the deadline, the next sweep ends it.
+    wait_for(lambda: timezone.now() > command.deadline_at + timedelta(milliseconds=50), 10, "the deadline")
+    assert expire_commands() == 1
+    command.refresh_from_db()
+    assert (command.status, command.error, command.attempt) == ("timeout", "execution timed out", 1)
+    # A new agent for the same relay does not run it again.
+    start_agent(e2e_relay, hub)
+    Command.objects.create(machine_id="e2e-machine", command="true", timeout_ms=3000)
+    wait_for(lambda: Command.objects.filter(status=CommandStatus.COMPLETED).exists(), 20, "the next command")
+    assert (ran_dir / token).read_text() == "ran\n"
+    assert Command.objects.get(pk=command_id).attempt == 1
