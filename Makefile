@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test test-quick compose-env clean
+.PHONY: run test test-quick lock audit compose-env clean
 
-$(STAMP): pyproject.toml relay_agent/pyproject.toml
+$(STAMP): pyproject.toml relay_agent/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]' -e ./relay_agent
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]' -e ./relay_agent
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -24,13 +24,22 @@ test: $(STAMP)
 test-quick: $(STAMP)
 	$(BIN)/pytest -n auto -m "not e2e" $(PYTEST_ARGS)
 
+lock:  # re-pin every dependency after changing pyproject.toml
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[test]' -e ./relay_agent
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+	rm -rf .lock-venv
+
+audit: $(STAMP)  # what .ci/run checks besides the tests
+	DJANGO_SETTINGS_MODULE=relayhub.settings_production SECRET_KEY=$$(head -c48 /dev/urandom | base64) \
+	CREDENTIAL_KEYS=k1:$$(head -c32 /dev/urandom | base64) TRANSPORT_KEYS=t1:$$(head -c32 /dev/urandom | base64) \
+	ALLOWED_HOSTS=hub.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
+	$(BIN)/bandit -q -r relayhub assignments commands credentials configpush relay_agent/relay_agent -x '*/migrations/*'
+	$(BIN)/pip-audit -r requirements.lock --no-deps --progress-spinner off
+
 compose-env:  # fresh random secrets for compose.yaml
 	@test ! -e .env || { echo ".env exists; remove it first"; exit 1; }
-	@$(PYTHON) -c 'import base64, os, secrets; k = lambda: base64.b64encode(os.urandom(32)).decode(); 	print(f"POSTGRES_PASSWORD={secrets.token_urlsafe(24)}
-SECRET_KEY={secrets.token_urlsafe(50)}
-CREDENTIAL_KEYS=k1:{k()}
-TRANSPORT_KEYS=t1:{k()}")' > .env
-	@chmod 600 .env && echo "wrote .env"
+	@umask 077 && $(PYTHON) deploy/make_env.py > .env && echo "wrote .env"
 
 clean:
 	rm -rf $(VENV) var

@@ -10,7 +10,7 @@ from relayhub import crypto
 
 class CredentialType(models.TextChoices):
     SSH_KEY = "ssh_key"
-    PASSWORD = "password"
+    PASSWORD = "password"  # nosec B105 - a credential type name
     API_KEY = "api_key"
 
 

@@ -21,7 +21,7 @@ def _dev_key(label: str) -> str:
     return "dev:" + base64.b64encode(hashlib.sha256(label.encode()).digest()).decode()
 
 
-DEV_SECRET_KEY = "django-insecure-relayhub-development-only"
+DEV_SECRET_KEY = "django-insecure-relayhub-development-only"  # nosec B105 - development only; production settings refuse it
 DEV_CREDENTIAL_KEYS = _dev_key("relayhub development credential key")
 DEV_TRANSPORT_KEYS = _dev_key("relayhub development transport key")
 
@@ -38,7 +38,7 @@ CREDENTIAL_KEYS = env.str("CREDENTIAL_KEYS", default=DEV_CREDENTIAL_KEYS)
 TRANSPORT_KEYS = env.str("TRANSPORT_KEYS", default=DEV_TRANSPORT_KEYS)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "relayhub.admin_site.RelayHubAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

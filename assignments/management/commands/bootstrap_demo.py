@@ -38,7 +38,7 @@ class Command(BaseCommand):
             _write_private(password_file, password)
         password = password_file.read_text().strip() if password_file.exists() else ""
         if not password or not users.get(username="admin").check_password(password):
-            password = "(changed by you; `manage.py changepassword admin` resets it)"
+            password = "(changed by you; `manage.py changepassword admin` resets it)"  # nosec B105 - a message, not a password
         self.stdout.write(f"Admin:  http://127.0.0.1:8000/admin/  user: admin  password: {password}")
 
     def _relay(self, info_file: Path, key_file: Path, secret_file: Path) -> None:
