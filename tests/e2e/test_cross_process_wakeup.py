@@ -11,9 +11,8 @@ import redis
 import requests
 from django.db import connection
 
-from commands import notify
-from commands.fanout import PostgresFanout, RedisFanout
-from commands.models import Command
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -30,15 +29,13 @@ def backend_env(backend: str) -> dict[str, str]:
     return {"RELAYHUB_NOTIFY_BACKEND": "postgres"}
 
 
-def other_process_fanout(backend: str):
-    """A publisher separate from the hubs, as another replica or a worker would be."""
-    if backend == "redis":
-        return RedisFanout(notify.LocalNotifier(), REDIS_URL)
-    return PostgresFanout(notify.LocalNotifier())
+def operator_token() -> str:
+    user = User.objects.create_superuser("op", "op@example.com", "pw-op-123456")
+    return Token.objects.create(user=user).key
 
 
 @pytest.mark.parametrize("backend", ["redis", "postgres"])
-def test_long_poll_on_one_replica_wakes_for_a_queue_elsewhere(start_hub, e2e_relay, backend):
+def test_long_poll_on_one_replica_wakes_for_a_command_queued_through_another(start_hub, e2e_relay, backend):
     env = backend_env(backend)
     replica_a, replica_b = start_hub(env=env), start_hub(env=env)
     answer: dict = {}
@@ -53,11 +50,12 @@ def test_long_poll_on_one_replica_wakes_for_a_queue_elsewhere(start_hub, e2e_rel
     poller.start()
     time.sleep(1.0)  # the poll is now waiting on replica A
     assert poller.is_alive()
-    command = Command.objects.create(machine_id="e2e-machine", command="true", timeout_ms=1000)
-    queued_at = time.monotonic()
-    other_process_fanout(backend).broadcast(notify.machine_topic("e2e-machine"))
+    queued = requests.post(f"{replica_b.url}/api/v1/commands/", json={"machine_id": "e2e-machine", "command": "true"},
+                           headers={"Authorization": f"Token {operator_token()}"}, timeout=10)
+    queued_at = time.monotonic()  # committed and published by now
+    assert queued.status_code == 201, queued.text
     poller.join(25)
-    assert [c["_id"] for c in answer["commands"]] == [str(command.pk)]
+    assert [c["_id"] for c in answer["commands"]] == [str(queued.json()["id"])]
     # The safety poll runs every 5 s when a broker is configured: this was the broker.
     assert answer["at"] - queued_at < 1.0
     assert replica_b.proc.poll() is None
