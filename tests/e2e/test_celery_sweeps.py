@@ -49,5 +49,6 @@ def test_worker_and_beat_time_out_commands_and_mark_lost_relays(celery_env, e2e_
 
     wait_for(swept, 45, "the beat-driven sweeps", interval=0.5)
     command.refresh_from_db()
-    assert command.error == "execution timed out"
+    # Both sweeps want this command; whichever runs first names the reason.
+    assert command.error in ("execution timed out", "relay lost")
     assert list(relay.events.values_list("kind", flat=True)) == ["heartbeat_lost"]

@@ -1,0 +1,128 @@
+"""Relay pages of the admin: the panels of the relay page, enable/disable, and key issuance.
+
+A new key and transport secret go out in the body of the POST response that
+made them and nowhere else: no redirect, message, session, log line or log
+entry ever carries them, and ``admin_view`` marks the response ``no-store``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from assignments import access
+from assignments.forms import IssueRelayForm
+from assignments.models import IssuedKey, MetricSample, RelayAssignment
+from relayhub import admin_charts
+
+METRICS = [("cpuPercent", "CPU", "rh-cpu"), ("memoryPercent", "memory", "rh-mem"), ("diskPercent", "disk", "rh-disk")]
+KEY_ACTIONS = {
+    "revoke-key": ("Revoke the key", "The relay is refused on its next request, until a new key is issued."),
+    "issue-key": ("Issue a new key", "The current key is revoked at once; the relay needs the new key and "
+                                     "transport secret to connect again."),
+}
+
+
+def relay_state(relay: RelayAssignment) -> str:
+    if not relay.enabled:
+        return "disabled"
+    return "online" if relay.is_online else "offline"
+
+
+def relay_panels(request: HttpRequest, relay: RelayAssignment) -> dict[str, Any]:
+    samples = list(MetricSample.objects.filter(relay=relay, created_at__gte=timezone.now() - timedelta(hours=24))
+                   .order_by("created_at").values_list("created_at", "metrics"))
+    return {
+        "relay": relay,
+        "relay_status": getattr(relay, "status", None),
+        "state": relay_state(relay),
+        "inventory": relay.inventory.all(),
+        "recent_commands": access.commands_for(request.user).filter(machine_id=relay.machine_id)
+        .select_related("created_by")[:15],
+        "config_pushes": relay.config_pushes.select_related("created_by").order_by("-created_at")[:15],
+        "metrics_chart": admin_charts.percent_chart(admin_charts.thin(samples, 300), METRICS),
+        "may_run_here": access.can_run_on(request.user, relay.machine_id),
+        "may_push_config": access.relays_for(request.user, access.RUN).filter(pk=relay.pk).exists(),
+    }
+
+
+def _relay_or_404(model_admin, request: HttpRequest, object_id: str) -> RelayAssignment:
+    relay = model_admin.get_object(request, unquote(object_id))
+    if relay is None:
+        raise Http404("no such relay")
+    if not model_admin.has_change_permission(request, relay):
+        raise PermissionDenied
+    return relay
+
+
+def set_enabled(model_admin, request: HttpRequest, object_id: str, enabled: bool) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    relay = _relay_or_404(model_admin, request, object_id)
+    apply_enabled(model_admin, request, relay, enabled)
+    model_admin.message_user(request, f"{relay} is {'enabled' if enabled else 'disabled'}.")
+    return redirect(reverse("admin:assignments_relayassignment_change", args=[relay.pk]))
+
+
+def apply_enabled(model_admin, request: HttpRequest, relay: RelayAssignment, enabled: bool) -> bool:
+    if relay.enabled == enabled:
+        return False
+    relay.enabled = enabled
+    relay.save(update_fields=["enabled", "updated_at"])
+    model_admin.log_change(request, relay, "Enabled" if enabled else "Disabled")
+    return True
+
+
+def key_action(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
+    relay = _relay_or_404(model_admin, request, object_id)
+    title, warning = KEY_ACTIONS[action]
+    if request.method != "POST":
+        return TemplateResponse(request, "admin/assignments/relayassignment/confirm_key_action.html", {
+            **context(model_admin, request, relay, title), "warning": warning, "action": action,
+        })
+    if action == "revoke-key":
+        relay.revoke_key()
+        model_admin.log_change(request, relay, "Revoked the API key")
+        model_admin.message_user(request, f"The key of {relay} is revoked.")
+        return redirect(reverse("admin:assignments_relayassignment_change", args=[relay.pk]))
+    issued = relay.reissue_key()
+    model_admin.log_change(request, relay, "Issued a new API key")
+    return show_key(model_admin, request, issued, "New key issued")
+
+
+def issue_relay(model_admin, request: HttpRequest) -> HttpResponse:
+    form = IssueRelayForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        issued = RelayAssignment.issue(machine_id=form.cleaned_data["machine_id"], name=form.cleaned_data["name"],
+                                       created_by=request.user)
+        model_admin.log_addition(request, issued.relay, [{"added": {}}])
+        return show_key(model_admin, request, issued, "Relay added")
+    return TemplateResponse(request, "admin/assignments/relayassignment/issue.html", {
+        **context(model_admin, request, None, "Add relay"), "form": form,
+    })
+
+
+def show_key(model_admin, request: HttpRequest, issued: IssuedKey, title: str) -> HttpResponse:
+    return TemplateResponse(request, "admin/assignments/relayassignment/issued_key.html", {
+        **context(model_admin, request, issued.relay, title),
+        "issued": issued,
+        "hub_url": request.build_absolute_uri("/").rstrip("/"),
+    })
+
+
+def context(model_admin, request: HttpRequest, relay: RelayAssignment | None, title: str) -> dict[str, Any]:
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": RelayAssignment._meta,
+        "title": title,
+        "original": relay,
+        "relay": relay,
+    }

@@ -1,0 +1,147 @@
+"""Command pages of the admin: the run form, cancel and rerun, and what the command and batch pages show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from assignments import access
+from commands import batches, output
+from commands.api import INPUT_FIELDS
+from commands.forms import RunCommandForm, initial_from
+from commands.models import Command, CommandBatch, IllegalTransition
+
+RUN_FIELDSETS = [
+    (None, {"fields": ["machines", "command"]}),
+    ("Target", {"fields": ["target_type", "target_host", "target_port", "target_username"]}),
+    ("Limits", {"fields": ["timeout_s", "priority"]}),
+    ("Several machines", {"fields": ["max_concurrency", "max_errors"]}),
+]
+
+
+def command_url(command: Command) -> str:
+    return reverse("admin:commands_command_change", args=[command.pk])
+
+
+def run_command(model_admin, request: HttpRequest) -> HttpResponse:
+    if not model_admin.has_add_permission(request):
+        raise Http404("no machines to run on")
+    initial: dict[str, Any] = {}
+    source_id = _int(request.GET.get("from"))
+    if source_id and (source := access.commands_for(request.user).filter(pk=source_id).first()):
+        initial = initial_from(source)
+    elif machine := request.GET.get("machine"):
+        initial = {"machines": [machine]}
+    form = RunCommandForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        machines, fields = form.cleaned_data["machines"], form.command_fields()
+        if len(machines) == 1:
+            command = Command.objects.create(machine_id=machines[0], created_by=request.user, **fields)
+            model_admin.log_addition(request, command, [{"added": {}}])
+            return redirect(command_url(command))
+        batch = batches.create(machine_ids=machines, created_by=request.user,
+                               max_concurrency=form.cleaned_data["max_concurrency"],
+                               max_errors=form.cleaned_data["max_errors"], **fields)
+        model_admin.log_addition(request, batch, [{"added": {}}])
+        return redirect(reverse("admin:commands_commandbatch_change", args=[batch.pk]))
+    return TemplateResponse(request, "admin/commands/command/run.html", {
+        **model_admin.admin_site.each_context(request),
+        "opts": Command._meta,
+        "title": "Run command",
+        "adminform": helpers.AdminForm(form, RUN_FIELDSETS, {}, model_admin=model_admin),
+        "form": form,
+        "errors": helpers.AdminErrorList(form, []),
+    })
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def _visible_command(model_admin, request: HttpRequest, object_id: str) -> Command:
+    command = model_admin.get_object(request, unquote(object_id))
+    if command is None:
+        raise Http404("no such command")
+    return command
+
+
+def cancel(model_admin, request: HttpRequest, command: Command) -> bool:
+    if not access.can_run_on(request.user, command.machine_id):
+        return False
+    try:
+        command.cancel()
+    except IllegalTransition:
+        return False
+    model_admin.log_change(request, command, "Cancelled" if command.is_terminal else "Requested cancel")
+    return True
+
+
+def rerun(model_admin, request: HttpRequest, command: Command) -> Command | None:
+    if not access.can_run_on(request.user, command.machine_id):
+        return None
+    new = Command.objects.create(created_by=request.user, **{name: getattr(command, name) for name in INPUT_FIELDS})
+    model_admin.log_addition(request, new, f"Rerun of #{command.pk}")
+    return new
+
+
+def cancel_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    command = _visible_command(model_admin, request, object_id)
+    if not access.can_run_on(request.user, command.machine_id):
+        model_admin.message_user(request, f"You may not run commands on {command.machine_id}.", level="error")
+    elif not cancel(model_admin, request, command):
+        model_admin.message_user(request, f"Command #{command.pk} cannot be cancelled: it is {command.status}.",
+                                 level="warning")
+    return redirect(command_url(command))
+
+
+def rerun_view(model_admin, request: HttpRequest, object_id: str) -> HttpResponse:
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    command = _visible_command(model_admin, request, object_id)
+    new = rerun(model_admin, request, command)
+    if new is None:
+        model_admin.message_user(request, f"You may not run commands on {command.machine_id}.", level="error")
+        return redirect(command_url(command))
+    return redirect(command_url(new))
+
+
+def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
+    stdout, stdout_offset = output.since(command, "stdout", 0)
+    stderr, stderr_offset = output.since(command, "stderr", 0)
+    return {
+        "command": command,
+        "stdout": stdout, "stdout_offset": stdout_offset,
+        "stderr": stderr, "stderr_offset": stderr_offset,
+        "may_run_here": access.can_run_on(request.user, command.machine_id),
+        "output_url": reverse("command-output", args=[command.pk]),
+        "detail_url": reverse("command-detail", args=[command.pk]),
+    }
+
+
+def batch_panel(batch: CommandBatch) -> dict[str, Any]:
+    targets = batches.targets(batch)
+    return {
+        "batch": batch,
+        "targets": targets,
+        "overall_status": batches.overall_status(batch, targets),
+        "batch_api_url": reverse("batch-detail", args=[batch.pk]),
+    }
+
+
+def visible_batches(user) -> QuerySet[CommandBatch]:
+    """A batch is visible when all of its machines are (as in the REST API)."""
+    rows = CommandBatch.objects.all()
+    if user.has_perm(access.VIEW):
+        return rows
+    visible = set(access.machine_ids_for(user).values_list("machine_id", flat=True))
+    return rows.filter(pk__in=[pk for pk, machines in rows.values_list("pk", "machine_ids")
+                               if set(machines) <= visible])

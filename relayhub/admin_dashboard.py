@@ -1,0 +1,59 @@
+"""What the admin index shows, limited to the relays and commands the user may see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, F, Q
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from assignments import access
+from commands.choices import CommandStatus
+from relayhub import admin_charts
+
+FAILURES = (CommandStatus.FAILED, CommandStatus.TIMEOUT)
+
+
+def online_since():
+    return timezone.now() - timedelta(seconds=settings.RELAYHUB["ONLINE_THRESHOLD_S"])
+
+
+def dashboard(user) -> dict[str, Any]:
+    now = timezone.now()
+    relays = access.relays_for(user).select_related("status")
+    alive = Q(status__last_heartbeat_at__gt=online_since())
+    enabled = relays.filter(enabled=True)
+    day_ago = now - timedelta(hours=24)
+    commands = access.commands_for(user)
+    recent = commands.filter(created_at__gte=day_ago)
+    counts = dict(recent.order_by().values_list("status").annotate(n=Count("id")))
+    return {
+        "relay_counts": {
+            "online": enabled.filter(alive).count(),
+            "offline": enabled.exclude(alive).count(),
+            "disabled": relays.filter(enabled=False).count(),
+        },
+        "stalest_relays": list(enabled.order_by(F("status__last_heartbeat_at").asc(nulls_first=True), "name")[:5]),
+        "status_counts": [(status, counts.get(status, 0)) for status in CommandStatus.values],
+        "commands_24h": sum(counts.values()),
+        "latest_failures": list(commands.filter(status__in=FAILURES).select_related("created_by")[:8]),
+        "hourly_chart": hourly_chart(recent, now),
+    }
+
+
+def hourly_chart(recent, now) -> admin_charts.BarChart:
+    per_hour = {
+        row["hour"]: row
+        for row in recent.order_by().annotate(hour=TruncHour("created_at")).values("hour").annotate(
+            total=Count("id"), failed=Count("id", filter=Q(status__in=FAILURES)))
+    }
+    this_hour = now.replace(minute=0, second=0, microsecond=0)
+    buckets = []
+    for back in range(23, -1, -1):
+        hour = this_hour - timedelta(hours=back)
+        row = per_hour.get(hour, {"total": 0, "failed": 0})
+        buckets.append((f"{hour:%H}:00", row["total"], row["failed"]))
+    return admin_charts.bar_chart(buckets)

@@ -1,0 +1,45 @@
+"""The admin site: relayhub's management portal, with the dashboard as its index.
+
+Loaded through ``RelayHubAdminConfig`` in INSTALLED_APPS, before the models
+are ready, so model imports stay inside the methods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.apps import AdminConfig
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+
+class RelayHubAdminSite(admin.AdminSite):
+    site_header = "relayhub"
+    site_title = "relayhub"
+    index_title = "Dashboard"
+    # "/" is the relay protocol, not a site for people.
+    site_url = None
+    # Tables with badges and meters need the width; the dashboard lists the models.
+    enable_nav_sidebar = False
+    index_template = "admin/relayhub/dashboard.html"
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        from relayhub.admin_dashboard import dashboard
+
+        return super().index(request, {**dashboard(request.user), **(extra_context or {})})
+
+    def each_context(self, request: HttpRequest) -> dict[str, Any]:
+        from assignments import access
+
+        context = super().each_context(request)
+        user = request.user
+        context["may_run_commands"] = bool(
+            user.is_active and user.is_staff
+            and (user.has_perm(access.RUN) or access.relays_for(user, access.RUN).exists())
+        )
+        return context
+
+
+class RelayHubAdminConfig(AdminConfig):
+    default_site = "relayhub.admin_site.RelayHubAdminSite"

@@ -1,0 +1,95 @@
+"""Run commands on a real agent from the admin form and follow them live on the command page."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from assignments.models import RelayAssignment
+from commands.models import Command
+
+FAST = ("--long-poll-wait", "500", "--heartbeat-interval", "500")
+RUN_MS = 15_000
+COMMAND_PAGE = re.compile(r"/admin/commands/command/(\d+)/change/$")
+
+
+@pytest.fixture
+def operator_page(browser, superuser, hub, e2e_relay, start_agent):
+    start_agent(e2e_relay, hub, *FAST)
+    browser.login("admin")
+    return browser
+
+
+def run(browser, command: str) -> Command:
+    page = browser.page
+    page.get_by_role("link", name="Run command").first.click()
+    page.get_by_label(re.compile("e2e-machine")).check()
+    page.fill("#id_command", command)
+    page.fill("#id_timeout_s", "90")
+    with page.expect_navigation(url=COMMAND_PAGE):
+        page.click("#rh-run")
+    return Command.objects.get(pk=int(COMMAND_PAGE.search(page.url).group(1)))
+
+
+def test_echo_hi_shows_its_output_and_completes(operator_page, superuser) -> None:
+    page = operator_page.page
+
+    command = run(operator_page, "echo hi")
+
+    expect(page.locator("#rh-stdout")).to_have_text("hi\n", timeout=RUN_MS)
+    expect(page.locator("#rh-status")).to_have_text("completed", timeout=RUN_MS)
+    expect(page.locator("#rh-exit-code")).to_have_text("0")
+    expect(page.locator("#rh-duration")).to_have_text(re.compile(r"^\d+ ms$"))
+    operator_page.screenshot("command-echo-hi")
+    command.refresh_from_db()
+    assert (command.status, command.created_by) == ("completed", superuser)
+
+
+def test_output_arrives_while_the_command_runs(operator_page) -> None:
+    page = operator_page.page
+
+    run(operator_page, "echo first; sleep 2; echo second")
+
+    expect(page.locator("#rh-stdout")).to_have_text("first\n", timeout=RUN_MS)
+    expect(page.locator("#rh-status")).to_have_text("executing")
+    operator_page.screenshot("command-streaming")
+    expect(page.locator("#rh-stdout")).to_have_text("first\nsecond\n", timeout=RUN_MS)
+    expect(page.locator("#rh-status")).to_have_text("completed")
+
+
+def test_a_running_sleep_is_cancelled(operator_page) -> None:
+    page = operator_page.page
+
+    command = run(operator_page, "sleep 60")
+    expect(page.locator("#rh-status")).to_have_text("executing", timeout=RUN_MS)
+    with page.expect_navigation(url=COMMAND_PAGE):
+        page.click("#rh-cancel")
+
+    expect(page.locator("#rh-status")).to_have_text("cancelled", timeout=RUN_MS)
+    expect(page.locator("#rh-cancel")).to_have_count(0)
+    operator_page.screenshot("command-cancelled")
+    command.refresh_from_db()
+    assert command.status == "cancelled" and command.cancel_requested
+
+
+def test_several_machines_run_as_a_batch(operator_page) -> None:
+    RelayAssignment.issue(machine_id="silent-machine", name="silent relay")
+    page = operator_page.page
+    page.reload()
+    page.get_by_role("link", name="Run command").first.click()
+    page.get_by_label(re.compile("e2e-machine")).check()
+    page.get_by_label(re.compile("silent-machine")).check()
+    page.fill("#id_command", "echo from-batch")
+    with page.expect_navigation(url=re.compile(r"/admin/commands/commandbatch/\d+/change/$")):
+        page.click("#rh-run")
+
+    done = page.locator('tr[data-machine="e2e-machine"]')
+    expect(done.locator('[data-field="status"]')).to_have_text("completed", timeout=RUN_MS)
+    expect(done.locator('[data-field="exit_code"]')).to_have_text("0")
+    done.locator("summary").click()
+    expect(done.locator('[data-field="output"]')).to_have_text("from-batch\n")
+    expect(page.locator('tr[data-machine="silent-machine"] [data-field="status"]')).to_have_text("pending")
+    expect(page.locator("#rh-batch-status")).to_have_text("running")
+    operator_page.screenshot("batch")
