@@ -37,7 +37,8 @@ class SharedCredentialAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         if PUSHED_FIELDS & set(form.changed_data):
-            pushes = queue_credential_pushes(form.instance, created_by=request.user)
+            pushes = queue_credential_pushes(form.instance, created_by=request.user,
+                                             replaces=form.initial.get("name", ""))
             if pushes:
                 self.message_user(request, f"Queued the credential for {len(pushes)} relay(s).")
 

@@ -42,6 +42,7 @@ class SharedCredentialSerializer(serializers.ModelSerializer):
     def save(self, **kwargs) -> SharedCredential:
         value = self.validated_data.pop("value", None)
         relays = self.validated_data.pop("assigned_relays", None)
+        previous_name = self.instance.name if self.instance else ""
         with transaction.atomic():
             credential = self.instance or SharedCredential(**self.validated_data, **kwargs)
             for name, field_value in self.validated_data.items():
@@ -51,8 +52,8 @@ class SharedCredentialSerializer(serializers.ModelSerializer):
             credential.save()
             if relays is not None:
                 credential.assigned_relays.set(relays)
-            if value or relays is not None:
-                queue_credential_pushes(credential, created_by=kwargs.get("created_by"))
+            if value or relays is not None or credential.name != previous_name:
+                queue_credential_pushes(credential, created_by=kwargs.get("created_by"), replaces=previous_name)
         self.instance = credential
         return credential
 

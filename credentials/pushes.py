@@ -6,12 +6,17 @@ from configpush.models import ConfigPush, PushStatus, PushType
 from credentials.models import SharedCredential
 
 
-def queue_credential_pushes(credential: SharedCredential, created_by=None) -> list[ConfigPush]:
-    """One push per assigned relay, encrypted for that relay; older unsent copies are dropped."""
+def queue_credential_pushes(credential: SharedCredential, created_by=None, replaces: str = "") -> list[ConfigPush]:
+    """One push per assigned relay, encrypted for that relay.
+
+    Unsent copies are dropped first, also those under ``replaces``, the name
+    the credential had before a rename.
+    """
     pushes = []
+    names = {credential.name, replaces} - {""}
     for relay in credential.assigned_relays.select_related("api_key"):
         ConfigPush.objects.filter(relay=relay, push_type=PushType.CREDENTIAL, status=PushStatus.PENDING,
-                                  payload__name=credential.name).delete()
+                                  payload__name__in=names).delete()
         payload = {"name": credential.name, "credentialType": credential.credential_type,
                    "encryptedValue": credential.encrypted_for_secret(relay.transport_secret())}
         if credential.target_host:

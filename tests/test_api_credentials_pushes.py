@@ -98,3 +98,10 @@ def test_api_docs_load_nothing_from_other_hosts(admin_api):
     assert page.status_code == 200
     urls = re.findall(r'(?:src|href)="([^"]+)"', page.content.decode())
     assert urls and all(url.startswith("/") for url in urls), urls
+
+
+def test_renaming_drops_the_unsent_push_under_the_old_name(admin_api, issued):
+    credential_id = create(admin_api, issued.relay).json()["id"]
+    response = admin_api.patch(f"/api/v1/shared-credentials/{credential_id}/", {"name": "db-renamed"}, format="json")
+    assert response.status_code == 200
+    assert [p.payload["name"] for p in ConfigPush.objects.filter(push_type="credential")] == ["db-renamed"]
