@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__, transport
 from .backoff import Backoff
@@ -126,7 +127,12 @@ class Agent:
         self.stop()
 
     def start(self) -> bool:
-        log.info("relay agent starting", version=__version__, hub=self.settings.hub_url, concurrency=self.settings.concurrency)
+        log.info(
+            "relay agent starting",
+            version=__version__,
+            hub=_without_userinfo(self.settings.hub_url),
+            concurrency=self.settings.concurrency,
+        )
         if not self._verify():
             return False
         self._report_status()
@@ -164,7 +170,12 @@ class Agent:
                 log.error("hub did not accept the api key", error=str(info.get("error", "")))
                 return False
             self.relay_id = str(info["assignmentId"])
-            log.info("verified", relayId=self.relay_id, machineId=str(info.get("machineId", "")), name=str(info.get("name", "")))
+            log.info(
+                "verified",
+                relayId=self.relay_id,
+                machineId=str(info.get("machineId", "")),
+                name=str(info.get("name", "")),
+            )
             return True
         return False
 
@@ -197,7 +208,9 @@ class Agent:
         for thread in self._threads:
             thread.join(timeout=5)
         if not self.flush_spool():
-            log.warning("hub unreachable at shutdown; results stay spooled for the next start", spooled=self.spool.count())
+            log.warning(
+                "hub unreachable at shutdown; results stay spooled for the next start", spooled=self.spool.count()
+            )
         self.ssh.close()
         log.info("stopped")
         return 0
@@ -236,7 +249,10 @@ class Agent:
                     self.stopping.wait(self.settings.poll_interval_ms / 1000)
                 backoff.reset()
             except ExtensionsUnsupported:
-                log.info("hub has no long-poll extensions; falling back to polling", intervalMs=self.settings.poll_interval_ms)
+                log.info(
+                    "hub has no long-poll extensions; falling back to polling",
+                    intervalMs=self.settings.poll_interval_ms,
+                )
                 self.extensions = False
             except HubError as exc:
                 delay = backoff.next()
@@ -304,7 +320,11 @@ class Agent:
         if not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
             return ExecResult.refused(f"invalid timeoutMs {timeout_ms!r}")
         refusal = self.config.check_command(text)
-        host, port = command.get("targetHost"), int(command.get("targetPort") or 22)
+        host, port = command.get("targetHost"), command.get("targetPort") or 22
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            return ExecResult.refused(f"invalid targetPort {port!r}")
         if refusal is None and target_type == "ssh":
             refusal = "ssh command without targetHost" if not host else self.config.check_ssh_target(host, port)
         elif refusal is None and target_type != "local":
@@ -312,7 +332,13 @@ class Agent:
         if refusal:
             log.warning("command refused", commandId=running.command_id, reason=refusal)
             return ExecResult.refused(refusal)
-        log.info("command started", commandId=running.command_id, attempt=running.attempt, targetType=target_type, targetHost=host or "")
+        log.info(
+            "command started",
+            commandId=running.command_id,
+            attempt=running.attempt,
+            targetType=target_type,
+            targetHost=host or "",
+        )
         streamer = OutputStreamer(
             self.hub,
             running.command_id,
@@ -324,7 +350,9 @@ class Agent:
         streamer.start()
         try:
             if target_type == "ssh":
-                result = self.ssh.run(host, port, command.get("targetUsername"), text, int(timeout_ms), streamer.add, running.cancel)
+                result = self.ssh.run(
+                    str(host), port, command.get("targetUsername"), text, int(timeout_ms), streamer.add, running.cancel
+                )
             else:
                 result = self.local.run(text, int(timeout_ms), streamer.add, running.cancel)
         finally:
@@ -413,7 +441,8 @@ class Agent:
                 return False
 
     def _post_batch(self, items: list[tuple[tuple[str, int], dict]]) -> bool:
-        batch, size = [], 0
+        batch: list[tuple[tuple[str, int], dict]] = []
+        size = 0
         for key, body in items:
             length = len(body.get("output", "")) + len(body.get("stderr", ""))
             if batch and size + length > MAX_BATCH_CHARS:
@@ -429,7 +458,7 @@ class Agent:
         for answer in answers:
             by_id.setdefault(str(answer.get("commandId")), []).append(answer)
         all_acked = True
-        for key, body in batch:
+        for key, _ in batch:
             same_id = by_id.get(key[0])
             answer = same_id.pop(0) if same_id else {}
             status = answer.get("status")
@@ -527,13 +556,19 @@ class Agent:
             for push in pushes:
                 push_id, push_type = str(push.get("_id")), str(push.get("pushType"))
                 try:
-                    self.config.apply(push_type, push.get("payload"))
+                    payload = push.get("payload")
+                    self.config.apply(push_type, payload if payload is not None else "")
                     success, message = True, None
                 except ConfigError as exc:
                     success, message = False, str(exc)
                 except Exception as exc:
                     success, message = False, f"relay agent error: {type(exc).__name__}"
-                log.info("config push applied" if success else "config push rejected", pushId=push_id, pushType=push_type, error=message or "")
+                log.info(
+                    "config push applied" if success else "config push rejected",
+                    pushId=push_id,
+                    pushType=push_type,
+                    error=message or "",
+                )
                 if success and push_type == "metrics_interval":
                     self._status_wake.set()
                 try:
@@ -586,3 +621,8 @@ def _shrink(body: dict) -> dict:
     if "attempt" in smaller:
         smaller["outputTruncated"] = True
     return smaller
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

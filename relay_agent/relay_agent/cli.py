@@ -7,8 +7,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import __version__
 
@@ -16,8 +16,17 @@ DEFAULT_STORE_DIR = "~/.relay-agent"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 # Options that take a value, so the subcommand can be found among the arguments.
 _VALUE_OPTIONS = {
-    "--poll-interval", "--heartbeat-interval", "--metrics-interval", "--log-level", "--store-dir",
-    "--concurrency", "--shared-secret", "--shutdown-grace", "--known-hosts", "--max-output", "--ssh-idle-timeout",
+    "--poll-interval",
+    "--heartbeat-interval",
+    "--metrics-interval",
+    "--log-level",
+    "--store-dir",
+    "--concurrency",
+    "--shared-secret",
+    "--shutdown-grace",
+    "--known-hosts",
+    "--max-output",
+    "--ssh-idle-timeout",
     "--long-poll-wait",
 }
 
@@ -79,25 +88,67 @@ credential store:
     parser.add_argument("api_key", nargs="?", metavar="API_KEY", help="relay API key (or RELAY_API_KEY)")
     parser.add_argument("hub_url", nargs="?", metavar="HUB_URL", help="hub base URL (or RELAY_HUB_URL)")
     parser.add_argument("--version", action="version", version=f"relay-agent {__version__}")
-    parser.add_argument("--poll-interval", type=_positive_int, metavar="MS", help="plain polling interval for hubs without long-poll (default 5000)")
-    parser.add_argument("--heartbeat-interval", type=_positive_int, metavar="MS", help="heartbeat interval (default 30000)")
-    parser.add_argument("--metrics-interval", type=_positive_int, metavar="MS", help="status and metrics report interval (default 60000)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], type=str.lower, help="default info")
-    parser.add_argument("--store-dir", metavar="DIR", help=f"credential store, spool and config (default {DEFAULT_STORE_DIR})")
+    parser.add_argument(
+        "--poll-interval",
+        type=_positive_int,
+        metavar="MS",
+        help="plain polling interval for hubs without long-poll (default 5000)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval", type=_positive_int, metavar="MS", help="heartbeat interval (default 30000)"
+    )
+    parser.add_argument(
+        "--metrics-interval",
+        type=_positive_int,
+        metavar="MS",
+        help="status and metrics report interval (default 60000)",
+    )
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], type=str.lower, help="default info"
+    )
+    parser.add_argument(
+        "--store-dir", metavar="DIR", help=f"credential store, spool and config (default {DEFAULT_STORE_DIR})"
+    )
     parser.add_argument("--concurrency", type=_positive_int, metavar="N", help="commands run in parallel (default 4)")
     parser.add_argument("--shared-secret", metavar="S", help="transport secret to decrypt shared credentials")
-    parser.add_argument("--shutdown-grace", type=_non_negative_float, metavar="S", help="seconds running commands get to finish on SIGTERM (default 30)")
-    parser.add_argument("--known-hosts", action="append", metavar="PATH", help=f"known_hosts file for SSH targets; repeatable (default {DEFAULT_KNOWN_HOSTS})")
-    parser.add_argument("--max-output", type=_positive_int, metavar="CHARS", help="output kept per stream (default 1048576)")
-    parser.add_argument("--ssh-idle-timeout", type=_non_negative_float, metavar="S", help="close SSH connections idle this long (default 300)")
-    parser.add_argument("--long-poll-wait", type=_positive_int, metavar="MS", help="how long the hub may hold a long-poll (default 25000, at most 30000)")
+    parser.add_argument(
+        "--shutdown-grace",
+        type=_non_negative_float,
+        metavar="S",
+        help="seconds running commands get to finish on SIGTERM (default 30)",
+    )
+    parser.add_argument(
+        "--known-hosts",
+        action="append",
+        metavar="PATH",
+        help=f"known_hosts file for SSH targets; repeatable (default {DEFAULT_KNOWN_HOSTS})",
+    )
+    parser.add_argument(
+        "--max-output", type=_positive_int, metavar="CHARS", help="output kept per stream (default 1048576)"
+    )
+    parser.add_argument(
+        "--ssh-idle-timeout",
+        type=_non_negative_float,
+        metavar="S",
+        help="close SSH connections idle this long (default 300)",
+    )
+    parser.add_argument(
+        "--long-poll-wait",
+        type=_positive_int,
+        metavar="MS",
+        help="how long the hub may hold a long-poll (default 25000, at most 30000)",
+    )
     return parser
 
 
 def credentials_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store-dir", metavar="DIR", default=argparse.SUPPRESS, help=f"default {DEFAULT_STORE_DIR} or RELAY_STORE_DIR")
-    parser = argparse.ArgumentParser(prog="relay-agent credentials", parents=[common], description="Manage the local encrypted credential store.")
+    common.add_argument(
+        "--store-dir", metavar="DIR", default=argparse.SUPPRESS, help=f"default {DEFAULT_STORE_DIR} or RELAY_STORE_DIR"
+    )
+    parser = argparse.ArgumentParser(
+        prog="relay-agent credentials", parents=[common], description="Manage the local encrypted credential store."
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     add = sub.add_parser("add", parents=[common], help="add or replace a credential")
     add.add_argument("name", metavar="NAME")
@@ -147,7 +198,7 @@ def credentials_main(argv: list[str]) -> int:
             cred = store.put(args.name, args.credential_type, value, args.target_host, args.username)
             print(f"stored credential {cred.name} ({cred.credential_type})")
         elif args.action == "list":
-            creds = store.list()
+            creds = store.all()
             if args.json:
                 print(json.dumps(store.inventory(), indent=2))
             elif not creds:
@@ -156,10 +207,12 @@ def credentials_main(argv: list[str]) -> int:
                 rows = [("NAME", "TYPE", "TARGET HOST", "USERNAME", "MODE", "UPDATED")]
                 for c in creds:
                     updated = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.last_updated_at / 1000))
-                    rows.append((c.name, c.credential_type, c.target_host or "-", c.username or "-", c.storage_mode, updated))
+                    rows.append(
+                        (c.name, c.credential_type, c.target_host or "-", c.username or "-", c.storage_mode, updated)
+                    )
                 widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
                 for row in rows:
-                    print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+                    print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
         elif args.action == "remove":
             if not store.remove(args.name):
                 print(f"relay-agent: no credential named {args.name}", file=sys.stderr)
@@ -174,6 +227,9 @@ def credentials_main(argv: list[str]) -> int:
 def agent_main(argv: list[str]) -> int:
     parser = agent_parser()
     args = parser.parse_args(argv)
+    if args.api_key and not args.hub_url and args.api_key.startswith(("http://", "https://")):
+        # `relay-agent URL` with the key in RELAY_API_KEY, which keeps it out of `ps`.
+        args.api_key, args.hub_url = None, args.api_key
     api_key = args.api_key or _env("RELAY_API_KEY")
     hub_url = args.hub_url or _env("RELAY_HUB_URL")
     if not api_key or not hub_url:
@@ -185,7 +241,10 @@ def agent_main(argv: list[str]) -> int:
     from . import logs
     from .agent import Agent, AgentSettings
 
-    logs.configure(args.log_level or _env("RELAY_LOG_LEVEL", "info") or "info")
+    log_level = (args.log_level or _env("RELAY_LOG_LEVEL", "info") or "info").lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        parser.error(f"RELAY_LOG_LEVEL must be debug, info, warning or error, not {log_level!r}")
+    logs.configure(log_level)
     shared_secret = args.shared_secret or _env("RELAY_SHARED_SECRET")
     logs.register_secret(api_key)
     logs.register_secret(shared_secret)
@@ -198,15 +257,27 @@ def agent_main(argv: list[str]) -> int:
         poll_interval_ms=args.poll_interval or int(_env_number("RELAY_POLL_INTERVAL_MS", 5000, int)),
         heartbeat_interval_ms=args.heartbeat_interval or int(_env_number("RELAY_HEARTBEAT_INTERVAL_MS", 30_000, int)),
         metrics_interval_ms=args.metrics_interval or int(_env_number("RELAY_METRICS_INTERVAL_MS", 60_000, int)),
-        shutdown_grace=args.shutdown_grace if args.shutdown_grace is not None else _env_number("RELAY_SHUTDOWN_GRACE", 30.0, float),
+        shutdown_grace=args.shutdown_grace
+        if args.shutdown_grace is not None
+        else _env_number("RELAY_SHUTDOWN_GRACE", 30.0, float),
         known_hosts=[Path(p).expanduser() for p in known_hosts],
         max_output=args.max_output or int(_env_number("RELAY_MAX_OUTPUT", 1024 * 1024, int)),
-        ssh_idle_timeout=args.ssh_idle_timeout if args.ssh_idle_timeout is not None else _env_number("RELAY_SSH_IDLE_TIMEOUT", 300.0, float),
+        ssh_idle_timeout=args.ssh_idle_timeout
+        if args.ssh_idle_timeout is not None
+        else _env_number("RELAY_SSH_IDLE_TIMEOUT", 300.0, float),
         long_poll_wait_ms=min(30_000, args.long_poll_wait or int(_env_number("RELAY_LONG_POLL_WAIT_MS", 25_000, int))),
     )
     if settings.concurrency <= 0:
         parser.error("RELAY_CONCURRENCY must be positive")
-    return Agent(settings).run()
+    from .config import ConfigError
+    from .store import CredentialStoreError
+
+    try:
+        agent = Agent(settings)
+    except (ConfigError, CredentialStoreError, OSError) as exc:
+        print(f"relay-agent: error: {exc}", file=sys.stderr)
+        return 1
+    return agent.run()
 
 
 def main(argv: list[str] | None = None) -> int:

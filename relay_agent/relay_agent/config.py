@@ -66,6 +66,7 @@ def _parse_port(value: Any) -> int:
 def parse_target(item: Any) -> SSHTarget:
     if isinstance(item, str):
         text = item.strip()
+        port: int | None
         if text.startswith("["):
             host, _, rest = text[1:].partition("]")
             port = _parse_port(rest[1:]) if rest.startswith(":") else None
@@ -78,19 +79,21 @@ def parse_target(item: Any) -> SSHTarget:
             raise ConfigError(f"invalid ssh target {item!r}")
         return SSHTarget(host, port)
     if isinstance(item, dict):
-        host = item.get("host")
-        if not isinstance(host, str) or not host.strip():
+        name = item.get("host")
+        if not isinstance(name, str) or not name.strip():
             raise ConfigError("each ssh target needs a host")
         port = _parse_port(item["port"]) if item.get("port") is not None else None
         host_key = parse_host_key(item["hostKey"]) if item.get("hostKey") else None
-        return SSHTarget(host.strip(), port, host_key)
+        return SSHTarget(name.strip(), port, host_key)
     raise ConfigError(f"invalid ssh target {item!r}")
 
 
 class AgentConfig:
     FILE = "config.json"
 
-    def __init__(self, store_dir: Path | str, store: CredentialStore | None = None, transport_secret: str | None = None) -> None:
+    def __init__(
+        self, store_dir: Path | str, store: CredentialStore | None = None, transport_secret: str | None = None
+    ) -> None:
         self._path = ensure_private_dir(Path(store_dir)) / self.FILE
         self._store = store
         self._transport_secret = transport_secret
@@ -185,6 +188,11 @@ class AgentConfig:
             data = json.loads(self._path.read_text())
         except FileNotFoundError:
             return
+        except ValueError:
+            # Starting without the pushed policy would silently allow everything; refuse instead.
+            raise ConfigError(
+                f"{self._path} is corrupt; delete it to start over and re-push the configuration"
+            ) from None
         self.allowed_commands = data.get("allowedCommands")
         targets = data.get("sshTargets")
         self.ssh_targets = None if targets is None else [parse_target(t) for t in targets]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from typing import Any
 
 from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
 
@@ -75,7 +76,8 @@ class LocalExecutor:
         except OSError as exc:
             return ExecResult(status="failed", error=f"failed to start command: {exc}")
 
-        captures = {
+        assert proc.stdout is not None and proc.stderr is not None
+        captures: dict[Any, StreamCapture] = {
             proc.stdout: StreamCapture("stdout", self.max_output, on_output),
             proc.stderr: StreamCapture("stderr", self.max_output, on_output),
         }
@@ -98,11 +100,28 @@ class LocalExecutor:
                     break
                 wait = _POLL_SECONDS if deadline is None else max(0.0, min(_POLL_SECONDS, deadline - time.monotonic()))
                 for key, _ in selector.select(wait):
-                    chunk = os.read(key.fileobj.fileno(), 65536)
+                    chunk = os.read(key.fd, 65536)
                     if chunk:
                         captures[key.fileobj].feed(chunk)
                     else:
                         selector.unregister(key.fileobj)
+        # The shell may outlive its pipes (it closed stdout and stderr); the timeout and cancel still apply.
+        while stopped_by is None and proc.poll() is None:
+            if cancel.is_set():
+                stopped_by = "cancelled"
+            elif deadline is not None and time.monotonic() >= deadline:
+                stopped_by = "timeout"
+            if stopped_by:
+                kill_group(proc, self.kill_grace)
+                break
+            try:
+                proc.wait(
+                    timeout=_POLL_SECONDS
+                    if deadline is None
+                    else max(0.001, min(_POLL_SECONDS, deadline - time.monotonic()))
+                )
+            except subprocess.TimeoutExpired:
+                pass
         exit_code = proc.wait()
         for pipe, capture in captures.items():
             capture.close()
@@ -127,12 +146,12 @@ class LocalExecutor:
         return result
 
     @staticmethod
-    def _drain(selector: selectors.BaseSelector, captures: dict) -> None:
+    def _drain(selector: selectors.BaseSelector, captures: dict[Any, StreamCapture]) -> None:
         """Collect what the killed group wrote before dying, without waiting on stray pipe holders."""
         end = time.monotonic() + 0.5
         while selector.get_map() and time.monotonic() < end:
             for key, _ in selector.select(0.05):
-                chunk = os.read(key.fileobj.fileno(), 65536)
+                chunk = os.read(key.fd, 65536)
                 if chunk:
                     captures[key.fileobj].feed(chunk)
                 else:

@@ -116,9 +116,7 @@ class HubClient:
         return list(data.get("commands") or [])
 
     def started(self, command_id: str, attempt: int | None) -> bool:
-        data = self._request(
-            "POST", "/relay/commands/started", {"commandId": command_id, "attempt": attempt}
-        )[1]
+        data = self._request("POST", "/relay/commands/started", {"commandId": command_id, "attempt": attempt})[1]
         return bool(data.get("cancelRequested"))
 
     def output(self, command_id: str, attempt: int | None, chunks: list[dict]) -> bool:
@@ -135,7 +133,10 @@ class HubClient:
             raise
 
     def post_results(self, bodies: list[dict]) -> list[dict]:
-        return list(self._request("POST", "/relay/commands/results", {"results": bodies}, extension=True)[1].get("results") or [])
+        return list(
+            self._request("POST", "/relay/commands/results", {"results": bodies}, extension=True)[1].get("results")
+            or []
+        )
 
     def heartbeat(self) -> list[str]:
         return [str(cid) for cid in self._request("POST", "/relay/heartbeat", {})[1].get("cancelCommandIds") or []]
@@ -144,7 +145,9 @@ class HubClient:
         return self._request("POST", "/relay/status", body)[1]
 
     def config_pushes(self, relay_id: str) -> list[dict]:
-        return list(self._request("GET", "/relay/config-pushes", params={"relayId": relay_id})[1].get("configPushes") or [])
+        return list(
+            self._request("GET", "/relay/config-pushes", params={"relayId": relay_id})[1].get("configPushes") or []
+        )
 
     def ack_config_push(self, push_id: str, success: bool, error_message: str | None = None) -> None:
         body: dict[str, Any] = {"pushId": push_id, "success": success}

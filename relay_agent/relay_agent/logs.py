@@ -42,7 +42,7 @@ class KeyValueFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        fields.update(getattr(record, "fields", {}) or {})
+        fields.update((k, v) for k, v in (getattr(record, "fields", {}) or {}).items() if v is not None)
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             fields["exc"] = f"{type(exc).__name__}: {exc}"
@@ -84,6 +84,9 @@ def configure(level: str = "info") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     root.propagate = False
-    # paramiko and urllib3 log at INFO/DEBUG with details we do not control; keep them quiet.
-    logging.getLogger("paramiko").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    # paramiko and urllib3 log at INFO/DEBUG with details we do not control; keep them quiet, in our format.
+    for name in ("paramiko", "urllib3"):
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(logging.WARNING)
+        library.propagate = False

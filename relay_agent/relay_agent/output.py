@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Literal
 
 DEFAULT_MAX_OUTPUT = 1024 * 1024
 
@@ -29,7 +30,7 @@ class ExecResult:
         return self.status == "completed" and self.exit_code == 0
 
     @classmethod
-    def refused(cls, error: str) -> "ExecResult":
+    def refused(cls, error: str) -> ExecResult:
         return cls(status="failed", error=error)
 
 

@@ -10,9 +10,10 @@ import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .logs import get_logger
 from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
@@ -45,12 +46,12 @@ class SSHHostKeyError(SSHError):
     pass
 
 
-def fingerprint(key: "paramiko.PKey") -> str:
+def fingerprint(key: paramiko.PKey) -> str:
     digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
     return f"{key.get_name()} SHA256:{digest}"
 
 
-def load_private_key(text: str) -> "paramiko.PKey":
+def load_private_key(text: str) -> paramiko.PKey:
     import paramiko
 
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
@@ -61,7 +62,7 @@ def load_private_key(text: str) -> "paramiko.PKey":
     raise SSHAuthError("stored ssh key is not a readable unencrypted private key")
 
 
-def parse_public_key(line: str) -> "paramiko.PKey":
+def parse_public_key(line: str) -> paramiko.PKey:
     from paramiko.hostkeys import HostKeyEntry
 
     entry = HostKeyEntry.from_line(f"pinned {line}")
@@ -72,7 +73,7 @@ def parse_public_key(line: str) -> "paramiko.PKey":
 
 @dataclass
 class _Connection:
-    transport: "paramiko.Transport"
+    transport: paramiko.Transport
     host_key: bytes
     last_used: float = field(default_factory=time.monotonic)
     busy: int = 0
@@ -104,7 +105,7 @@ class SSHPool:
 
     # -- pool ---------------------------------------------------------------------------------------
 
-    def transport_for(self, host: str, port: int, username: str) -> "paramiko.Transport | None":
+    def transport_for(self, host: str, port: int, username: str) -> paramiko.Transport | None:
         conn = self._conns.get((host, port, username))
         return conn.transport if conn else None
 
@@ -165,7 +166,7 @@ class SSHPool:
 
     # -- connecting ---------------------------------------------------------------------------------
 
-    def _accepted_keys(self, host: str, port: int) -> tuple[list["paramiko.PKey"], str]:
+    def _accepted_keys(self, host: str, port: int) -> tuple[list[paramiko.PKey], str]:
         pins = self.pinned_keys(host, port)
         if pins:
             return [parse_public_key(p) for p in pins], "pinned"
@@ -187,7 +188,9 @@ class SSHPool:
         where = f"{host}:{port}"
         credentials = self.store.for_ssh(host, username)
         if not credentials:
-            raise SSHAuthError(f"ssh authentication failed for {username}@{where}: no ssh_key or password credential in the store")
+            raise SSHAuthError(
+                f"ssh authentication failed for {username}@{where}: no ssh_key or password credential in the store"
+            )
         accepted, source = self._accepted_keys(host, port)
         try:
             sock = socket.create_connection((host, port), timeout=self.connect_timeout)
@@ -223,7 +226,7 @@ class SSHPool:
         return _Connection(transport, server_key.asbytes())
 
     @staticmethod
-    def _prefer_key_types(transport: "paramiko.Transport", keys: list["paramiko.PKey"]) -> None:
+    def _prefer_key_types(transport: paramiko.Transport, keys: list[paramiko.PKey]) -> None:
         # Ask the server for the key type we can verify, as OpenSSH does with known_hosts.
         preferred: list[str] = []
         for key in keys:
@@ -235,7 +238,7 @@ class SSHPool:
         options.key_types = ordered + [t for t in available if t not in ordered]
 
     @staticmethod
-    def _authenticate(transport: "paramiko.Transport", username: str, credentials: list[Credential], where: str) -> None:
+    def _authenticate(transport: paramiko.Transport, username: str, credentials: list[Credential], where: str) -> None:
         import paramiko
 
         reasons = []
@@ -274,7 +277,9 @@ class SSHPool:
         if not username:
             users = [c.username for c in self.store.for_ssh(host, None) if c.username]
             if not users:
-                return ExecResult.refused(f"no ssh username for {host}:{port}: set targetUsername or a credential username")
+                return ExecResult.refused(
+                    f"no ssh username for {host}:{port}: set targetUsername or a credential username"
+                )
             username = users[0]
         if cancel.is_set():
             return ExecResult(status="cancelled", error="command cancelled")
@@ -285,7 +290,11 @@ class SSHPool:
             except SSHError as exc:
                 return ExecResult(status="failed", error=str(exc), duration_ms=_ms_since(started))
             except Exception as exc:
-                return ExecResult(status="failed", error=f"ssh connection to {host}:{port} failed: {exc}", duration_ms=_ms_since(started))
+                return ExecResult(
+                    status="failed",
+                    error=f"ssh connection to {host}:{port} failed: {exc}",
+                    duration_ms=_ms_since(started),
+                )
             try:
                 channel = conn.transport.open_session(timeout=self.connect_timeout)
                 break
@@ -293,7 +302,11 @@ class SSHPool:
                 # The pooled connection died between the health check and now; nothing ran, so retry once.
                 self._release(conn)
                 if fresh:
-                    return ExecResult(status="failed", error=f"ssh connection to {host}:{port} failed: {exc}", duration_ms=_ms_since(started))
+                    return ExecResult(
+                        status="failed",
+                        error=f"ssh connection to {host}:{port} failed: {exc}",
+                        duration_ms=_ms_since(started),
+                    )
         assert channel is not None and conn is not None
         try:
             return self._exec(conn, channel, command, timeout_ms, on_output, cancel, started)
@@ -304,7 +317,7 @@ class SSHPool:
     def _exec(
         self,
         conn: _Connection,
-        channel: "paramiko.Channel",
+        channel: paramiko.Channel,
         command: str,
         timeout_ms: int,
         on_output: OutputCallback | None,
@@ -417,4 +430,3 @@ class _MarkerReader:
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-

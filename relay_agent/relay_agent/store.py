@@ -9,9 +9,10 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from .files import create_private, ensure_private_dir, write_private
 
@@ -97,31 +98,35 @@ class CredentialStore:
         with self._locked() as entries:
             return entries.pop(name, None) is not None
 
-    def list(self) -> list[Credential]:
+    def all(self) -> list[Credential]:
         """Every credential with its metadata only (value ""); nothing is decrypted."""
         return sorted(self._read(values=False).values(), key=lambda c: c.name)
 
     def inventory(self) -> list[dict]:
-        return [cred.metadata() for cred in self.list()]
+        return [cred.metadata() for cred in self.all()]
 
     def for_ssh(self, host: str, username: str | None) -> list[Credential]:
         """SSH credentials (with values) usable for host/user, the most specific first."""
         ranked = []
-        for cred in self.list():
+        for cred in self.all():
             if cred.credential_type not in ("ssh_key", "password"):
                 continue
             if cred.target_host and cred.target_host != host:
                 continue
             if username and cred.username and cred.username != username:
                 continue
-            rank = (0 if cred.target_host else 1, 0 if cred.username else 1, 0 if cred.credential_type == "ssh_key" else 1)
+            rank = (
+                0 if cred.target_host else 1,
+                0 if cred.username else 1,
+                0 if cred.credential_type == "ssh_key" else 1,
+            )
             ranked.append((rank, cred.name))
         if not ranked:
             return []
         full = self._read(values=True)
         return [full[name] for _, name in sorted(ranked)]
 
-    def _cipher(self) -> "AESGCM":
+    def _cipher(self) -> AESGCM:
         # Imported here so an agent that never needs a credential value never loads cryptography (~6 MB RSS).
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -165,7 +170,9 @@ class CredentialStore:
             except CredentialStoreError:
                 raise
             except Exception:
-                raise CredentialStoreError(f"cannot decrypt {self._data_path}: wrong key file or tampered store") from None
+                raise CredentialStoreError(
+                    f"cannot decrypt {self._data_path}: wrong key file or tampered store"
+                ) from None
         return {item["name"]: Credential(value=secrets.get(item["name"], ""), **item) for item in metadata}
 
     def _save(self, entries: dict[str, Credential]) -> None:

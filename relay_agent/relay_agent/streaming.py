@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 
+from .backoff import Backoff
 from .hub import HubClient, HubError, HubRequestError
 from .logs import get_logger
 
 log = get_logger(__name__)
 
 MAX_POST_CHARS = 512 * 1024
+MIN_POST_CHARS = 4 * 1024
 
 
 class OutputStreamer:
@@ -34,6 +37,9 @@ class OutputStreamer:
         self._pending: list[dict] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._backoff = Backoff(base=0.5, cap=10.0)
+        self._retry_at = 0.0
+        self._post_chars = MAX_POST_CHARS
         self._thread = threading.Thread(target=self._run, name=f"output-{command_id}", daemon=True)
 
     def start(self) -> None:
@@ -45,7 +51,12 @@ class OutputStreamer:
             return
         with self._lock:
             last = self._pending[-1] if self._pending else None
-            if last and last["stream"] == stream and last["offset"] + len(last["data"]) == offset and len(last["data"]) < MAX_POST_CHARS:
+            if (
+                last
+                and last["stream"] == stream
+                and last["offset"] + len(last["data"]) == offset
+                and len(last["data"]) < MAX_POST_CHARS
+            ):
                 last["data"] += data
             else:
                 self._pending.append({"stream": stream, "offset": offset, "data": data})
@@ -54,7 +65,8 @@ class OutputStreamer:
         """Stop after one last flush, so the hub has every chunk before it sees the result."""
         self._closed.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=30)
+            # The result carries the whole output anyway; a slow hub must not hold it back for long.
+            self._thread.join(timeout=10)
 
     def _run(self) -> None:
         try:
@@ -64,7 +76,8 @@ class OutputStreamer:
             self._on_error(exc)
         while self.enabled:
             closing = self._closed.wait(self.interval)
-            self._flush()
+            if time.monotonic() >= self._retry_at:
+                self._flush()
             if closing:
                 return
 
@@ -72,14 +85,17 @@ class OutputStreamer:
         with self._lock:
             pending, self._pending = self._pending, []
         while pending and self.enabled:
-            batch, size = [], 0
-            while pending and (not batch or size + len(pending[0]["data"]) <= MAX_POST_CHARS):
-                size += len(pending[0]["data"])
-                batch.append(pending.pop(0))
+            batch = take_chars(pending, self._post_chars)
             try:
                 if self.hub.output(self.command_id, self.attempt, batch):
                     self._request_cancel("hub requested cancel")
+                self._backoff.reset()
             except HubError as exc:
+                if exc.status == 413 and self._post_chars > MIN_POST_CHARS:
+                    # The hub caps bytes, we count characters: JSON-escaped, one emoji takes 12 bytes.
+                    self._post_chars //= 2
+                    pending[:0] = batch
+                    continue
                 self._on_error(exc)
                 if not self._closed.is_set() and self.enabled:
                     # Keep the chunks for the next tick; the hub stores them idempotently by offset.
@@ -94,9 +110,27 @@ class OutputStreamer:
             self.claim_lost = True
             self._request_cancel("claim lost")
         else:
-            log.warning("output streaming failed", commandId=self.command_id, error=str(exc))
+            delay = self._backoff.next()
+            self._retry_at = time.monotonic() + delay
+            log.warning("output streaming failed", commandId=self.command_id, error=str(exc), retryInS=round(delay, 1))
 
     def _request_cancel(self, reason: str) -> None:
         if not self.cancel.is_set():
             log.info("cancelling command", commandId=self.command_id, reason=reason)
             self.cancel.set()
+
+
+def take_chars(pending: list[dict], limit: int) -> list[dict]:
+    """Chunks off the front of `pending` holding at most `limit` characters; a chunk that does not fit is split."""
+    batch: list[dict] = []
+    size = 0
+    while pending and size < limit:
+        chunk = pending[0]
+        room = limit - size
+        if len(chunk["data"]) > room:
+            batch.append({**chunk, "data": chunk["data"][:room]})
+            pending[0] = {**chunk, "offset": chunk["offset"] + room, "data": chunk["data"][room:]}
+            break
+        batch.append(pending.pop(0))
+        size += len(chunk["data"])
+    return batch

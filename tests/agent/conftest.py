@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
-from relay_agent.agent import Agent, AgentSettings
-
-from .fakehub import FakeHub
 from .sshd import SSHDUnavailable, SSHServer, run_sshd
 
 
@@ -28,49 +25,6 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     return tmp_path / "store"
-
-
-@pytest.fixture
-def hub() -> Iterator[FakeHub]:
-    with FakeHub() as fake:
-        yield fake
-
-
-@pytest.fixture
-def make_agent(store_dir: Path) -> Iterator[Callable[..., Agent]]:
-    """Start real Agents in this process against a hub; they are shut down at the end of the test."""
-    agents: list[Agent] = []
-
-    def make(hub: FakeHub, start: bool = True, **overrides) -> Agent:
-        options = {
-            "store_dir": store_dir,
-            "long_poll_wait_ms": 500,
-            "poll_interval_ms": 100,
-            "heartbeat_interval_ms": 5000,
-            "busy_heartbeat_ms": 100,
-            "shutdown_grace": 5,
-            "known_hosts": [],
-            **overrides,
-        }
-        agent = Agent(AgentSettings(api_key=hub.api_key, hub_url=hub.url, **options))
-        agents.append(agent)
-        if start:
-            assert agent.start()
-        return agent
-
-    yield make
-    for agent in agents:
-        stop_agent(agent)
-
-
-def stop_agent(agent: Agent) -> None:
-    """SIGTERM's path, in-process: stop claiming, let commands finish, flush, close. Idempotent."""
-    if getattr(agent, "_test_stopped", False):
-        return
-    agent._test_stopped = True  # type: ignore[attr-defined]
-    agent.stop()
-    agent.shutdown()
-    agent.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@
 
 The server runs `sshd -D` as the current user on a free port, with its own host key,
 an authorized client key and every file in one temporary directory, so several can run in parallel.
+It logs to `dir / "sshd.log"`; `log_level="INFO"` records each accepted login there.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 
@@ -73,7 +74,9 @@ def _free_port() -> int:
 
 
 def _keygen(path: Path) -> str:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "relay-agent-test", "-f", str(path)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "relay-agent-test", "-f", str(path)], check=True
+    )
     return " ".join(path.with_suffix(".pub").read_text().split()[:2])
 
 
@@ -91,10 +94,12 @@ def _wait_ready(port: int, process: subprocess.Popen, deadline: float) -> bool:
 
 
 @contextlib.contextmanager
-def run_sshd(workdir: Path | None = None) -> Iterator[SSHServer]:
+def run_sshd(workdir: Path | None = None, log_level: str = "ERROR") -> Iterator[SSHServer]:
     sshd = find_sshd()
     with contextlib.ExitStack() as stack:
-        base = Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="relay-sshd-")))
+        base = (
+            Path(workdir) if workdir else Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="relay-sshd-")))
+        )
         base.mkdir(parents=True, exist_ok=True)
         host_key = _keygen(base / "host_ed25519")
         client_pub = _keygen(base / "client_ed25519")
@@ -117,11 +122,11 @@ def run_sshd(workdir: Path | None = None) -> Iterator[SSHServer]:
                         "UsePAM no",
                         "PermitRootLogin yes",
                         "PubkeyAuthentication yes",
-                        "PasswordAuthentication yes",
+                        "PasswordAuthentication no",
                         "KbdInteractiveAuthentication no",
                         "MaxSessions 64",
                         "MaxStartups 64",
-                        "LogLevel ERROR",
+                        f"LogLevel {log_level}",
                         # bash sources ~/.bashrc for ssh commands unless nested; a heavy bashrc
                         # (pyenv init) would otherwise add ~100 ms to every test command.
                         "SetEnv SHLVL=5",

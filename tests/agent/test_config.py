@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from relay_agent import transport
 from relay_agent.config import COMMAND_REFUSED, AgentConfig, ConfigError, SSHTarget
 from relay_agent.store import CredentialStore
+
+from relay_agent import transport
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 SECRET = "transport-secret"
@@ -65,7 +65,10 @@ def test_pushed_config_persists(store_dir: Path, config: AgentConfig, store: Cre
 
 
 def test_ssh_targets_accept_objects_and_the_originals_strings(config: AgentConfig) -> None:
-    config.apply("ssh_targets", {"targets": [{"host": "db1", "port": 22, "hostKey": HOST_KEY + " comment"}, "web1", "web2:2200", "[::1]:2201"]})
+    config.apply(
+        "ssh_targets",
+        {"targets": [{"host": "db1", "port": 22, "hostKey": HOST_KEY + " comment"}, "web1", "web2:2200", "[::1]:2201"]},
+    )
 
     assert config.check_ssh_target("db1", 22) is None
     assert config.check_ssh_target("db1", 2222) == "ssh target db1:2222 not allowed by ssh_targets policy"
@@ -92,13 +95,23 @@ def test_metrics_interval(config: AgentConfig) -> None:
 
 
 def test_a_credential_push_is_decrypted_and_stored_as_shared(config: AgentConfig, store: CredentialStore) -> None:
-    payload = {"name": "prod-ssh", "credentialType": "password", "targetHost": "10.0.0.9", "encryptedValue": transport.encrypt("hunter2", SECRET)}
+    payload = {
+        "name": "prod-ssh",
+        "credentialType": "password",
+        "targetHost": "10.0.0.9",
+        "encryptedValue": transport.encrypt("hunter2", SECRET),
+    }
 
     config.apply("credential", json.dumps(payload))
 
     cred = store.get("prod-ssh")
     assert cred is not None
-    assert (cred.value, cred.credential_type, cred.target_host, cred.storage_mode) == ("hunter2", "password", "10.0.0.9", "shared")
+    assert (cred.value, cred.credential_type, cred.target_host, cred.storage_mode) == (
+        "hunter2",
+        "password",
+        "10.0.0.9",
+        "shared",
+    )
 
 
 @pytest.mark.parametrize(
@@ -122,7 +135,11 @@ def test_a_credential_push_is_decrypted_and_stored_as_shared(config: AgentConfig
         ("credential", {"name": "a", "credentialType": "cert", "encryptedValue": "x"}, "credentialType"),
         ("credential", {"name": "a", "credentialType": "password"}, "encryptedValue"),
         ("credential", {"name": "a", "credentialType": "password", "encryptedValue": "00:11:22"}, "iv or tag"),
-        ("credential", {"name": "a", "credentialType": "password", "encryptedValue": transport.encrypt("x", "other")}, "wrong shared secret"),
+        (
+            "credential",
+            {"name": "a", "credentialType": "password", "encryptedValue": transport.encrypt("x", "other")},
+            "wrong shared secret",
+        ),
         ("firmware", {}, "unknown push type"),
     ],
 )
@@ -141,11 +158,21 @@ def test_invalid_payloads_are_rejected_and_change_nothing(
         assert current.allowed_commands == ["uptime"]
         assert current.ssh_targets == [SSHTarget("h1")]
         assert current.metrics_interval_ms == 20000
-    assert store.list() == []
+    assert store.all() == []
 
 
 def test_a_credential_push_without_a_shared_secret_fails(store_dir: Path, store: CredentialStore) -> None:
     config = AgentConfig(store_dir, store, None)
 
     with pytest.raises(ConfigError, match="shared secret"):
-        config.apply("credential", {"name": "a", "credentialType": "password", "encryptedValue": transport.encrypt("x", "s")})
+        config.apply(
+            "credential", {"name": "a", "credentialType": "password", "encryptedValue": transport.encrypt("x", "s")}
+        )
+
+
+def test_a_corrupt_config_file_fails_closed(store_dir: Path, config: AgentConfig, store: CredentialStore) -> None:
+    config.apply("allowed_commands", {"commands": ["uptime"]})
+    (store_dir / "config.json").write_text("{not json")
+
+    with pytest.raises(ConfigError, match="corrupt"):
+        AgentConfig(store_dir, store, SECRET)

@@ -6,7 +6,6 @@ import uuid
 
 import psutil
 import pytest
-
 from relay_agent.executor import LocalExecutor
 from relay_agent.output import StreamCapture
 
@@ -164,7 +163,9 @@ def test_a_command_cancelled_before_it_starts_never_runs(tmp_path) -> None:
 def test_commands_run_concurrently() -> None:
     executor = LocalExecutor()
     results = []
-    threads = [threading.Thread(target=lambda: results.append(executor.run("sleep 0.5", timeout_ms=5000))) for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: results.append(executor.run("sleep 0.5", timeout_ms=5000))) for _ in range(4)
+    ]
     started = time.monotonic()
     for thread in threads:
         thread.start()
@@ -179,3 +180,12 @@ def test_commands_run_concurrently() -> None:
 def test_commands_without_output_have_empty_strings(command: str) -> None:
     result = LocalExecutor().run(command, timeout_ms=5000)
     assert (result.output, result.stderr, result.exit_code) == ("", "", 0)
+
+
+def test_a_command_that_closes_its_pipes_still_times_out() -> None:
+    marker = unique_sleep()
+
+    result = LocalExecutor().run(f"exec >&- 2>&-; sleep {marker}", timeout_ms=300)
+
+    assert result.status == "timeout"
+    assert live_processes_with(marker) == []

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from relay_agent.ssh import SSHPool
 from relay_agent.store import CredentialStore
 
@@ -24,7 +23,9 @@ def store(store_dir: Path, sshd: SSHServer) -> CredentialStore:
 
 @pytest.fixture
 def pool(store: CredentialStore, sshd: SSHServer):
-    pool = SSHPool(store, pinned_keys=lambda host, port: [sshd.host_key] if (host, port) == (sshd.host, sshd.port) else [])
+    pool = SSHPool(
+        store, pinned_keys=lambda host, port: [sshd.host_key] if (host, port) == (sshd.host, sshd.port) else []
+    )
     yield pool
     pool.close()
 
@@ -89,7 +90,9 @@ def test_idle_connections_are_closed(store: CredentialStore, sshd: SSHServer) ->
     assert pool.transport_for(sshd.host, sshd.port, sshd.user) is None
 
 
-def test_an_unknown_host_key_is_refused_and_nothing_runs(store: CredentialStore, sshd: SSHServer, tmp_path: Path) -> None:
+def test_an_unknown_host_key_is_refused_and_nothing_runs(
+    store: CredentialStore, sshd: SSHServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "ran"
     pool = SSHPool(store)
 
@@ -102,7 +105,9 @@ def test_an_unknown_host_key_is_refused_and_nothing_runs(store: CredentialStore,
     assert pool.transport_for(sshd.host, sshd.port, sshd.user) is None
 
 
-def test_a_mismatched_pinned_key_is_refused_and_nothing_runs(store: CredentialStore, sshd: SSHServer, tmp_path: Path) -> None:
+def test_a_mismatched_pinned_key_is_refused_and_nothing_runs(
+    store: CredentialStore, sshd: SSHServer, tmp_path: Path
+) -> None:
     marker = tmp_path / "ran"
     wrong = other_host_key(tmp_path)
     pool = SSHPool(store, pinned_keys=lambda h, p: [wrong])
@@ -117,7 +122,9 @@ def test_a_mismatched_pinned_key_is_refused_and_nothing_runs(store: CredentialSt
 def test_a_known_hosts_file_is_honoured(store: CredentialStore, sshd: SSHServer, tmp_path: Path) -> None:
     known_hosts = sshd.write_known_hosts(tmp_path / "known_hosts")
 
-    result = SSHPool(store, known_hosts=[known_hosts]).run(sshd.host, sshd.port, sshd.user, "echo ok", timeout_ms=10_000)
+    result = SSHPool(store, known_hosts=[known_hosts]).run(
+        sshd.host, sshd.port, sshd.user, "echo ok", timeout_ms=10_000
+    )
 
     assert result.output == "ok\n"
 
@@ -131,7 +138,9 @@ def test_a_wrong_key_in_known_hosts_is_refused(store: CredentialStore, sshd: SSH
     assert "host key mismatch" in result.error
 
 
-def test_a_pin_pushed_later_applies_to_a_pooled_connection(store: CredentialStore, sshd: SSHServer, tmp_path: Path) -> None:
+def test_a_pin_pushed_later_applies_to_a_pooled_connection(
+    store: CredentialStore, sshd: SSHServer, tmp_path: Path
+) -> None:
     pins = [sshd.host_key]
     pool = SSHPool(store, pinned_keys=lambda h, p: pins)
     assert pool.run(sshd.host, sshd.port, sshd.user, "true", timeout_ms=10_000).status == "completed"
@@ -149,7 +158,9 @@ def test_bad_credentials_are_an_authentication_error(store_dir: Path, sshd: SSHS
     store.put("bad-password", "password", "not-the-password")
     marker = tmp_path / "ran"
 
-    result = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key]).run(sshd.host, sshd.port, sshd.user, f"touch {marker}", timeout_ms=10_000)
+    result = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key]).run(
+        sshd.host, sshd.port, sshd.user, f"touch {marker}", timeout_ms=10_000
+    )
 
     assert result.status == "failed"
     assert result.error.startswith(f"ssh authentication failed for {sshd.user}@{sshd.host}:{sshd.port}")
@@ -229,7 +240,11 @@ def test_output_streams_and_is_capped(store: CredentialStore, sshd: SSHServer) -
 def test_concurrent_commands_share_the_pool(pool: SSHPool, sshd: SSHServer) -> None:
     results = []
     threads = [
-        threading.Thread(target=lambda i=i: results.append(pool.run(sshd.host, sshd.port, sshd.user, f"sleep 0.3; echo {i}", timeout_ms=10_000)))
+        threading.Thread(
+            target=lambda i=i: results.append(
+                pool.run(sshd.host, sshd.port, sshd.user, f"sleep 0.3; echo {i}", timeout_ms=10_000)
+            )
+        )
         for i in range(4)
     ]
     started = time.monotonic()
@@ -246,6 +261,8 @@ def test_the_username_can_come_from_the_credential(store_dir: Path, sshd: SSHSer
     store = CredentialStore(store_dir)
     store.put("key", "ssh_key", sshd.client_key, username=sshd.user)
 
-    result = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key]).run(sshd.host, sshd.port, None, "id -un", timeout_ms=10_000)
+    result = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key]).run(
+        sshd.host, sshd.port, None, "id -un", timeout_ms=10_000
+    )
 
     assert result.output == f"{sshd.user}\n"

@@ -4,7 +4,6 @@ import stat
 from pathlib import Path
 
 import pytest
-
 from relay_agent.store import CredentialStore, CredentialStoreError
 
 SECRET = "s3cret-Value-that-must-never-leak"
@@ -33,7 +32,7 @@ def test_remove(store_dir: Path) -> None:
 
     assert store.remove("a") is True
     assert store.remove("a") is False
-    assert [c.name for c in store.list()] == ["b"]
+    assert [c.name for c in store.all()] == ["b"]
 
 
 def test_files_are_private(store_dir: Path) -> None:

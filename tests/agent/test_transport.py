@@ -18,7 +18,9 @@ def hub_style_encrypt(plaintext: str, secret: str, iv_len: int = 16) -> str:
 
 @pytest.mark.parametrize("iv_len", [12, 16])
 def test_it_decrypts_the_hub_format(iv_len: int) -> None:
-    assert transport.decrypt(hub_style_encrypt("pässword", "transport-secret", iv_len), "transport-secret") == "pässword"
+    assert (
+        transport.decrypt(hub_style_encrypt("pässword", "transport-secret", iv_len), "transport-secret") == "pässword"
+    )
 
 
 def test_encrypt_produces_the_hub_format() -> None:

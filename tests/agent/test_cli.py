@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+SECRET_VALUE = "SENTINEL-credential-value-7f3a"
+
+
+def test_help(run_cli) -> None:
+    result = run_cli("--help")
+
+    assert result.returncode == 0
+    for text in (
+        "API_KEY",
+        "HUB_URL",
+        "--poll-interval",
+        "--heartbeat-interval",
+        "--store-dir",
+        "--concurrency",
+        "--shared-secret",
+        "RELAY_API_KEY",
+        "credentials add",
+    ):
+        assert text in result.stdout
+
+
+def test_version(run_cli) -> None:
+    result = run_cli("--version")
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == "relay-agent 0.1.0"
+
+
+def test_missing_key_and_url_is_a_usage_error(run_cli) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+
+    result = run_cli(env=env)
+
+    assert result.returncode == 2
+    assert "API_KEY and HUB_URL are required" in result.stderr
+
+
+def test_credentials_add_list_remove(run_cli, store_dir: Path, tmp_path: Path) -> None:
+    value_file = tmp_path / "pw"
+    value_file.write_text(SECRET_VALUE + "\n")
+
+    added = run_cli(
+        "credentials",
+        "add",
+        "db",
+        "--type",
+        "password",
+        "--target-host",
+        "10.0.0.5",
+        "--username",
+        "admin",
+        "--value-file",
+        str(value_file),
+        "--store-dir",
+        str(store_dir),
+    )
+    from_stdin = run_cli(
+        "--store-dir",
+        str(store_dir),
+        "credentials",
+        "add",
+        "token",
+        "--type",
+        "api_key",
+        "--value-stdin",
+        stdin="tok-" + SECRET_VALUE,
+    )
+    listed = run_cli("credentials", "list", "--store-dir", str(store_dir))
+    as_json = run_cli("credentials", "list", "--json", "--store-dir", str(store_dir))
+
+    assert (added.returncode, from_stdin.returncode, listed.returncode) == (0, 0, 0)
+    assert "db" in listed.stdout and "10.0.0.5" in listed.stdout and "token" in listed.stdout
+    for output in (added, from_stdin, listed, as_json):
+        assert SECRET_VALUE not in output.stdout + output.stderr
+    inventory = json.loads(as_json.stdout)
+    assert [item["credentialName"] for item in inventory] == ["db", "token"]
+    assert set(inventory[0]) == {"credentialName", "credentialType", "targetHost", "storageMode", "lastUpdatedAt"}
+
+    from relay_agent.store import CredentialStore
+
+    store = CredentialStore(store_dir)
+    assert store.get("db").value == SECRET_VALUE, "the trailing newline of the file is not part of a password"
+    assert store.get("token").value == "tok-" + SECRET_VALUE
+
+    removed = run_cli("credentials", "remove", "db", "--store-dir", str(store_dir))
+    again = run_cli("credentials", "remove", "db", "--store-dir", str(store_dir))
+
+    assert removed.returncode == 0
+    assert again.returncode == 1 and "no credential named db" in again.stderr
+    assert [c.name for c in store.all()] == ["token"]
+
+
+def test_credentials_honour_relay_store_dir(run_cli, store_dir: Path) -> None:
+    env = {**os.environ, "RELAY_STORE_DIR": str(store_dir)}
+
+    run_cli("credentials", "add", "k", "--type", "api_key", "--value-stdin", stdin="v", env=env)
+
+    assert "k" in run_cli("credentials", "list", "--store-dir", str(store_dir)).stdout
+
+
+def test_credentials_add_needs_a_value_source(run_cli, store_dir: Path) -> None:
+    result = run_cli("credentials", "add", "k", "--type", "api_key", "--store-dir", str(store_dir))
+
+    assert result.returncode == 2
+    assert "--value-file" in result.stderr

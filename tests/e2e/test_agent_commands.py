@@ -1,0 +1,73 @@
+"""The real relay-agent claims commands from the real hub by long-poll and reports their results (SPEC §6)."""
+
+from __future__ import annotations
+
+import time
+
+from commands.models import Command
+from tests.e2e.processes import wait_for
+
+FAST = ("--long-poll-wait", "500")
+
+
+def finished(command: Command, timeout: float = 15) -> Command:
+    wait_for(lambda: Command.objects.get(pk=command.pk).is_terminal, timeout, f"command {command.pk} to finish")
+    command.refresh_from_db()
+    return command
+
+
+def test_a_queued_echo_returns_its_output(hub, e2e_relay, start_agent) -> None:
+    agent = start_agent(e2e_relay, hub, *FAST)
+
+    command = finished(Command.objects.create(machine_id="e2e-machine", command="echo hello", target_type="local",
+                                              timeout_ms=5000))
+
+    assert (command.status, command.output, command.stderr, command.exit_code) == ("completed", "hello\n", "", 0)
+    assert (command.error, command.output_truncated, command.attempt) == ("", False, 1)
+    assert command.claimed_by == e2e_relay.relay
+    assert command.started_at is not None and command.duration_ms is not None
+    assert "hub supports long-poll" in agent.output
+    assert "falling back to polling" not in agent.output
+
+
+def test_a_non_zero_exit_is_a_failure_with_its_code(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST)
+
+    command = finished(Command.objects.create(machine_id="e2e-machine", command="echo partial; echo oops >&2; exit 3",
+                                              timeout_ms=5000))
+
+    assert (command.status, command.output, command.stderr, command.exit_code) == ("failed", "partial\n", "oops\n", 3)
+
+
+def test_a_waiting_long_poll_picks_up_a_new_command_at_once(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, "--long-poll-wait", "3000")
+    time.sleep(0.3)  # the agent is now inside a long-poll that lasts 3 s unless a command wakes it
+    queued = time.monotonic()
+
+    command = finished(Command.objects.create(machine_id="e2e-machine", command="true", timeout_ms=5000))
+
+    assert command.status == "completed"
+    assert time.monotonic() - queued < 1.5
+
+
+def test_commands_run_in_parallel_up_to_the_concurrency(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST, "--concurrency", "2")
+
+    commands = [Command.objects.create(machine_id="e2e-machine", command="sleep 1", timeout_ms=10_000)
+                for _ in range(3)]
+
+    assert [finished(c).status for c in commands] == ["completed"] * 3
+    first, second, third = sorted(commands, key=lambda c: c.started_at)
+    assert second.started_at < first.completed_at, "the first two ran side by side"
+    assert (third.started_at - first.started_at).total_seconds() > 0.5, "the third waited for a free slot"
+
+
+def test_commands_of_another_machine_are_left_alone(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST)
+    other = Command.objects.create(machine_id="other-machine", command="true", timeout_ms=5000)
+
+    mine = finished(Command.objects.create(machine_id="e2e-machine", command="true", timeout_ms=5000))
+
+    assert mine.status == "completed"
+    other.refresh_from_db()
+    assert (other.status, other.claimed_by) == ("pending", None)

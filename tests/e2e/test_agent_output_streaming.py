@@ -1,0 +1,59 @@
+"""The real relay-agent streams a running command's output to the real hub as chunks (SPEC §3 extensions)."""
+
+from __future__ import annotations
+
+import sys
+
+from commands import output
+from commands.models import Command, OutputChunk
+from tests.e2e.processes import wait_for
+
+FAST = ("--long-poll-wait", "500")
+
+
+def finished(command: Command, timeout: float = 15) -> Command:
+    wait_for(lambda: Command.objects.get(pk=command.pk).is_terminal, timeout, f"command {command.pk} to finish")
+    command.refresh_from_db()
+    return command
+
+
+def test_output_is_visible_while_the_command_runs(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST)
+    command = Command.objects.create(machine_id="e2e-machine", command="echo one; sleep 2; echo two",
+                                     timeout_ms=10_000)
+
+    wait_for(lambda: output.read(command, "stdout")[0] == "one\n", 10, "the first line on the hub")
+
+    command.refresh_from_db()
+    assert command.status == "executing"
+    assert finished(command).output == "one\ntwo\n"
+
+
+def test_chunks_are_stored_in_order_and_add_up_to_the_result(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST)
+
+    command = finished(Command.objects.create(
+        machine_id="e2e-machine", command="echo one; sleep 0.6; echo two; echo err >&2; sleep 0.6; echo three",
+        timeout_ms=10_000))
+
+    assert command.status == "completed"
+    assert output.read(command, "stdout") == (command.output, len(command.output))
+    assert command.output == "one\ntwo\nthree\n"
+    assert output.read(command, "stderr") == ("err\n", 4)
+    stdout = list(OutputChunk.objects.filter(command=command, stream="stdout").values_list("offset", "data"))
+    assert len(stdout) >= 2, "lines 0.6 s apart go out in separate posts"
+    assert [offset for offset, _ in stdout] == [sum(len(d) for _, d in stdout[:i]) for i in range(len(stdout))]
+
+
+def test_wide_characters_are_streamed_too(hub, e2e_relay, start_agent) -> None:
+    # 400,000 emoji are within the agent's 512 Ki-character post, but JSON-escaped (12 bytes each) past the
+    # hub's 4 MiB body cap: the agent must split them rather than resend the same post forever.
+    start_agent(e2e_relay, hub, *FAST)
+    command = Command.objects.create(machine_id="e2e-machine", timeout_ms=20_000, command=(
+        f"{sys.executable} -c 'import sys; sys.stdout.write(chr(0x1F600) * 400_000)'; sleep 2; echo end"))
+
+    wait_for(lambda: len(output.read(command, "stdout")[0]) >= 200_000, 10, "the emoji on the hub")
+
+    command.refresh_from_db()
+    assert command.status == "executing"
+    assert finished(command).status == "completed"
