@@ -242,6 +242,8 @@ class OutputChunk(models.Model):
     stream = models.CharField(max_length=6, choices=Stream.choices)
     offset = models.PositiveBigIntegerField()
     data = models.TextField()
+    # UTF-8 bytes of data: the cap is in bytes, offsets in characters.
+    size = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

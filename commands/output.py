@@ -1,8 +1,9 @@
-"""Live output chunks: stored once per (command, stream, offset), capped per stream."""
+"""Live output chunks: stored once per (command, stream, offset), capped in bytes per stream."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import Sum
 
 from commands.models import Command, OutputChunk
 
@@ -10,13 +11,24 @@ from commands.models import Command, OutputChunk
 def store_chunks(command: Command, chunks: list[dict]) -> None:
     cap = settings.RELAYHUB["OUTPUT_CAP_BYTES"]
     rows, truncated = [], False
-    for chunk in chunks:
-        offset, data = chunk["offset"], chunk["data"]
-        if offset + len(data) > cap:
-            truncated = True
-            data = data[: max(cap - offset, 0)]
-        if data:
-            rows.append(OutputChunk(command=command, stream=chunk["stream"], offset=offset, data=data))
+    for stream in {chunk["stream"] for chunk in chunks}:
+        mine = sorted((c for c in chunks if c["stream"] == stream), key=lambda c: c["offset"])
+        stored = OutputChunk.objects.filter(command=command, stream=stream)
+        known = set(stored.filter(offset__in=[c["offset"] for c in mine]).values_list("offset", flat=True))
+        used = stored.aggregate(total=Sum("size"))["total"] or 0
+        for chunk in mine:
+            if chunk["offset"] in known:
+                continue  # a resend: stored already, counted already
+            known.add(chunk["offset"])
+            encoded = chunk["data"].encode("utf-8", "surrogatepass")
+            if used + len(encoded) > cap:
+                truncated = True
+                encoded = encoded[: max(cap - used, 0)]
+            data = encoded.decode("utf-8", "ignore")
+            if data:
+                rows.append(OutputChunk(command=command, stream=stream, offset=chunk["offset"], data=data,
+                                        size=len(data.encode("utf-8", "surrogatepass"))))
+                used += rows[-1].size
     OutputChunk.objects.bulk_create(rows, ignore_conflicts=True)
     if truncated and not command.output_truncated:
         Command.objects.filter(pk=command.pk).update(output_truncated=True)

@@ -96,6 +96,8 @@ class OutputBody(StartedBody):
 
 
 class OutputView(RelayAPIView):
+    """Chunks for a command that has ended are refused (409), so the relay stops it."""
+
     @relay_schema(request=OutputBody, summary="Extension: stream output chunks (idempotent on stream and offset)",
                   extra_errors={409: RelayError},
                   response=success("OutputResponse", cancelRequested=serializers.BooleanField()))
@@ -104,6 +106,8 @@ class OutputView(RelayAPIView):
         command, refusal = claimed_command(self.relay, data)
         if refusal:
             return refusal
+        if command.is_terminal:
+            return failure(409, f"command already {command.status}")
         output.store_chunks(command, data["chunks"])
         return ok(cancelRequested=command.cancel_requested)
 

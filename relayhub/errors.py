@@ -63,6 +63,10 @@ def handler403(request: HttpRequest, exception: Exception | None = None) -> Json
     return error_response(request, 403, "forbidden")
 
 
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    return error_response(request, 403, f"CSRF check failed: {reason}")
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return error_response(request, 404, "not found")
 

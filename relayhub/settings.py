@@ -70,6 +70,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "relayhub.urls"
+# A CSRF refusal is an error like any other: JSON, never Django's HTML page.
+CSRF_FAILURE_VIEW = "relayhub.errors.csrf_failure"
 WSGI_APPLICATION = "relayhub.wsgi.application"
 ASGI_APPLICATION = "relayhub.asgi.application"
 

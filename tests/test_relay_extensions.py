@@ -176,3 +176,26 @@ def test_batch_results_answer_each_item(relay, relay_client, make_command):
     assert Command.objects.get(pk=first.pk).status == "completed"
     assert Command.objects.get(pk=second.pk).status == "failed"
     assert Command.objects.get(pk=foreign.pk).status == "pending"
+
+
+def test_output_cap_counts_bytes_not_characters(settings, relay_client, running):
+    settings.RELAYHUB = {**settings.RELAYHUB, "OUTPUT_CAP_BYTES": 8}
+    relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "😀😀"), ("stdout", 2, "😀😀")),
+                      format="json")
+    relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "😀😀")), format="json")
+    assert output.read(running, "stdout") == ("😀😀", 2)
+    assert Command.objects.get(pk=running.pk).output_truncated
+
+
+def test_output_for_a_command_that_ended_is_409(relay_client, running):
+    running.expire({"claimed"}, "relay lost")
+    response = relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "late")), format="json")
+    assert response.status_code == 409 and "timeout" in response.json()["error"]
+    assert not running.chunks.exists()
+
+
+def test_a_post_to_an_unknown_relay_route_is_a_json_404(db):
+    from django.test import Client
+
+    response = Client(enforce_csrf_checks=True).post("/relay/no-such-route", "{}", content_type="application/json")
+    assert response.status_code == 404 and response.json() == {"error": "not found", "success": False}

@@ -20,9 +20,9 @@ def start_hub(transactional_db, tmp_path: Path) -> Iterator[Callable[..., Hub]]:
     hubs: list[Hub] = []
 
     def start(**kwargs) -> Hub:
-        hub = Hub(tmp_path / f"hub-{len(hubs)}.log", **kwargs).start()
-        hubs.append(hub)
-        return hub
+        hub = Hub(tmp_path / f"hub-{len(hubs)}.log", **kwargs)
+        hubs.append(hub)  # before starting, so a failed start is still stopped
+        return hub.start()
 
     yield start
     for hub in hubs:

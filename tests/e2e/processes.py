@@ -92,7 +92,7 @@ class Hub(Process):
             assert self.proc.poll() is None, f"hub exited:\n{self.output}"
             try:
                 return requests.get(f"{self.url}/relay/commands", timeout=1).status_code == 401
-            except requests.ConnectionError:
+            except requests.RequestException:  # refused, or too slow to answer yet on a busy machine
                 return False
 
         wait_for(answering, 30, "the hub to answer")
