@@ -163,11 +163,27 @@ class Command(models.Model):
 
     @classmethod
     def claim_next(cls, relay: Any, limit: int) -> list[Command]:
-        """Claim up to ``limit`` of the machine's pending commands, best first.
+        """The relay's claimed-but-never-started commands, then up to ``limit`` new claims, best first.
 
+        A claim whose answer was lost (the hub died mid-response, the agent
+        restarted) is handed out again: the agent announces ``started`` before
+        it runs anything, so a command still only claimed has not run.
         On Postgres, rows locked by a concurrent claimer are skipped rather than
         waited for; SQLite serialises the transaction (BEGIN IMMEDIATE).
         """
+        held = list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED,
+                                       machine_id=relay.machine_id).order_by("-priority", "created_at", "id")[:limit])
+        for command in held:
+            # Its time starts again now that it is handed out again.
+            command.deadline_at = timezone.now() + timedelta(milliseconds=command.timeout_ms)
+            cls.objects.filter(pk=command.pk, status=CommandStatus.CLAIMED).update(deadline_at=command.deadline_at)
+        limit -= len(held)
+        if limit <= 0:
+            return held
+        return held + cls._claim_new(relay, limit)
+
+    @classmethod
+    def _claim_new(cls, relay: Any, limit: int) -> list[Command]:
         now = timezone.now()
         with transaction.atomic():
             rows = list(

@@ -199,3 +199,20 @@ def test_a_post_to_an_unknown_relay_route_is_a_json_404(db):
 
     response = Client(enforce_csrf_checks=True).post("/relay/no-such-route", "{}", content_type="application/json")
     assert response.status_code == 404 and response.json() == {"error": "not found", "success": False}
+
+
+def test_a_claim_whose_answer_was_lost_is_handed_out_again_until_started(relay, relay_client, make_command):
+    command = make_command(timeout_ms=5000)
+    [lost] = Command.claim_next(relay, 1)  # claimed, but the answer never reached the relay
+    assert lost.pk == command.pk
+    again = next_(relay_client, max=2, waitMs=0).json()["commands"]
+    assert [(c["_id"], c["attempt"]) for c in again] == [(str(command.pk), 1)]
+    relay_client.post("/relay/commands/started", {"commandId": str(command.pk), "attempt": 1}, format="json")
+    assert next_(relay_client, max=2, waitMs=0).json() == {"commands": []}
+
+
+def test_another_relays_unstarted_claim_is_not_handed_out(relay, issue_relay, make_command):
+    make_command()
+    Command.claim_next(relay, 1)
+    rival = client_for(issue_relay(name="rival"))
+    assert next_(rival, waitMs=0).json() == {"commands": []}

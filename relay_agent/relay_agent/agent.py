@@ -31,6 +31,8 @@ log = get_logger(__name__)
 CAPABILITIES = ["local_cmd", "ssh", "perf_metrics"]
 SHUTDOWN_ERROR = "agent shutting down"
 DEFAULT_TIMEOUT_MS = 30_000
+# How long a command waits for the hub to record its start before it is left to the hub.
+STARTED_RETRY_S = 60
 MAX_BATCH_CHARS = 2 * 1024 * 1024
 
 
@@ -269,6 +271,9 @@ class Agent:
 
     def _submit(self, command: dict) -> None:
         command_id = str(command.get("_id"))
+        with self._slots:
+            if command_id in self._running:
+                return  # handed out again before our `started` reached the hub: it is ours already
         attempt = command.get("attempt")
         running = RunningCommand(command_id, attempt if isinstance(attempt, int) else None)
         if self.stopping.is_set() and not self._in_grace():
@@ -299,6 +304,7 @@ class Agent:
     # -- executing ----------------------------------------------------------------------------------
 
     def _execute(self, command: dict, running: RunningCommand) -> None:
+        result: ExecResult | None
         try:
             result = self.execute(command, running)
         except Exception as exc:
@@ -309,9 +315,33 @@ class Agent:
                 self._busy -= 1
                 self._running.pop(running.command_id, None)
                 self._slots.notify_all()
-        self._record(running, result)
+        if result is not None:
+            self._record(running, result)
 
-    def execute(self, command: dict, running: RunningCommand) -> ExecResult:
+    def _announce(self, running: RunningCommand) -> bool | None:
+        """Tell the hub the command starts, before it does; None means it is no longer ours.
+
+        Nothing runs until the hub has recorded the start, so a command the hub
+        still sees as merely claimed has certainly not run, and the hub may hand
+        it out again (after a lost answer or an agent restart). The hub takes a
+        repeated `started` as the same one, so an unanswered attempt is retried.
+        """
+        backoff = Backoff(base=0.2, cap=5.0)
+        deadline = time.monotonic() + STARTED_RETRY_S
+        while True:
+            try:
+                return self.hub.started(running.command_id, running.attempt)
+            except (HubRequestError, HubRejected) as exc:
+                log.warning("command no longer ours; not running it", commandId=running.command_id, error=str(exc))
+                return None
+            except HubUnavailable as exc:
+                if time.monotonic() >= deadline or self.stopping.is_set():
+                    log.warning("could not announce the command; leaving it to the hub", commandId=running.command_id,
+                                error=str(exc))
+                    return None
+                self.stopping.wait(backoff.next())
+
+    def execute(self, command: dict, running: RunningCommand) -> ExecResult | None:
         text = command.get("command")
         target_type = command.get("targetType") or "local"
         timeout_ms = command.get("timeoutMs") or DEFAULT_TIMEOUT_MS
@@ -339,6 +369,13 @@ class Agent:
             targetType=target_type,
             targetHost=host or "",
         )
+        announced = self.extensions is True and running.attempt is not None
+        if announced:
+            cancel_requested = self._announce(running)
+            if cancel_requested is None:
+                return None
+            if cancel_requested:
+                return ExecResult(status="cancelled", error="cancelled before it started")
         streamer = OutputStreamer(
             self.hub,
             running.command_id,
@@ -346,6 +383,7 @@ class Agent:
             running.cancel,
             interval=self.settings.output_flush_ms / 1000,
             enabled=self.extensions is True,
+            announced=announced,
         )
         streamer.start()
         try:

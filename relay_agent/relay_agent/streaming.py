@@ -26,6 +26,7 @@ class OutputStreamer:
         cancel: threading.Event,
         interval: float = 0.2,
         enabled: bool = True,
+        announced: bool = False,
     ) -> None:
         self.hub = hub
         self.command_id = command_id
@@ -33,6 +34,7 @@ class OutputStreamer:
         self.cancel = cancel
         self.interval = interval
         self.enabled = enabled
+        self.announced = announced
         self.claim_lost = False
         self._pending: list[dict] = []
         self._lock = threading.Lock()
@@ -70,7 +72,7 @@ class OutputStreamer:
 
     def _run(self) -> None:
         try:
-            if self.hub.started(self.command_id, self.attempt):
+            if not self.announced and self.hub.started(self.command_id, self.attempt):
                 self._request_cancel("hub requested cancel")
         except HubError as exc:
             self._on_error(exc)

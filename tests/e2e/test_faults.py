@@ -1,7 +1,7 @@
 """Fault tests of SPEC §8: hub killed mid-run, agent killed mid-command.
 
 Each command appends a line to a file named by its token, so "ran twice"
-shows up as a second line and "lost result" as a file with no completed row.
+shows up as a second line and a lost result as a command that never completed.
 """
 
 from __future__ import annotations
@@ -45,18 +45,14 @@ def check_each_ran_at_most_once_and_no_result_was_lost(tokens: dict[int, str], r
         lines = ran.read_text().splitlines() if ran.exists() else []
         assert len(lines) <= 1, f"command {command.pk} ran {len(lines)} times"
         assert command.is_terminal, f"command {command.pk} is still {command.status}"
-        if command.status == CommandStatus.COMPLETED:
-            assert lines == ["ran"] and command.output == f"{tokens[command.pk]}\n"
-        else:
-            # Only a claim whose answer died with the hub may end otherwise: it never ran.
-            assert command.status == CommandStatus.TIMEOUT and not lines, (command.pk, command.status, lines)
+        # A claim whose answer died with the hub is handed out again, so every command completes.
+        assert command.status == CommandStatus.COMPLETED, (command.pk, command.status, command.error)
+        assert lines == ["ran"] and command.output == f"{tokens[command.pk]}\n"
 
 
 @pytest.mark.skipif("os.environ.get('DATABASE_URL', '').startswith('sqlite') or not os.environ.get('DATABASE_URL')",
                     reason="the 20-agent run is specified against PostgreSQL")
-def test_twenty_agents_survive_two_hub_kills_during_a_thousand_commands(settings, transactional_db, start_agent,
-                                                                        tmp_path):
-    settings.RELAYHUB = {**settings.RELAYHUB, "TIMEOUT_GRACE_S": 0}
+def test_twenty_agents_survive_two_hub_kills_during_a_thousand_commands(transactional_db, start_agent, tmp_path):
     ran_dir = tmp_path / "ran"
     ran_dir.mkdir()
     port = free_port()
@@ -71,23 +67,10 @@ def test_twenty_agents_survive_two_hub_kills_during_a_thousand_commands(settings
             hub.proc.send_signal(signal.SIGKILL)
             hub.proc.wait(5)
             hub = Hub(tmp_path / "hub.log", port=port).start()
-        wait_for(lambda: finished() + _overdue_claims() >= COMMANDS, 180, "every command to end", interval=0.5)
-        wait_for(lambda: _claims_past_deadline_only(), 30, "claims lost with the hub to pass their deadline")
-        expire_commands()
+        wait_for(lambda: finished() >= COMMANDS, 180, "every command to end", interval=0.5)
         check_each_ran_at_most_once_and_no_result_was_lost(tokens, ran_dir)
-        completed = Command.objects.filter(status=CommandStatus.COMPLETED).count()
-        print(f"\n{completed} of {COMMANDS} completed; {COMMANDS - completed} claims died with the hub")
-        assert completed >= COMMANDS * 0.95
     finally:
         hub.kill()
-
-
-def _overdue_claims() -> int:
-    return Command.objects.filter(status__in=CommandStatus.active()).count()
-
-
-def _claims_past_deadline_only() -> bool:
-    return not Command.objects.filter(status__in=CommandStatus.active(), deadline_at__gte=timezone.now()).exists()
 
 
 def test_an_agent_killed_mid_command_leaves_it_timed_out_and_not_rerun(settings, hub, e2e_relay, start_agent,
@@ -97,7 +80,7 @@ def test_an_agent_killed_mid_command_leaves_it_timed_out_and_not_rerun(settings,
     ran_dir.mkdir()
     agent = start_agent(e2e_relay, hub)
     [(command_id, token)] = queue("e2e-machine", ran_dir, 1, timeout_ms=3000).items()
-    Command.objects.filter(pk=command_id).update(command=f"echo ran >> {ran_dir / token}; sleep 2")
+    Command.objects.filter(pk=command_id).update(command=f"echo ran >> {ran_dir / token}; sleep 10")
     wait_for(lambda: Command.objects.get(pk=command_id).status == CommandStatus.EXECUTING, 20, "the command to run")
     os.killpg(agent.proc.pid, signal.SIGKILL)
     agent.proc.wait(5)
