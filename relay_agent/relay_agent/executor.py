@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import subprocess
+import subprocess  # nosec B404 - running shell commands is this agent's purpose
 import threading
 import time
 from typing import Any
@@ -65,7 +65,7 @@ class LocalExecutor:
         if cancel.is_set():
             return ExecResult(status="cancelled", error="command cancelled")
         try:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(  # nosec B603 - the operator's command, run as asked; policy is enforced before
                 [self.shell, "-c", command],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -76,7 +76,7 @@ class LocalExecutor:
         except OSError as exc:
             return ExecResult(status="failed", error=f"failed to start command: {exc}")
 
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None and proc.stderr is not None  # nosec B101 - narrows types; Popen with PIPE always sets both
         captures: dict[Any, StreamCapture] = {
             proc.stdout: StreamCapture("stdout", self.max_output, on_output),
             proc.stderr: StreamCapture("stderr", self.max_output, on_output),

@@ -307,7 +307,7 @@ class SSHPool:
                         error=f"ssh connection to {host}:{port} failed: {exc}",
                         duration_ms=_ms_since(started),
                     )
-        assert channel is not None and conn is not None
+        assert channel is not None and conn is not None  # nosec B101 - narrows types; both are set on every path above
         try:
             return self._exec(conn, channel, command, timeout_ms, on_output, cancel, started)
         finally:
@@ -328,7 +328,7 @@ class SSHPool:
         stderr = StreamCapture("stderr", self.max_output, on_output)
         marker = _MarkerReader(stderr)
         try:
-            channel.exec_command(f'echo "{_PID_MARKER.decode()}$$" >&2; exec /bin/sh -c {shlex.quote(command)}')
+            channel.exec_command(f'echo "{_PID_MARKER.decode()}$$" >&2; exec /bin/sh -c {shlex.quote(command)}')  # nosec B601 - the operator's command, quoted; policy is enforced before
         except Exception as exc:
             return ExecResult(status="failed", error=f"ssh exec failed: {exc}", duration_ms=_ms_since(started))
         deadline = started + timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
@@ -388,7 +388,7 @@ class SSHPool:
         )
         try:
             killer = conn.transport.open_session(timeout=self.connect_timeout)
-            killer.exec_command(script)
+            killer.exec_command(script)  # nosec B601 - a kill of a numeric process group id we read back
             # Zombies of a non-reaping remote init keep `kill -0` true, so do not wait out the
             # whole grace here; the script finishes on its own after the channel is closed.
             killer.status_event.wait(0.5)
