@@ -96,3 +96,13 @@ def make_operator(db):
         return user
 
     return make
+
+
+@pytest.fixture
+def admin_client_(admin_user_api):
+    """A Django test client signed in as a superuser."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin_user_api)
+    return client

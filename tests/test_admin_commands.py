@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.test import Client
 
 from commands.models import Command, CommandBatch
 
 pytestmark = pytest.mark.django_db
 RUN = "/admin/commands/command/run/"
-
-
-@pytest.fixture
-def admin_client_(admin_user_api) -> Client:
-    client = Client()
-    client.force_login(admin_user_api)
-    return client
 
 
 def form(**fields) -> dict:

@@ -12,13 +12,6 @@ pytestmark = pytest.mark.django_db
 ADD = "/admin/configpush/configpush/add/"
 
 
-@pytest.fixture
-def admin_client_(admin_user_api) -> Client:
-    client = Client()
-    client.force_login(admin_user_api)
-    return client
-
-
 def errors_for(client: Client, relay, push_type: str, payload: str) -> list[str]:
     response = client.post(ADD, {"relay": relay.pk, "push_type": push_type, "payload": payload})
     assert response.status_code == 200, response.get("Location")

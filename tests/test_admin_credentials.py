@@ -13,13 +13,6 @@ SENTINEL = "s3ntinel-Value-7f3a91"
 ADD = "/admin/credentials/sharedcredential/add/"
 
 
-@pytest.fixture
-def admin_client_(admin_user_api) -> Client:
-    client = Client()
-    client.force_login(admin_user_api)
-    return client
-
-
 def test_the_value_is_never_rendered_back(admin_client_, relay):
     invalid = admin_client_.post(ADD, {"name": "", "credential_type": "password", "value": SENTINEL})
     assert invalid.status_code == 200 and invalid.context["adminform"].form.errors

@@ -13,13 +13,6 @@ from tests.conftest import client_for
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def admin_client_(admin_user_api) -> Client:
-    client = Client()
-    client.force_login(admin_user_api)
-    return client
-
-
 def shown_key(page: str) -> tuple[str, str]:
     api_key = page.split('<code id="rh-api-key">')[1].split("</code>")[0]
     secret = page.split('<code id="rh-transport-secret">')[1].split("</code>")[0]

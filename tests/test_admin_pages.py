@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from assignments.models import MetricSample, RelayStatus
@@ -14,13 +13,6 @@ from configpush.models import ConfigPush
 from credentials.models import CredentialInventoryItem
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client_(admin_user_api) -> Client:
-    client = Client()
-    client.force_login(admin_user_api)
-    return client
 
 
 def heartbeat(relay, *, ago_s: float = 1, **status) -> None:

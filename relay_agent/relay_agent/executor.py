@@ -90,10 +90,7 @@ class LocalExecutor:
             # A background child may keep the pipes open after the shell exits; we read until EOF
             # so its output is not lost, and the timeout still bounds the wait.
             while selector.get_map():
-                if cancel.is_set():
-                    stopped_by = "cancelled"
-                elif deadline is not None and time.monotonic() >= deadline:
-                    stopped_by = "timeout"
+                stopped_by = _stop_reason(cancel, deadline)
                 if stopped_by:
                     kill_group(proc, self.kill_grace)
                     self._drain(selector, captures)
@@ -107,10 +104,7 @@ class LocalExecutor:
                         selector.unregister(key.fileobj)
         # The shell may outlive its pipes (it closed stdout and stderr); the timeout and cancel still apply.
         while stopped_by is None and proc.poll() is None:
-            if cancel.is_set():
-                stopped_by = "cancelled"
-            elif deadline is not None and time.monotonic() >= deadline:
-                stopped_by = "timeout"
+            stopped_by = _stop_reason(cancel, deadline)
             if stopped_by:
                 kill_group(proc, self.kill_grace)
                 break
@@ -156,3 +150,11 @@ class LocalExecutor:
                     captures[key.fileobj].feed(chunk)
                 else:
                     selector.unregister(key.fileobj)
+
+
+def _stop_reason(cancel: threading.Event, deadline: float | None) -> str | None:
+    if cancel.is_set():
+        return "cancelled"
+    if deadline is not None and time.monotonic() >= deadline:
+        return "timeout"
+    return None
