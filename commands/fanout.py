@@ -40,7 +40,9 @@ class Fanout:
     def __init__(self, notifier: LocalNotifier) -> None:
         self.notifier = notifier
         self._started = False
+        self._stopped = False
         self._lock = threading.Lock()
+        self._closing: Callable[[], None] | None = None
 
     def broadcast(self, topic: str) -> None:
         raise NotImplementedError
@@ -58,9 +60,15 @@ class Fanout:
                          daemon=True).start()
         ready.wait(5)
 
+    def stop(self) -> None:
+        """Close the listener (tests do, before they drop their database)."""
+        self._stopped = True
+        if self._closing is not None:
+            self._closing()
+
     def _listen_forever(self, ready: threading.Event) -> None:
         delay = 0.5
-        while True:
+        while not self._stopped:
             try:
                 for message in self.messages(ready.set):
                     origin, topic = _decode(message)
@@ -68,6 +76,8 @@ class Fanout:
                         self.notifier.publish_local(topic)
                     delay = 0.5
             except Exception as exc:  # noqa: BLE001 - the listener must outlive broker outages
+                if self._stopped:
+                    return
                 logger.warning("%s listener lost its connection (%s); retrying in %.1fs",
                                self.name, type(exc).__name__, delay)
             # Anything published while disconnected is lost: have every waiter look again.
@@ -96,6 +106,7 @@ class RedisFanout(Fanout):
     def messages(self, on_subscribed: Callable[[], None]) -> Iterator[str]:
         client = self._redis.Redis.from_url(self._url, socket_connect_timeout=5, health_check_interval=30)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._closing = pubsub.close
         try:
             pubsub.subscribe(CHANNEL)
             on_subscribed()
@@ -121,6 +132,7 @@ class PostgresFanout(Fanout):
         params.pop("cursor_factory", None)
         params.pop("context", None)
         with psycopg.connect(**params, autocommit=True) as listener:
+            self._closing = listener.close
             listener.execute(f"LISTEN {CHANNEL}")
             on_subscribed()
             for notice in listener.notifies():
@@ -145,4 +157,5 @@ def configure(notifier: LocalNotifier) -> Fanout | None:
         return None
     notifier.broadcast = fanout.broadcast
     notifier.on_first_wait = fanout.ensure_listening
+    notifier.fanout = fanout
     return fanout

@@ -28,6 +28,7 @@ class LocalNotifier:
         self.broadcast: Callable[[str], None] | None = None
         # Starts the cross-process listener the first time anything here waits.
         self.on_first_wait: Callable[[], None] | None = None
+        self.fanout = None  # commands.fanout.Fanout, when a broker is configured
 
     def publish(self, topic: str) -> None:
         """Wake local waiters, and other processes when a broker is configured."""

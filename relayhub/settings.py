@@ -104,6 +104,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 30,
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+elif env.bool("DB_POOL", default=True):
+    # A pool per process: requests borrow a connection instead of opening one,
+    # and the long-poll gives its connection back before it waits.
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "pool": {"min_size": 2, "max_size": env.int("DB_POOL_MAX", default=20), "timeout": 10},
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -195,7 +202,8 @@ RELAYHUB = {
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
     # Without a broker, a queue from another process is only seen by polling.
     "LONGPOLL_DB_POLL_MS": env.int("RELAYHUB_LONGPOLL_DB_POLL_MS", default=250),
-    "LONGPOLL_SAFETY_POLL_MS": 5_000,
+    # With a broker nothing needs polling: its listener wakes every waiter after a reconnect.
+    "LONGPOLL_SAFETY_POLL_MS": 30_000,
     # auto: Redis when REDIS_URL is set, else Postgres LISTEN/NOTIFY, else in-process only.
     "NOTIFY_BACKEND": env.str("RELAYHUB_NOTIFY_BACKEND", default="auto"),
     "PENDING_LIST_LIMIT": 10,

@@ -22,6 +22,22 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
         test["NAME"] = f"{stem}_{os.getpid()}{dot}{suffix}"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup, django_db_blocker):
+    """Pooled connections outlive tests; close them before the test database is dropped."""
+    yield
+    from django.db import connections
+
+    from commands import notify
+
+    if notify.notifier.fanout is not None:
+        notify.notifier.fanout.stop()
+    with django_db_blocker.unblock():
+        for connection in connections.all(initialized_only=True):
+            if getattr(connection, "pool", None) is not None:
+                connection.close_pool()
+
+
 @pytest.fixture
 def issue_relay(db) -> Callable[..., IssuedKey]:
     def issue(machine_id: str = "machine-1", name: str = "relay-1") -> IssuedKey:
