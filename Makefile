@@ -43,3 +43,11 @@ compose-env:  # fresh random secrets for compose.yaml
 
 clean:
 	rm -rf $(VENV) var
+
+.PHONY: bench bench-quick
+
+bench: $(STAMP)  # SPEC §9 benchmark: starts its own PostgreSQL, Redis, hubs, agents, sshd; appends bench/RESULTS.md
+	$(BIN)/python -m bench.run
+
+bench-quick: $(STAMP)  # every bench scenario at small sizes (< 2 min); fails only if a scenario crashes
+	$(BIN)/python -m bench.run --quick

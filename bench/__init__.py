@@ -1,0 +1,1 @@
+"""relayhub benchmark (SPEC §9): `make bench` / `make bench-quick`; see bench/README.md."""
