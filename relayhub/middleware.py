@@ -1,5 +1,6 @@
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
@@ -7,12 +8,32 @@ from relayhub.errors import error_response
 
 
 class BodySizeLimitMiddleware:
-    """Answer 413 before reading a body larger than ``MAX_BODY_BYTES``."""
+    """Answer 413 before reading a body larger than ``MAX_BODY_BYTES``.
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+    Sync and async capable: one sync-only middleware would make Django run
+    every request on a thread, and a waiting long-poll would then hold one.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: HttpRequest):
+        refusal = self.refuse(request)
+        if self.is_async:
+            return self._acall(request, refusal)
+        return refusal or self.get_response(request)
+
+    async def _acall(self, request: HttpRequest, refusal: HttpResponse | None) -> HttpResponse:
+        return refusal or await self.get_response(request)
+
+    @staticmethod
+    def refuse(request: HttpRequest) -> HttpResponse | None:
         limit = settings.RELAYHUB["MAX_BODY_BYTES"]
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -20,4 +41,4 @@ class BodySizeLimitMiddleware:
             return error_response(request, 400, "invalid Content-Length")
         if length > limit:
             return error_response(request, 413, f"request body exceeds {limit} bytes")
-        return self.get_response(request)
+        return None
