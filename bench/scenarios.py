@@ -75,13 +75,14 @@ PLAIN = ("GET", "/__bench__/counts")  # answered by the ASGI wrapper in the hub 
 DJANGO = ("OPTIONS", "/relay/commands")  # through Django's whole stack; relay routes answer OPTIONS without a key
 
 
-def http_rtts(url: str, count: int, request: tuple[str, str] = PLAIN) -> list[float]:
-    """Loopback HTTP round trips to the hub process on one keep-alive connection."""
+def http_rtts(url: str, count: int, request: tuple[str, str] = PLAIN, max_s: float = 120) -> list[float]:
+    """Loopback HTTP round trips to the hub process on one keep-alive connection (at most `max_s`)."""
     host, port = url.split("//")[1].split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    times = []
+    times: list[float] = []
+    end = time.monotonic() + max_s
     try:
-        for _ in range(count):
+        while len(times) < count and (not times or time.monotonic() < end):
             started = time.perf_counter()
             conn.request(*request)
             response = conn.getresponse()
@@ -390,7 +391,7 @@ def idle(ctx: Context) -> None:
         base_rss = rss_mb(hub.pid)
         base_rtt = http_rtts(hub.url, 200, DJANGO)
         ramp_timeout = n / ramp_per_s + 60
-        duration = ramp_timeout + ctx.sizes.idle_window + 120  # a bound; the bench stops them before
+        duration = ramp_timeout + ctx.sizes.idle_window + 180  # a bound; the bench stops them before
         clients = Proc("idle-clients", [str(BIN / "python"), "-m", "bench.idle_clients", str(keys_file),
                                         str(hub.port), str(duration), str(ramp_per_s)],
                        ctx.log_dir / "idle-clients.log").start()
@@ -417,8 +418,10 @@ def idle(ctx: Context) -> None:
                 time.sleep(1)
                 waiting_min = min(waiting_min, stats().get("waiting", 0))
                 rss_max = max(rss_max, rss_mb(hub.pid))
-        loaded_rtt = http_rtts(hub.url, 200, DJANGO)
         final = stats()
+        if ctx.sizes.profile:  # after the measured window: what the hub's "idle" CPU is spent on
+            profiling.record_many({"hub-idle-gil": hub.pid}, 10, ctx, gil=("hub-idle-gil",))
+        loaded_rtt = http_rtts(hub.url, 200, DJANGO, max_s=15)
         rss = rss_mb(hub.pid)
         hub_fds = len(os.listdir(f"/proc/{hub.pid}/fd"))
     finally:
@@ -577,7 +580,8 @@ def _ansible(ctx: Context, targets: SSHTargets, forks: int) -> float:
     control = work / "cp"  # fresh: no ControlPersist master from an earlier run, so every connection is cold
     control.mkdir()
     env = {**os.environ, "ANSIBLE_CONFIG": str(work / "none.cfg"), "ANSIBLE_HOME": str(work / "home"),
-           "ANSIBLE_LOCAL_TEMP": str(work / "tmp"), "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
+           "ANSIBLE_LOCAL_TEMP": str(work / "tmp"), "ANSIBLE_REMOTE_TEMP": str(work / "remote-tmp"),
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_DEPRECATION_WARNINGS": "0"}
     try:
         started = time.perf_counter()
