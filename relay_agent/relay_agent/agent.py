@@ -362,13 +362,6 @@ class Agent:
         if refusal:
             log.warning("command refused", commandId=running.command_id, reason=refusal)
             return ExecResult.refused(refusal)
-        log.info(
-            "command started",
-            commandId=running.command_id,
-            attempt=running.attempt,
-            targetType=target_type,
-            targetHost=host or "",
-        )
         announced = self.extensions is True and running.attempt is not None
         if announced:
             cancel_requested = self._announce(running)
@@ -376,6 +369,13 @@ class Agent:
                 return None
             if cancel_requested:
                 return ExecResult(status="cancelled", error="cancelled before it started")
+        log.info(
+            "command started",
+            commandId=running.command_id,
+            attempt=running.attempt,
+            targetType=target_type,
+            targetHost=host or "",
+        )
         streamer = OutputStreamer(
             self.hub,
             running.command_id,

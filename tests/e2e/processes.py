@@ -45,6 +45,15 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def finished(command, timeout: float = 15):
+    """Wait until the command ends, and return it refreshed."""
+    from commands.models import Command
+
+    wait_for(lambda: Command.objects.get(pk=command.pk).is_terminal, timeout, f"command {command.pk} to finish")
+    command.refresh_from_db()
+    return command
+
+
 class Process:
     def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
         self.argv, self.log, self.env = argv, log, env or {}

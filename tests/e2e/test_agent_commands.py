@@ -5,15 +5,9 @@ from __future__ import annotations
 import time
 
 from commands.models import Command
-from tests.e2e.processes import wait_for
+from tests.e2e.processes import finished, wait_for
 
 FAST = ("--long-poll-wait", "500")
-
-
-def finished(command: Command, timeout: float = 15) -> Command:
-    wait_for(lambda: Command.objects.get(pk=command.pk).is_terminal, timeout, f"command {command.pk} to finish")
-    command.refresh_from_db()
-    return command
 
 
 def test_a_queued_echo_returns_its_output(hub, e2e_relay, start_agent) -> None:

@@ -7,15 +7,9 @@ from pathlib import Path
 from assignments.models import MetricSample
 from commands.models import Command
 from configpush.models import ConfigPush
-from tests.e2e.processes import wait_for
+from tests.e2e.processes import finished, wait_for
 
 FAST = ("--long-poll-wait", "500")
-
-
-def finished(command: Command, timeout: float = 15) -> Command:
-    wait_for(lambda: Command.objects.get(pk=command.pk).is_terminal, timeout, f"command {command.pk} to finish")
-    command.refresh_from_db()
-    return command
 
 
 def settled(push: ConfigPush) -> ConfigPush:

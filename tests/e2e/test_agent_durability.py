@@ -53,7 +53,8 @@ def test_results_finished_while_the_hub_is_down_arrive_once_it_is_back(
     runs = [tmp_path / f"ran-{i}" for i in range(3)]
     commands = [Command.objects.create(machine_id="e2e-machine", command=f"echo run >> {ran}; sleep 1; echo done {i}",
                                        timeout_ms=30_000) for i, ran in enumerate(runs)]
-    wait_for(lambda: all(executing(c) for c in commands), 10, "all three commands to be executing")
+    # The hub records the start before the agent runs anything: wait for the commands' own marks.
+    wait_for(lambda: all(ran.exists() for ran in runs), 10, "all three commands to be running")
 
     take_down(hub, how)
     wait_for(lambda: agent.output.count('event="command finished"') == 3, 10, "the commands to finish")
@@ -74,7 +75,8 @@ def test_spooled_results_survive_an_agent_restart(start_hub, e2e_relay, start_ag
     store = tmp_path / "store"
     first = start_agent(e2e_relay, hub, *FAST, store_dir=store)
     command = Command.objects.create(machine_id="e2e-machine", command="sleep 0.5; echo kept", timeout_ms=30_000)
-    wait_for(lambda: executing(command), 10, "the command to be executing")
+    # The hub records the start before the agent runs anything: wait until it really runs.
+    wait_for(lambda: 'event="command started"' in first.output, 10, "the command to be running")
     hub.kill()
     wait_for(lambda: 'event="command finished"' in first.output, 10, "the command to finish")
 

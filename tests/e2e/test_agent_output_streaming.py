@@ -6,15 +6,9 @@ import sys
 
 from commands import output
 from commands.models import Command, OutputChunk
-from tests.e2e.processes import wait_for
+from tests.e2e.processes import finished, wait_for
 
 FAST = ("--long-poll-wait", "500")
-
-
-def finished(command: Command, timeout: float = 15) -> Command:
-    wait_for(lambda: Command.objects.get(pk=command.pk).is_terminal, timeout, f"command {command.pk} to finish")
-    command.refresh_from_db()
-    return command
 
 
 def test_output_is_visible_while_the_command_runs(hub, e2e_relay, start_agent) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from commands import output
 from commands.models import Command
-from tests.e2e.processes import wait_for
+from tests.e2e.processes import finished, wait_for
 
 FAST = ("--long-poll-wait", "500")
 PR_SET_CHILD_SUBREAPER = 36
@@ -42,12 +42,6 @@ def group_gone(pgid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
-
-
-def finished(command: Command, timeout: float = 15) -> Command:
-    wait_for(lambda: Command.objects.get(pk=command.pk).is_terminal, timeout, f"command {command.pk} to finish")
-    command.refresh_from_db()
-    return command
 
 
 def running_group(pid_file: Path) -> int:

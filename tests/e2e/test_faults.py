@@ -81,7 +81,8 @@ def test_an_agent_killed_mid_command_leaves_it_timed_out_and_not_rerun(settings,
     agent = start_agent(e2e_relay, hub)
     [(command_id, token)] = queue("e2e-machine", ran_dir, 1, timeout_ms=3000).items()
     Command.objects.filter(pk=command_id).update(command=f"echo ran >> {ran_dir / token}; sleep 10")
-    wait_for(lambda: Command.objects.get(pk=command_id).status == CommandStatus.EXECUTING, 20, "the command to run")
+    # Executing is recorded before the agent spawns anything: wait for the command's own mark.
+    wait_for(lambda: (ran_dir / token).exists(), 20, "the command to run")
     os.killpg(agent.proc.pid, signal.SIGKILL)
     agent.proc.wait(5)
     command = Command.objects.get(pk=command_id)
