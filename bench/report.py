@@ -98,8 +98,8 @@ def append_results(report: Report, heading: str, machine: dict[str, str], extra:
             "sections show the trend. Every figure sits beside its baseline measured in the same run.\n"
             "`ratio` is relayhub ÷ baseline unless it says \"faster\" (baseline ÷ relayhub).\n"
         )
-    parts = [f"\n## {heading}\n", "**Machine:** " + "; ".join(f"{k}: {v}" for k, v in machine.items()) + "\n"]
-    parts += [line + "\n" for line in extra]
+    parts = [f"\n## {heading}\n\n", "- **Machine:** " + "; ".join(f"{k}: {v}" for k, v in machine.items()) + "\n"]
+    parts += [f"- {line}\n" for line in extra]
     parts.append("\n" + report.markdown_table() + "\n")
     met = [r for r in report.targets() if r.met]
     missed = [r for r in report.targets() if r.met is False]
