@@ -57,7 +57,7 @@ class HeartbeatView(RelayAPIView):
     @relay_schema(summary="Sign of life; lists commands whose cancel was requested", response=success(
         "HeartbeatResponse", cancelCommandIds=serializers.ListField(child=serializers.CharField())))
     def post(self, request: Request) -> Response:
-        self.relay.status.record_sign_of_life(timezone.now(), force=True)
+        # Authentication has recorded the sign of life already (at most every few seconds).
         cancel_ids = self.relay.claimed_commands.filter(
             status__in=CommandStatus.active(), cancel_requested=True
         ).values_list("pk", flat=True)
@@ -99,7 +99,7 @@ class StatusView(RelayAPIView):
         data = self.body(StatusBody)
         relay, now = self.relay, timezone.now()
         with transaction.atomic():
-            fields = {"capabilities": sorted(set(data["capabilities"])), "last_heartbeat_at": now}
+            fields = {"capabilities": sorted(set(data["capabilities"]))}
             for name in ("version", "hostname", "platform"):
                 if name in data:
                     fields[name] = data[name]
@@ -107,7 +107,6 @@ class StatusView(RelayAPIView):
                 fields["metrics"] = data["metrics"]
                 MetricSample.objects.create(relay=relay, metrics=data["metrics"], created_at=now)
             RelayStatus.objects.filter(pk=relay.pk).update(**fields)
-            relay.status.record_sign_of_life(now, force=True)
             if "credentials" in data:
                 inventory.replace(relay, data["credentials"], now)
         return ok(
