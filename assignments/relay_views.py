@@ -17,6 +17,7 @@ from configpush.models import PushStatus
 from credentials import inventory
 from relayhub.fields import StrictCharField, StrictFloatField
 from relayhub.relay_api import RelayAPIView, ok
+from relayhub.relay_async import relay_route
 from relayhub.relay_schema import relay_schema, success
 from relayhub.relay_auth import resolve_key
 
@@ -53,15 +54,22 @@ class VerifyView(RelayAPIView):
         )
 
 
-class HeartbeatView(RelayAPIView):
+def heartbeat(relay, data: dict) -> dict:
+    # Authentication has recorded the sign of life already (at most every few seconds).
+    cancel_ids = relay.claimed_commands.filter(
+        status__in=CommandStatus.active(), cancel_requested=True
+    ).values_list("pk", flat=True)
+    return {"cancelCommandIds": [str(pk) for pk in cancel_ids]}
+
+
+heartbeat_route = relay_route(heartbeat)
+
+
+class HeartbeatDoc(RelayAPIView):
     @relay_schema(summary="Sign of life; lists commands whose cancel was requested", response=success(
         "HeartbeatResponse", cancelCommandIds=serializers.ListField(child=serializers.CharField())))
     def post(self, request: Request) -> Response:
-        # Authentication has recorded the sign of life already (at most every few seconds).
-        cancel_ids = self.relay.claimed_commands.filter(
-            status__in=CommandStatus.active(), cancel_requested=True
-        ).values_list("pk", flat=True)
-        return ok(cancelCommandIds=[str(pk) for pk in cancel_ids])
+        raise NotImplementedError("served by assignments.relay_views.heartbeat_route")
 
 
 class MetricsField(serializers.DictField):

@@ -68,9 +68,16 @@ class Fanout:
 
     def _listen_forever(self, ready: threading.Event) -> None:
         delay = 0.5
+
+        def subscribed() -> None:
+            if ready.is_set():
+                # Back after an outage: what was published meanwhile is lost, so every waiter looks again.
+                self.notifier.publish_all_local()
+            ready.set()
+
         while not self._stopped:
             try:
-                for message in self.messages(ready.set):
+                for message in self.messages(subscribed):
                     origin, topic = _decode(message)
                     if origin != ORIGIN:
                         self.notifier.publish_local(topic)

@@ -7,15 +7,11 @@ before the view waits, so idle relays hold no database connection.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -23,14 +19,12 @@ from rest_framework.response import Response
 
 from commands import notify
 from commands.models import Command
-from relayhub.errors import flatten
 from relayhub.fields import StrictIntegerField
 from relayhub.relay_api import RelayAPIView
-from relayhub.relay_auth import HEADER, authenticate_relay
+from relayhub.relay_async import authenticate, error_for, in_db, parse_body, preflight
+from relayhub.relay_auth import HEADER
 from relayhub.relay_schema import WireCommand, relay_schema
-from relayhub.throttling import RelayKeyThrottle
 
-T = TypeVar("T")
 MAX_BATCH = 50
 
 
@@ -39,41 +33,11 @@ class NextBody(serializers.Serializer):
     waitMs = StrictIntegerField(required=False, default=0, min_value=0)
 
 
-def _released(fn: Callable[..., T]) -> Callable[..., T]:
-    def run(*args: Any) -> T:
-        try:
-            return fn(*args)
-        finally:
-            close_old_connections()
-
-    return run
-
-
-async def in_db(fn: Callable[..., T], *args: Any) -> T:
-    return await sync_to_async(_released(fn), thread_sensitive=False)(*args)
-
-
-def error(status: int, message: str) -> JsonResponse:
-    return JsonResponse({"success": False, "error": message}, status=status)
-
-
-def _parse(request: HttpRequest) -> dict:
-    try:
-        data = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise exceptions.ParseError("request body must be JSON") from None
-    if not isinstance(data, dict):
-        raise exceptions.ParseError("request body must be a JSON object")
-    body = NextBody(data=data)
-    body.is_valid(raise_exception=True)
-    return body.validated_data
-
-
-def _authenticate(raw_key: str):
-    relay = authenticate_relay(raw_key)
-    if not RelayKeyThrottle().allow_relay(relay):
-        raise exceptions.Throttled()
-    return relay
+def _first_look(raw_key: str, raw_body: bytes) -> tuple:
+    relay = authenticate(raw_key)
+    body = parse_body(raw_body, NextBody)
+    published = notify.notifier.published(notify.machine_topic(relay.machine_id))
+    return relay, body, published, Command.claim_next(relay, body["max"])
 
 
 def _poll_interval() -> float:
@@ -82,29 +46,39 @@ def _poll_interval() -> float:
     return settings.RELAYHUB[key] / 1000
 
 
-async def next_commands(request: HttpRequest) -> JsonResponse:
-    if request.method == "OPTIONS":
-        return JsonResponse({}, status=200, headers={"Allow": "POST, OPTIONS"})
-    if request.method != "POST":
-        return error(405, f'method "{request.method}" not allowed')
-    try:
-        if HEADER not in request.META:
-            raise exceptions.NotAuthenticated()
-        relay = await in_db(_authenticate, request.META[HEADER])
-        body = _parse(request)
-    except exceptions.APIException as exc:
-        return error(exc.status_code, flatten(exc.detail))
+def _answer(claimed: list[Command]) -> JsonResponse:
+    return JsonResponse({"commands": [command.to_wire(attempt=True) for command in claimed]})
 
+
+@csrf_exempt
+async def next_commands(request: HttpRequest) -> JsonResponse:
+    answer = preflight(request, ("POST",))
+    if answer is not None:
+        return answer
+    try:
+        relay, body, published, claimed = await in_db(_first_look, request.META[HEADER], request.body)
+    except exceptions.APIException as exc:
+        return error_for(exc)
     wait_s = min(body["waitMs"], settings.RELAYHUB["LONGPOLL_MAX_MS"]) / 1000
+    if claimed or wait_s <= 0:
+        return _answer(claimed)
+
     deadline = time.monotonic() + wait_s
-    # Subscribed before the first look, so a command queued in between is not missed.
-    with notify.notifier.listen(notify.machine_topic(relay.machine_id)) as subscription:
+    topic = notify.machine_topic(relay.machine_id)
+    with notify.notifier.listen(topic) as subscription:
+        # Now subscribed: look again only if a wake-up came since just before the first look.
+        look = notify.notifier.published(topic) != published
         while True:
-            claimed = await in_db(Command.claim_next, relay, body["max"])
+            if look:
+                claimed = await in_db(Command.claim_next, relay, body["max"])
+            look = True
             remaining = deadline - time.monotonic()
             if claimed or remaining <= 0:
-                return JsonResponse({"commands": [command.to_wire(attempt=True) for command in claimed]})
-            await subscription.wait(min(remaining, _poll_interval()))
+                return _answer(claimed)
+            woken = await subscription.wait(min(remaining, _poll_interval()))
+            if not woken and notify.notifier.broadcast and time.monotonic() >= deadline:
+                # The broker wakes every waiter when it reconnects, so a quiet wait means nothing was queued.
+                return _answer([])
 
 
 class NextCommandsDoc(RelayAPIView):

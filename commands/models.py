@@ -133,7 +133,12 @@ class Command(models.Model):
             changes["status"] = target
         moved = Command.objects.filter(pk=self.pk, status__in=sources, **(where or {})).update(**changes)
         if moved:
-            self.refresh_from_db()
+            computed = [name for name, value in changes.items() if hasattr(value, "resolve_expression")]
+            for name, value in changes.items():
+                if name not in computed:
+                    setattr(self, name, value)
+            if computed:
+                self.refresh_from_db(fields=computed)
             if self.is_terminal:
                 topic = notify.command_topic(self.pk)
                 transaction.on_commit(lambda: notify.publish(topic))

@@ -29,6 +29,9 @@ class LocalNotifier:
         # Starts the cross-process listener the first time anything here waits.
         self.on_first_wait: Callable[[], None] | None = None
         self.fanout = None  # commands.fanout.Fanout, when a broker is configured
+        # Publishes seen by this process, counted per bucket of topics: a count
+        # unchanged between two moments means no wake-up for the topic came in between.
+        self._counts = [0] * 1024
 
     def publish(self, topic: str) -> None:
         """Wake local waiters, and other processes when a broker is configured."""
@@ -38,9 +41,14 @@ class LocalNotifier:
 
     def publish_local(self, topic: str) -> None:
         with self._lock:
+            self._counts[hash(topic) % len(self._counts)] += 1
             waiters = list(self._waiters.get(topic, ()))
         for waiter in waiters:
             waiter.wake()
+
+    def published(self, topic: str) -> int:
+        """How many wake-ups for ``topic`` (or one sharing its bucket) this process has seen."""
+        return self._counts[hash(topic) % len(self._counts)]
 
     def start_listening(self) -> None:
         if self.on_first_wait is not None:
@@ -49,6 +57,7 @@ class LocalNotifier:
 
     def publish_all_local(self) -> None:
         with self._lock:
+            self._counts = [count + 1 for count in self._counts]
             waiters = [waiter for group in self._waiters.values() for waiter in group]
         for waiter in waiters:
             waiter.wake()

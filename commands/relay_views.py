@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -14,6 +15,7 @@ from commands.models import Command, IllegalTransition
 from relayhub.errors import flatten
 from relayhub.fields import StrictCharField, StrictIntegerField
 from relayhub.relay_api import RelayAPIView, ok
+from relayhub.relay_async import Refusal, relay_route
 from relayhub.relay_schema import RelayError, WireCommand, relay_schema, success
 
 
@@ -46,43 +48,82 @@ class ClaimView(RelayAPIView):
         return ok(command={**command.to_wire(created_at=False), "attempt": command.attempt})
 
 
-class ResultView(RelayAPIView):
-    @relay_schema(request=results.ResultBody, summary="Report a command's result (idempotent)",
-                  response=success("ResultResponse"), extra_errors={409: RelayError})
-    def post(self, request: Request) -> Response:
-        outcome = results.submit(self.relay, self.body(results.ResultBody))
-        if outcome.http_status != 200:
-            return failure(outcome.http_status, outcome.error)
-        return ok()
-
-
 class StartedBody(serializers.Serializer):
     commandId = StrictCharField()
     attempt = StrictIntegerField(min_value=1)
 
 
-def claimed_command(relay, data: dict) -> tuple[Command | None, Response | None]:
-    """The caller's claimed command at the caller's attempt, or the error to answer."""
+def claimed_command(relay, data: dict) -> Command:
+    """The caller's claimed command at the caller's attempt; ``Refusal`` otherwise."""
     command = results.find_command(relay, data["commandId"], claimed_by=relay)
     if command is None:
-        return None, failure(404, "command not found")
+        raise Refusal(404, "command not found")
     if data["attempt"] != command.attempt:
-        return None, failure(409, f"stale attempt {data['attempt']}; the command is on attempt {command.attempt}")
-    return command, None
+        raise Refusal(409, f"stale attempt {data['attempt']}; the command is on attempt {command.attempt}")
+    return command
 
 
-class StartedView(RelayAPIView):
+def mark_started(relay, data: dict) -> dict:
+    command = claimed_command(relay, data)
+    try:
+        command.start(relay, command.attempt)
+    except IllegalTransition as exc:
+        raise Refusal(409, str(exc)) from None
+    return {"cancelRequested": command.cancel_requested}
+
+
+def apply_result(relay, data: dict) -> dict:
+    outcome = results.submit(relay, data)
+    if outcome.http_status != 200:
+        raise Refusal(outcome.http_status, outcome.error)
+    return {}
+
+
+class ResultsBody(serializers.Serializer):
+    results = serializers.ListField(child=serializers.DictField(), max_length=100)
+
+
+def apply_results(relay, data: dict) -> dict:
+    """Each result answered on its own; all applied in one transaction (one commit)."""
+    answers = []
+    with transaction.atomic():
+        for item in data["results"]:
+            body = results.ResultBody(data=item)
+            command_id = item.get("commandId")
+            answer = {"commandId": command_id if isinstance(command_id, str) else None}
+            if not body.is_valid():
+                answers.append({**answer, "status": 400, "error": flatten(body.errors)})
+                continue
+            outcome = results.submit(relay, body.validated_data)
+            answers.append({**answer, "status": outcome.http_status,
+                            **({"error": outcome.error} if outcome.error else {})})
+    return {"results": answers}
+
+
+started = relay_route(mark_started, StartedBody)
+result = relay_route(apply_result, results.ResultBody)
+results_batch = relay_route(apply_results, ResultsBody)
+
+
+class ResultDoc(RelayAPIView):
+    @relay_schema(request=results.ResultBody, summary="Report a command's result (idempotent)",
+                  response=success("ResultResponse"), extra_errors={409: RelayError})
+    def post(self, request: Request) -> Response:
+        raise NotImplementedError("served by commands.relay_views.result")
+
+
+class StartedDoc(RelayAPIView):
     @relay_schema(request=StartedBody, summary="Extension: the command is running", extra_errors={409: RelayError},
                   response=success("StartedResponse", cancelRequested=serializers.BooleanField()))
     def post(self, request: Request) -> Response:
-        command, refusal = claimed_command(self.relay, self.body(StartedBody))
-        if refusal:
-            return refusal
-        try:
-            command.start(self.relay, command.attempt)
-        except IllegalTransition as exc:
-            return failure(409, str(exc))
-        return ok(cancelRequested=command.cancel_requested)
+        raise NotImplementedError("served by commands.relay_views.started")
+
+
+class ResultsDoc(RelayAPIView):
+    @relay_schema(request=ResultsBody, summary="Extension: several results at once, each answered on its own",
+                  response=success("ResultsResponse", results=serializers.ListField(child=serializers.DictField())))
+    def post(self, request: Request) -> Response:
+        raise NotImplementedError("served by commands.relay_views.results_batch")
 
 
 class ChunkBody(serializers.Serializer):
@@ -103,33 +144,11 @@ class OutputView(RelayAPIView):
                   response=success("OutputResponse", cancelRequested=serializers.BooleanField()))
     def post(self, request: Request) -> Response:
         data = self.body(OutputBody)
-        command, refusal = claimed_command(self.relay, data)
-        if refusal:
-            return refusal
+        try:
+            command = claimed_command(self.relay, data)
+        except Refusal as refusal:
+            return failure(refusal.status, refusal.error)
         if command.is_terminal:
             return failure(409, f"command already {command.status}")
         output.store_chunks(command, data["chunks"])
         return ok(cancelRequested=command.cancel_requested)
-
-
-class ResultsBody(serializers.Serializer):
-    results = serializers.ListField(child=serializers.DictField(), max_length=100)
-
-
-class ResultsView(RelayAPIView):
-    @relay_schema(request=ResultsBody, summary="Extension: several results at once, each answered on its own",
-                  response=inline_serializer("ResultsResponse", {"results": serializers.ListField(
-                      child=serializers.DictField())}))
-    def post(self, request: Request) -> Response:
-        answers = []
-        for item in self.body(ResultsBody)["results"]:
-            body = results.ResultBody(data=item)
-            command_id = item.get("commandId")
-            answer = {"commandId": command_id if isinstance(command_id, str) else None}
-            if not body.is_valid():
-                answers.append({**answer, "status": 400, "error": flatten(body.errors)})
-                continue
-            outcome = results.submit(self.relay, body.validated_data)
-            answers.append({**answer, "status": outcome.http_status, **({"error": outcome.error}
-                                                                       if outcome.error else {})})
-        return Response({"results": answers})

@@ -38,14 +38,18 @@ def json_exception_handler(exc: Exception, context: dict) -> Response | None:
     response = exception_handler(exc, context)
     if response is None:
         return None
-    envelope = getattr(context.get("view"), "error_envelope", {})
-    body: dict[str, Any] = {**envelope, "error": flatten(response.data.get("detail", response.data)
-                                                          if isinstance(response.data, dict)
-                                                          else response.data)}
+    # DRF has turned Django's Http404 and PermissionDenied into ``{"detail": ...}`` by now.
+    detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
+    response.data = error_body(exc, getattr(context.get("view"), "error_envelope", {}), detail)
+    return response
+
+
+def error_body(exc: Exception, envelope: dict[str, Any], detail: Any = None) -> dict[str, Any]:
+    """``{**envelope, "error": "one line"}``, plus ``fields`` for a validation error."""
+    body: dict[str, Any] = {**envelope, "error": flatten(exc.detail if detail is None else detail)}
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         body["fields"] = exc.detail
-    response.data = body
-    return response
+    return body
 
 
 def error_response(request: HttpRequest, status: int, message: str) -> JsonResponse:

@@ -39,10 +39,15 @@ RELAY_ID = OpenApiParameter("relayId", str, description="optional; must be the c
 
 
 def add_async_relay_routes(endpoints: list, **kwargs) -> list:
-    """drf-spectacular preprocessing hook: the long-poll is a plain async view, documented here."""
+    """drf-spectacular preprocessing hook: the async relay routes, documented by DRF view classes."""
+    from assignments.relay_views import HeartbeatDoc
     from commands.longpoll import NextCommandsDoc
+    from commands.relay_views import ResultDoc, ResultsDoc, StartedDoc
 
-    return [*endpoints, ("/relay/commands/next/", r"^relay/commands/next/?$", "POST", NextCommandsDoc.as_view())]
+    documented = {"heartbeat": HeartbeatDoc, "commands/result": ResultDoc, "commands/next": NextCommandsDoc,
+                  "commands/started": StartedDoc, "commands/results": ResultsDoc}
+    return [*endpoints, *((f"/relay/{path}/", rf"^relay/{path}/?$", "POST", doc.as_view())
+                          for path, doc in documented.items())]
 
 
 def relay_schema(*, request=None, response, parameters=(), extra_errors=None, summary: str = ""):

@@ -68,6 +68,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# Under ASGI, /relay/ is served by a handler of its own (relayhub.asgi): relays
+# authenticate by key, so sessions, CSRF, users and messages are not needed there.
+RELAY_MIDDLEWARE = [
+    "relayhub.middleware.BodySizeLimitMiddleware",
+    "relayhub.middleware.AsyncSecurityMiddleware",
+]
 
 ROOT_URLCONF = "relayhub.urls"
 # A CSRF refusal is an error like any other: JSON, never Django's HTML page.
@@ -219,7 +225,8 @@ RELAYHUB = {
 REDIS_URL = env.str("REDIS_URL", default="")
 # Throttle counters must be shared by all web processes when there are several.
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                "OPTIONS": {"pool_class": "relayhub.cache.SharedConnectionPool"}}
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

@@ -54,3 +54,15 @@ def test_oversized_operator_body_is_413(settings, admin_api):
     settings.RELAYHUB = {**settings.RELAYHUB, "MAX_BODY_BYTES": 100}
     response = admin_api.post("/api/v1/commands/", {"machine_id": "m", "command": "x" * 500}, format="json")
     assert response.status_code == 413 and response.json()["error"]
+
+
+def test_a_throttled_relay_is_told_when_to_retry_and_is_let_in_next_window(low_rates, relay_client, monkeypatch):
+    clock = [6000.0]  # the start of a one-minute window
+    monkeypatch.setattr(throttling.RelayKeyThrottle, "timer", staticmethod(lambda: clock[0]))
+    assert [relay_client.post("/relay/heartbeat").status_code for _ in range(3)] == [200, 200, 200]
+    clock[0] += 50
+    refused = relay_client.post("/relay/commands/started", {"commandId": "1", "attempt": 1}, format="json")
+    assert refused.status_code == 429 and refused.json()["success"] is False
+    assert 1 <= int(refused["Retry-After"]) <= 11
+    clock[0] += 10
+    assert relay_client.post("/relay/heartbeat").status_code == 200

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from commands import output
+from commands import notify, output
 from commands.models import Command
 from tests.conftest import client_for
 
@@ -52,6 +52,40 @@ def test_next_wakes_when_a_command_is_queued(relay_client):
     thread.join(10)
     assert [c["_id"] for c in answer["body"]["commands"]] == [str(command.pk)]
     assert time.monotonic() - queued_at < 1.0
+
+
+def test_a_command_queued_just_after_the_first_look_is_not_missed(settings, issue_relay, monkeypatch):
+    from commands import longpoll
+
+    # No database re-poll while waiting: only the wake-up can deliver the command in time.
+    settings.RELAYHUB = {**settings.RELAYHUB, "LONGPOLL_DB_POLL_MS": 60_000, "LONGPOLL_SAFETY_POLL_MS": 60_000}
+    queued = []
+    first_look = longpoll._first_look
+
+    def first_look_then_queue(*args):
+        found = first_look(*args)
+        # Committed and published after the look, before the long-poll subscribes.
+        queued.append(Command.objects.create(machine_id="machine-race", command="true"))
+        return found
+
+    monkeypatch.setattr(longpoll, "_first_look", first_look_then_queue)
+    started = time.monotonic()
+    body = next_(client_for(issue_relay(machine_id="machine-race")), max=1, waitMs=5_000).json()
+    assert [c["_id"] for c in body["commands"]] == [str(queued[0].pk)]
+    assert time.monotonic() - started < 2
+
+
+def test_a_quiet_long_poll_looks_only_once_more_after_subscribing(settings, issue_relay, monkeypatch):
+    from commands import longpoll
+
+    settings.RELAYHUB = {**settings.RELAYHUB, "LONGPOLL_DB_POLL_MS": 60_000}
+    looks = []
+    claim_next = Command.claim_next
+    monkeypatch.setattr(Command, "claim_next", classmethod(lambda cls, *a: looks.append(1) or claim_next(*a)))
+    monkeypatch.setattr(notify.notifier, "broadcast", None)  # no broker: a last look at the deadline
+    assert next_(client_for(issue_relay(machine_id="machine-quiet")), max=1, waitMs=300).json() == {"commands": []}
+    # The first look and the last; none right after subscribing, as nothing was published meanwhile.
+    assert len(looks) == 2
 
 
 def test_next_caps_the_hold(settings, relay_client):

@@ -1,0 +1,137 @@
+"""Async relay routes: the hot path of the wire protocol without DRF's per-request machinery.
+
+A relay request here costs one hand-off to the request's thread, where the key is checked, the rate counted and the work done, and nothing
+else: no DRF request wrapping, content negotiation or thread-sensitive
+executor. Errors have the same JSON shape as the DRF relay views
+(``relayhub.errors``). Each route keeps a DRF view class that documents it in
+the OpenAPI schema (``relay_schema.add_async_relay_routes``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions, serializers
+
+from assignments.models import RelayAssignment
+from relayhub.errors import error_body
+from relayhub.relay_auth import HEADER, authenticate_relay
+from relayhub.throttling import RelayKeyThrottle
+
+T = TypeVar("T")
+Action = Callable[[RelayAssignment, dict], dict]
+
+
+def _released(fn: Callable[..., T]) -> Callable[..., T]:
+    def run(*args: Any) -> T:
+        try:
+            return fn(*args)
+        finally:
+            for connection in connections.all(initialized_only=True):
+                # Inside a transaction (a test's) the connection is not ours to end.
+                if not connection.in_atomic_block:
+                    connection.close_if_unusable_or_obsolete()
+
+    return run
+
+
+async def in_db(fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn`` on the request's thread; its database connection goes back to the pool after.
+
+    Thread-sensitive, like Django's own hand-offs: under ASGI that is the
+    request's thread (its ``request_started`` signal made it already), and
+    under the test client the test's own thread and transaction.
+    """
+    return await sync_to_async(_released(fn), thread_sensitive=True)(*args)
+
+
+class Refusal(Exception):
+    """A non-200 answer from an action, e.g. 404 for a command the relay may not see."""
+
+    def __init__(self, status: int, error: str) -> None:
+        super().__init__(error)
+        self.status = status
+        self.error = error
+
+
+def error(status: int, message: str, **headers: str) -> JsonResponse:
+    return JsonResponse({"success": False, "error": message}, status=status, headers=headers)
+
+
+def error_for(exc: exceptions.APIException) -> JsonResponse:
+    headers = {}
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        headers["WWW-Authenticate"] = "X-API-Key"
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        headers["Retry-After"] = str(int(exc.wait) + 1)
+    return JsonResponse(error_body(exc, {"success": False}), status=exc.status_code, headers=headers)
+
+
+def parse_body(raw: bytes, body: type[serializers.Serializer]) -> dict:
+    """The validated JSON object of a request; any Content-Type is accepted, as from original relays."""
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise exceptions.ParseError("request body must be JSON") from None
+    if not isinstance(data, dict):
+        raise exceptions.ParseError("request body must be a JSON object")
+    serializer = body(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def authenticate(raw_key: str) -> RelayAssignment:
+    """The relay for a key, counted against its rate; raises the 401/403/429 to answer."""
+    relay = authenticate_relay(raw_key)
+    throttle = RelayKeyThrottle()
+    if not throttle.allow_relay(relay):
+        raise exceptions.Throttled(throttle.wait())
+    return relay
+
+
+def preflight(request: HttpRequest, methods: tuple[str, ...]) -> JsonResponse | None:
+    """The answer to give before any database work: OPTIONS, a wrong method or no key."""
+    allow = ", ".join((*methods, "OPTIONS"))
+    if request.method == "OPTIONS":
+        return JsonResponse({}, headers={"Allow": allow})
+    if request.method not in methods:
+        return JsonResponse({"success": False, "error": f'Method "{request.method}" not allowed.'}, status=405,
+                            headers={"Allow": allow})
+    if HEADER not in request.META:
+        return error_for(exceptions.NotAuthenticated())
+    return None
+
+
+def relay_route(action: Action, body: type[serializers.Serializer] | None = None,
+                methods: tuple[str, ...] = ("POST",)) -> Callable[[HttpRequest], Any]:
+    """An async view answering ``{"success": true, **action(relay, data)}``.
+
+    ``action`` runs on the database pool right after authentication, in the
+    same hand-off. It may raise ``Refusal`` or a DRF ``APIException``.
+    """
+
+    def authenticated_action(raw_key: str, raw_body: bytes) -> dict:
+        relay = authenticate(raw_key)
+        return action(relay, parse_body(raw_body, body) if body is not None else {})
+
+    @csrf_exempt
+    async def view(request: HttpRequest) -> JsonResponse:
+        answer = preflight(request, methods)
+        if answer is not None:
+            return answer
+        try:
+            data = await in_db(authenticated_action, request.META[HEADER], request.body)
+        except exceptions.APIException as exc:
+            return error_for(exc)
+        except Refusal as refusal:
+            return error(refusal.status, refusal.error)
+        return JsonResponse({"success": True, **data})
+
+    view.relay_action = action  # type: ignore[attr-defined]
+    return view
