@@ -64,7 +64,10 @@ class Fanout:
         """Close the listener (tests do, before they drop their database)."""
         self._stopped = True
         if self._closing is not None:
-            self._closing()
+            try:
+                self._closing()
+            except Exception as exc:  # noqa: BLE001 - the listener thread may be closing it at this very moment
+                logger.debug("%s listener was closing already (%s)", self.name, type(exc).__name__)
 
     def _listen_forever(self, ready: threading.Event) -> None:
         delay = 0.5

@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from commands import notify
 from commands.models import Command
-from relayhub.fields import StrictIntegerField
+from relayhub.fields import StrictCharField, StrictIntegerField
 from relayhub.relay_api import RelayAPIView
 from relayhub.relay_async import authenticate, error_for, in_db, parse_body, preflight
 from relayhub.relay_auth import HEADER
@@ -31,13 +31,19 @@ MAX_BATCH = 50
 class NextBody(serializers.Serializer):
     max = StrictIntegerField(required=False, default=1, min_value=1, max_value=MAX_BATCH)
     waitMs = StrictIntegerField(required=False, default=0, min_value=0)
+    holding = serializers.ListField(
+        child=StrictCharField(max_length=18), required=False, default=list, max_length=1000,
+        help_text="ids of commands the relay has already; a claim of these is not handed out again")
+
+    def validate_holding(self, ids: list[str]) -> list[int]:
+        return [int(command_id) for command_id in ids if command_id.isascii() and command_id.isdigit()]
 
 
 def _first_look(raw_key: str, raw_body: bytes) -> tuple:
     relay = authenticate(raw_key)
     body = parse_body(raw_body, NextBody)
     published = notify.notifier.published(notify.machine_topic(relay.machine_id))
-    return relay, body, published, Command.claim_next(relay, body["max"])
+    return relay, body, published, Command.claim_next(relay, body["max"], body["holding"])
 
 
 def _poll_interval() -> float:
@@ -70,7 +76,7 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
         look = notify.notifier.published(topic) != published
         while True:
             if look:
-                claimed = await in_db(Command.claim_next, relay, body["max"])
+                claimed = await in_db(Command.claim_next, relay, body["max"], body["holding"])
             look = True
             remaining = deadline - time.monotonic()
             if claimed or remaining <= 0:

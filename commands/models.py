@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models, transaction
-from django.db.models import F
+from django.db import connection, models, transaction
+from django.db.models import F, Func, Value
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from commands import notify
@@ -20,6 +20,24 @@ class IllegalTransition(Exception):
 
 def epoch_ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
+
+
+class PlusMilliseconds(Func):
+    """``moment`` plus each row's own number of milliseconds (a claim's deadline from its timeout)."""
+
+    output_field = models.DateTimeField()
+    arg_joiner = " + "
+
+    def __init__(self, moment: datetime, milliseconds: Any) -> None:
+        super().__init__(Value(moment, output_field=models.DateTimeField()), milliseconds)
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        return self.as_sql(compiler, connection, template="(%(expressions)s * INTERVAL '1 millisecond')", **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
+        # The function Django's SQLite backend registers for its own date arithmetic (durations in µs).
+        return self.as_sql(compiler, connection, template="django_format_dtdelta('+', %(expressions)s * 1000)",
+                           arg_joiner=", ", **extra)
 
 
 class CommandBatch(models.Model):
@@ -167,17 +185,18 @@ class Command(models.Model):
         )
 
     @classmethod
-    def claim_next(cls, relay: Any, limit: int) -> list[Command]:
+    def claim_next(cls, relay: Any, limit: int, holding: Iterable[int] = ()) -> list[Command]:
         """The relay's claimed-but-never-started commands, then up to ``limit`` new claims, best first.
 
         A claim whose answer was lost (the hub died mid-response, the agent
         restarted) is handed out again: the agent announces ``started`` before
-        it runs anything, so a command still only claimed has not run.
+        it runs anything, so a command still only claimed has not run. Those
+        in ``holding`` the relay says it has already, and are not handed out again.
         On Postgres, rows locked by a concurrent claimer are skipped rather than
         waited for; SQLite serialises the transaction (BEGIN IMMEDIATE).
         """
-        held = list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED,
-                                       machine_id=relay.machine_id).order_by("-priority", "created_at", "id")[:limit])
+        held = list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED, machine_id=relay.machine_id)
+                    .exclude(pk__in=holding).order_by("-priority", "created_at", "id")[:limit])
         for command in held:
             # Its time starts again now that it is handed out again.
             command.deadline_at = timezone.now() + timedelta(milliseconds=command.timeout_ms)
@@ -189,24 +208,23 @@ class Command(models.Model):
 
     @classmethod
     def _claim_new(cls, relay: Any, limit: int) -> list[Command]:
+        """One conditional UPDATE of the best pending rows: no transaction to open, one round trip when none."""
         now = timezone.now()
-        with transaction.atomic():
-            rows = list(
-                cls.objects.pending_for(relay.machine_id)
-                .select_for_update(skip_locked=True)
-                .values_list("pk", "timeout_ms")[:limit]
-            )
-            by_timeout: dict[int, list[int]] = defaultdict(list)
-            for pk, timeout_ms in rows:
-                by_timeout[timeout_ms].append(pk)
-            for timeout_ms, ids in by_timeout.items():
-                cls.objects.filter(pk__in=ids, status=CommandStatus.PENDING).update(
-                    status=CommandStatus.CLAIMED, claimed_by=relay, claimed_at=now, updated_at=now,
-                    deadline_at=now + timedelta(milliseconds=timeout_ms), attempt=F("attempt") + 1,
-                )
-            if not rows:
-                return []
-            return list(cls.objects.filter(pk__in=[pk for pk, _ in rows]).order_by("-priority", "created_at", "id"))
+        best = cls.objects.pending_for(relay.machine_id).values("pk")[:limit]
+        sql, params = best.query.sql_with_params()
+        if connection.features.has_select_for_update_skip_locked:
+            # Rows a concurrent claimer is taking are passed over, not waited for. Through ARRAY() the
+            # pick runs once; a plain IN (subquery) may be re-run per row and claim more than the limit.
+            sql = f"SELECT unnest(ARRAY({sql} FOR UPDATE SKIP LOCKED))"
+        claimed = cls.objects.filter(pk__in=RawSQL(sql, params), status=CommandStatus.PENDING).update(
+            status=CommandStatus.CLAIMED, claimed_by=relay, claimed_at=now, updated_at=now,
+            deadline_at=PlusMilliseconds(now, F("timeout_ms")),
+            attempt=F("attempt") + 1,
+        )
+        if not claimed:
+            return []
+        return list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED, claimed_at=now)
+                    .order_by("-priority", "created_at", "id"))
 
     def start(self, relay: Any, attempt: int) -> None:
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:

@@ -45,3 +45,34 @@ def test_twenty_relays_claim_two_hundred_commands_each_exactly_once(live_server)
     relay_of_key = {i.api_key: i.relay.pk for i in issued}
     for key, won in zip([i.api_key for i in issued], winners, strict=True):
         assert all(claimers[int(command_id)] == relay_of_key[key] for command_id in won)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_long_poll_claims_take_each_command_once_and_never_more_than_max(live_server):
+    issued = [RelayAssignment.issue(machine_id="shared-machine", name=f"relay-{n}") for n in range(10)]
+    timeouts = [1_000, 60_000]
+    ids = {str(Command.objects.create(machine_id="shared-machine", command=f"echo {n}",
+                                      timeout_ms=timeouts[n % 2]).pk) for n in range(COMMANDS)}
+
+    def claim_until_none(key: str) -> list[str]:
+        won = []
+        with requests.Session() as session:
+            session.headers["X-API-Key"] = key
+            while True:
+                response = session.post(f"{live_server.url}/relay/commands/next",
+                                        json={"max": 5, "waitMs": 0, "holding": won}, timeout=30)
+                assert response.status_code == 200, response.text
+                commands = response.json()["commands"]
+                assert len(commands) <= 5
+                if not commands:
+                    return won
+                won += [command["_id"] for command in commands]
+
+    with ThreadPoolExecutor(len(issued)) as pool:
+        winners = list(pool.map(claim_until_none, [i.api_key for i in issued]))
+
+    wins = Counter(command_id for won in winners for command_id in won)
+    assert set(wins) == ids and set(wins.values()) == {1}
+    for command in Command.objects.filter(machine_id="shared-machine"):
+        # Each claim's deadline comes from its own timeout.
+        assert (command.deadline_at - command.claimed_at).total_seconds() * 1000 == command.timeout_ms

@@ -245,6 +245,23 @@ def test_a_claim_whose_answer_was_lost_is_handed_out_again_until_started(relay, 
     assert next_(relay_client, max=2, waitMs=0).json() == {"commands": []}
 
 
+def test_a_claim_the_relay_says_it_holds_is_not_handed_out_again(relay, relay_client, make_command):
+    held, fresh = make_command(priority=9), make_command()
+    [claimed] = next_(relay_client, max=1, waitMs=0).json()["commands"]
+    assert claimed["_id"] == str(held.pk)
+
+    again = next_(relay_client, max=2, waitMs=0, holding=[str(held.pk), "not-an-id"]).json()["commands"]
+
+    assert [c["_id"] for c in again] == [str(fresh.pk)]
+    assert Command.objects.get(pk=held.pk).status == "claimed"
+
+
+@pytest.mark.parametrize("holding", ["1", [1], ["1" * 19], ["1"] * 1001])
+def test_holding_must_be_a_short_list_of_id_strings(relay_client, holding):
+    response = next_(relay_client, waitMs=0, holding=holding)
+    assert response.status_code == 400 and "holding" in response.json()["error"]
+
+
 def test_another_relays_unstarted_claim_is_not_handed_out(relay, issue_relay, make_command):
     make_command()
     Command.claim_next(relay, 1)

@@ -33,6 +33,8 @@ SHUTDOWN_ERROR = "agent shutting down"
 DEFAULT_TIMEOUT_MS = 30_000
 # How long a command waits for the hub to record its start before it is left to the hub.
 STARTED_RETRY_S = 60
+# How long the poller waits for the commands it got to be announced before it asks for more.
+ANNOUNCE_WAIT_S = 2.0
 MAX_BATCH_CHARS = 2 * 1024 * 1024
 
 
@@ -62,6 +64,8 @@ class RunningCommand:
     attempt: int | None
     cancel: threading.Event = field(default_factory=threading.Event)
     shutting_down: bool = False
+    # Set once the hub has recorded the start, or once it is clear the command will not run.
+    settled: threading.Event = field(default_factory=threading.Event)
 
 
 class Agent:
@@ -240,12 +244,14 @@ class Agent:
                 return
             try:
                 if self.extensions is not False:
-                    commands = self.hub.next_commands(free, self.settings.long_poll_wait_ms)
+                    with self._slots:
+                        holding = list(self._running)
+                    commands = self.hub.next_commands(free, self.settings.long_poll_wait_ms, holding)
                     if self.extensions is None:
                         log.info("hub supports long-poll")
                     self.extensions = True
-                    for command in commands:
-                        self._submit(command)
+                    submitted = [self._submit(command) for command in commands]
+                    self._wait_settled([running for running in submitted if running is not None])
                 else:
                     self._poll_once()
                     self.stopping.wait(self.settings.poll_interval_ms / 1000)
@@ -269,17 +275,23 @@ class Agent:
             if command:
                 self._submit(command)
 
-    def _submit(self, command: dict) -> None:
+    def _wait_settled(self, submitted: list[RunningCommand]) -> None:
+        """Ask for more only once these are announced: the next long-poll would compete with their `started`."""
+        deadline = time.monotonic() + ANNOUNCE_WAIT_S
+        for running in submitted:
+            running.settled.wait(max(deadline - time.monotonic(), 0))
+
+    def _submit(self, command: dict) -> RunningCommand | None:
         command_id = str(command.get("_id"))
         with self._slots:
             if command_id in self._running:
-                return  # handed out again before our `started` reached the hub: it is ours already
+                return None  # handed out again before our `started` reached the hub: it is ours already
         attempt = command.get("attempt")
         running = RunningCommand(command_id, attempt if isinstance(attempt, int) else None)
         if self.stopping.is_set() and not self._in_grace():
             # Claimed by a long-poll that was in flight when we were told to stop, too late to run it.
             self._record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
-            return
+            return None
         with self._slots:
             self._busy += 1
             self._running[command_id] = running
@@ -291,6 +303,8 @@ class Agent:
                 self._running.pop(command_id, None)
                 self._slots.notify_all()
             self._record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
+            return None
+        return running
 
     def cancel(self, command_id: str) -> bool:
         with self._slots:
@@ -311,6 +325,7 @@ class Agent:
             log.error("command crashed the agent's executor", commandId=running.command_id, exc_info=True)
             result = ExecResult(status="failed", error=f"relay agent error: {type(exc).__name__}")
         finally:
+            running.settled.set()
             with self._slots:
                 self._busy -= 1
                 self._running.pop(running.command_id, None)
@@ -365,6 +380,7 @@ class Agent:
         announced = self.extensions is True and running.attempt is not None
         if announced:
             cancel_requested = self._announce(running)
+            running.settled.set()
             if cancel_requested is None:
                 return None
             if cancel_requested:
@@ -495,7 +511,7 @@ class Agent:
         by_id: dict[str, list[dict]] = {}
         for answer in answers:
             by_id.setdefault(str(answer.get("commandId")), []).append(answer)
-        all_acked = True
+        answered: list[tuple[tuple[str, int], int, Any]] = []
         for key, _ in batch:
             same_id = by_id.get(key[0])
             answer = same_id.pop(0) if same_id else {}
@@ -503,11 +519,11 @@ class Agent:
             if isinstance(status, str) and status.isdigit():
                 status = int(status)
             if status in (200, 404, 409):
-                self._acked(key, status, answer.get("error"))
+                answered.append((key, status, answer.get("error")))
             else:
-                all_acked = False
                 log.warning("result not accepted", commandId=key[0], status=status, error=str(answer.get("error", "")))
-        return all_acked
+        self._acked(*answered)
+        return len(answered) == len(batch)
 
     def _post_each(self, items: list[tuple[tuple[str, int], dict]]) -> bool:
         for key, body in items:
@@ -515,16 +531,17 @@ class Agent:
             if status == 413 and (body.get("output") or body.get("stderr")):
                 self.spool.replace(key, _shrink(body))
                 return True
-            self._acked(key, status, None)
+            self._acked((key, status, None))
         return True
 
-    def _acked(self, key: tuple[str, int], status: int, error: Any) -> None:
-        self.spool.ack(key)
-        if status == 200:
-            log.debug("result delivered", commandId=key[0])
-        else:
-            # 404/409: the hub will never take this result (not our claim, stale attempt, already finished).
-            log.warning("result dropped by hub", commandId=key[0], status=status, error=str(error or ""))
+    def _acked(self, *answered: tuple[tuple[str, int], int, Any]) -> None:
+        self.spool.ack(*(key for key, _, _ in answered))
+        for key, status, error in answered:
+            if status == 200:
+                log.debug("result delivered", commandId=key[0])
+            else:
+                # 404/409: the hub will never take this result (not our claim, stale attempt, already finished).
+                log.warning("result dropped by hub", commandId=key[0], status=status, error=str(error or ""))
 
     # -- background ---------------------------------------------------------------------------------
 

@@ -105,11 +105,12 @@ class HubClient:
                 return None
             raise
 
-    def next_commands(self, max_count: int, wait_ms: int) -> list[dict]:
+    def next_commands(self, max_count: int, wait_ms: int, holding: list[str] | None = None) -> list[dict]:
+        """Claim up to ``max_count``; ``holding`` are ids we have already, not to be handed to us again."""
         data = self._request(
             "POST",
             "/relay/commands/next",
-            {"max": max_count, "waitMs": wait_ms},
+            {"max": max_count, "waitMs": wait_ms, **({"holding": holding} if holding else {})},
             read_timeout=wait_ms / 1000 + 15,
             extension=True,
         )[1]

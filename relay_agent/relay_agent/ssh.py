@@ -101,6 +101,7 @@ class SSHPool:
         self.kill_grace = kill_grace
         self._conns: dict[tuple[str, int, str], _Connection] = {}
         self._key_locks: dict[tuple[str, int, str], threading.Lock] = {}
+        self._known_hosts_cache: dict[Path, tuple[tuple[int, int, int], paramiko.HostKeys]] = {}
         self._lock = threading.Lock()
 
     # -- pool ---------------------------------------------------------------------------------------
@@ -175,12 +176,29 @@ class SSHPool:
         name = host if port == 22 else f"[{host}]:{port}"
         keys: list[paramiko.PKey] = []
         for path in self.known_hosts:
-            if not path.is_file():
-                continue
-            found = paramiko.HostKeys(str(path)).lookup(name)
+            host_keys = self._host_keys(path)
+            found = host_keys.lookup(name) if host_keys is not None else None
             if found:
                 keys.extend(found.values())
         return keys, "known_hosts"
+
+    def _host_keys(self, path: Path) -> paramiko.HostKeys | None:
+        """The parsed file, parsed again only when it changes (a fan-out connects to many hosts at once)."""
+        import paramiko
+
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        with self._lock:
+            cached = self._known_hosts_cache.get(path)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        host_keys = paramiko.HostKeys(str(path))
+        with self._lock:
+            self._known_hosts_cache[path] = (version, host_keys)
+        return host_keys
 
     def _connect(self, host: str, port: int, username: str) -> _Connection:
         import paramiko

@@ -36,6 +36,30 @@ def test_ack_deletes_only_that_result(store_dir: Path) -> None:
     assert [b["commandId"] for _, b in ResultSpool(store_dir).pending()] == ["c2"]
 
 
+def test_ack_of_several_results_is_one_transaction(store_dir: Path) -> None:
+    spool = ResultSpool(store_dir)
+    keys = [spool.put(body(f"c{i}")) for i in range(4)]
+    statements: list[str] = []
+    spool._db.set_trace_callback(statements.append)
+
+    spool.ack(*keys[:3])
+    spool.close()
+
+    assert [b["commandId"] for _, b in ResultSpool(store_dir).pending()] == ["c3"]
+    assert [s for s in statements if s in ("BEGIN", "COMMIT")] == ["BEGIN", "COMMIT"]
+
+
+def test_a_spooled_result_survives_the_agent_being_killed(store_dir: Path) -> None:
+    import subprocess
+    import sys
+
+    script = (f"from relay_agent.spool import ResultSpool; import os; "
+              f"ResultSpool({str(store_dir)!r}).put({{'commandId': 'c1', 'success': True}}); os._exit(9)")
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 9
+
+    assert [b["commandId"] for _, b in ResultSpool(store_dir).pending()] == ["c1"]
+
+
 def test_a_result_is_kept_per_attempt(store_dir: Path) -> None:
     spool = ResultSpool(store_dir)
     spool.put(body("c1", attempt=1))

@@ -138,6 +138,17 @@ def test_a_wrong_key_in_known_hosts_is_refused(store: CredentialStore, sshd: SSH
     assert "host key mismatch" in result.error
 
 
+def test_a_corrected_known_hosts_file_is_read_again(store: CredentialStore, sshd: SSHServer, tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text(f"[{sshd.host}]:{sshd.port} {other_host_key(tmp_path)}\n")
+    pool = SSHPool(store, known_hosts=[known_hosts])
+    assert "host key mismatch" in pool.run(sshd.host, sshd.port, sshd.user, "true", timeout_ms=10_000).error
+
+    sshd.write_known_hosts(known_hosts)
+
+    assert pool.run(sshd.host, sshd.port, sshd.user, "echo ok", timeout_ms=10_000).output == "ok\n"
+
+
 def test_a_pin_pushed_later_applies_to_a_pooled_connection(
     store: CredentialStore, sshd: SSHServer, tmp_path: Path
 ) -> None:

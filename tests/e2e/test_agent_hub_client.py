@@ -73,6 +73,9 @@ def test_long_poll_claims_and_returns_attempts(hub, e2e_relay) -> None:
     assert [(c["_id"], c["attempt"]) for c in commands] == [(str(first.pk), 1), (str(second.pk), 1)]
     third.refresh_from_db()
     assert third.status == "pending"
+    # Not yet started, but ours already: only the third is new.
+    assert [c["_id"] for c in client.next_commands(2, 100, holding=[str(first.pk), str(second.pk)])] == [
+        str(third.pk)]
 
 
 def test_a_started_command_not_held_by_us_is_a_request_error(hub, e2e_relay) -> None:
