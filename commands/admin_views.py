@@ -17,6 +17,7 @@ from commands import batches, output
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
 from commands.models import Command, CommandBatch, IllegalTransition
+from relayhub.fields import wire_id
 
 RUN_FIELDSETS = [
     (None, {"fields": ["machines", "command"]}),
@@ -34,7 +35,7 @@ def run_command(model_admin, request: HttpRequest) -> HttpResponse:
     if not model_admin.has_add_permission(request):
         raise Http404("no machines to run on")
     initial: dict[str, Any] = {}
-    source_id = _int(request.GET.get("from"))
+    source_id = wire_id(request.GET.get("from"))
     if source_id and (source := access.commands_for(request.user).filter(pk=source_id).first()):
         initial = initial_from(source)
     elif machine := request.GET.get("machine"):
@@ -61,8 +62,6 @@ def run_command(model_admin, request: HttpRequest) -> HttpResponse:
     })
 
 
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
 
 
 def _visible_command(model_admin, request: HttpRequest, object_id: str) -> Command:

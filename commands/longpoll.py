@@ -19,7 +19,7 @@ from rest_framework.response import Response
 
 from commands import notify
 from commands.models import Command
-from relayhub.fields import StrictCharField, StrictIntegerField
+from relayhub.fields import StrictCharField, StrictIntegerField, wire_id
 from relayhub.relay_api import RelayAPIView
 from relayhub.relay_async import authenticate, error_for, in_db, parse_body, preflight
 from relayhub.relay_auth import HEADER
@@ -36,7 +36,7 @@ class NextBody(serializers.Serializer):
         help_text="ids of commands the relay has already; a claim of these is not handed out again")
 
     def validate_holding(self, ids: list[str]) -> list[int]:
-        return [int(command_id) for command_id in ids if command_id.isascii() and command_id.isdigit()]
+        return [pk for pk in map(wire_id, ids) if pk is not None]
 
 
 def _first_look(raw_key: str, raw_body: bytes) -> tuple:

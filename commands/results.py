@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from commands.choices import CommandStatus
 from commands.models import Command, IllegalTransition
-from relayhub.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from relayhub.fields import StrictBooleanField, StrictCharField, StrictIntegerField, wire_id
 
 
 class ResultBody(serializers.Serializer):
@@ -45,9 +45,10 @@ def cap(text: str) -> tuple[str, bool]:
 
 def find_command(relay, command_id: str, **filters: Any) -> Command | None:
     """The command if this relay may act on it; unknown ids and others' commands look alike."""
-    if not command_id.isdigit():
+    pk = wire_id(command_id)
+    if pk is None:
         return None
-    return Command.objects.filter(pk=int(command_id), machine_id=relay.machine_id, **filters).first()
+    return Command.objects.filter(pk=pk, machine_id=relay.machine_id, **filters).first()
 
 
 def _normalise(body: dict) -> dict[str, Any]:

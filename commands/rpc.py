@@ -12,7 +12,7 @@ from assignments import access
 from commands.api import require_run_permission, validate_target
 from commands.choices import TargetType
 from commands.execution import exec_async
-from relayhub.fields import StrictCharField, StrictIntegerField
+from relayhub.fields import StrictCharField, StrictIntegerField, wire_id
 
 
 class RpcExecBody(serializers.Serializer):
@@ -50,7 +50,8 @@ class RpcCommandView(APIView):
         "durationMs": serializers.IntegerField(required=False)})})
     def get(self, request: Request, command_id: str) -> Response:
         commands = access.commands_for(request.user)
-        command = commands.filter(pk=int(command_id)).first() if command_id.isdigit() else None
+        pk = wire_id(command_id)
+        command = commands.filter(pk=pk).first() if pk is not None else None
         if command is None:
             return Response({"found": False, "error": "command not found"}, status=404)
         body = {"found": True, "status": command.status, "output": command.output, "stderr": command.stderr,

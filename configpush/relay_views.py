@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from configpush.models import ConfigPush
-from relayhub.fields import StrictBooleanField, StrictCharField
+from relayhub.fields import StrictBooleanField, StrictCharField, wire_id
 from relayhub.relay_api import RelayAPIView, ok
 from relayhub.relay_schema import RELAY_ID, relay_schema, success
 
@@ -44,7 +44,8 @@ class AckView(RelayAPIView):
     def post(self, request: Request) -> Response:
         data = self.body(AckBody)
         push_id = data["pushId"]
-        push = ConfigPush.objects.filter(pk=int(push_id), relay=self.relay).first() if push_id.isdigit() else None
+        pk = wire_id(push_id)
+        push = ConfigPush.objects.filter(pk=pk, relay=self.relay).first() if pk is not None else None
         if push is None:
             return Response({"success": False, "error": "config push not found"}, status=404)
         push.acknowledge(data["success"], data.get("errorMessage") or "")

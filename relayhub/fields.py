@@ -5,6 +5,17 @@ from typing import Any
 from rest_framework import serializers
 
 
+MAX_ID = 2**63 - 1
+
+
+def wire_id(value: str | None) -> int | None:
+    """A row id sent as a string: ASCII digits within a bigint, or None (``"²".isdigit()`` is true)."""
+    if not value or not value.isascii() or not value.isdigit():
+        return None
+    number = int(value)
+    return number if number <= MAX_ID else None
+
+
 class StrictCharField(serializers.CharField):
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

@@ -8,6 +8,8 @@ POST_ROUTES = [
     "/relay/verify",
     "/relay/commands/claim",
     "/relay/commands/result",
+    "/relay/commands/started",
+    "/relay/commands/results",
     "/relay/status",
     "/relay/config-pushes/ack",
     "/relay/config/ack",
@@ -35,6 +37,29 @@ def test_junk_bodies_get_a_json_4xx(relay_client, make_command, path, content_ty
     assert response["Content-Type"] == "application/json"
     assert response.json()["error"]
     assert Command.objects.get(pk=command.pk).status == "pending"
+
+
+@pytest.mark.parametrize("bad_id", ["\u00b2", "\u0661\u0662", "9" * 30, "-1", ""])
+@pytest.mark.parametrize("path,body", [
+    ("/relay/commands/claim", {}),
+    ("/relay/commands/result", {"success": True}),
+    ("/relay/commands/started", {"attempt": 1}),
+    ("/relay/commands/output", {"attempt": 1, "chunks": []}),
+])
+def test_ids_that_are_no_row_id_are_404(relay_client, make_command, path, body, bad_id):
+    command = make_command()
+    response = relay_client.post(path, {"commandId": bad_id, **body}, format="json")
+    assert response.status_code in (400, 404), response.content
+    assert response.json()["success"] is False
+    assert Command.objects.get(pk=command.pk).status == "pending"
+
+
+@pytest.mark.parametrize("bad_id", ["\u00b2", "9" * 30])
+def test_odd_ids_elsewhere_are_404(relay_client, admin_api, bad_id):
+    ack = relay_client.post("/relay/config-pushes/ack", {"pushId": bad_id, "success": True}, format="json")
+    assert ack.status_code == 404
+    rpc = admin_api.get(f"/api/v1/rpc/commands/{bad_id}")
+    assert rpc.status_code == 404 and rpc.json()["found"] is False
 
 
 def test_oversized_body_is_413(settings, relay_client):
