@@ -45,13 +45,16 @@ class OutputStreamer:
         self._thread = threading.Thread(target=self._run, name=f"output-{command_id}", daemon=True)
 
     def start(self) -> None:
-        if self.enabled:
+        # An announced command needs the thread only once it has output: most short ones never do.
+        if self.enabled and not self.announced:
             self._thread.start()
 
     def add(self, stream: str, offset: int, data: str) -> None:
         if not self.enabled:
             return
         with self._lock:
+            if self._thread.ident is None and not self._closed.is_set():
+                self._thread.start()
             last = self._pending[-1] if self._pending else None
             if (
                 last
