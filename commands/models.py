@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
 from django.db.models import F, Func, Value
 from django.db.models.expressions import RawSQL
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from commands import notify
@@ -20,6 +23,25 @@ class IllegalTransition(Exception):
 
 def epoch_ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
+
+
+def update_returning(queryset: models.QuerySet, returning: Sequence[str], **changes: Any) -> list[tuple]:
+    """``queryset.update(**changes)`` as one statement that also answers columns of the rows it changed.
+
+    Django's ``update()`` answers only a count; RETURNING is in PostgreSQL and in SQLite since 3.35.
+    Values come back as the database gives them (SQLite booleans are 0 or 1).
+    """
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(changes)
+    try:
+        sql, params = query.get_compiler(queryset.db).as_sql()
+    except EmptyResultSet:  # e.g. a pk beyond the column's range: no row can match
+        return []
+    meta = queryset.model._meta
+    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in returning)
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute(f"{sql} RETURNING {columns}", params)
+        return cursor.fetchall()
 
 
 class PlusMilliseconds(Func):
@@ -158,14 +180,18 @@ class Command(models.Model):
             if computed:
                 self.refresh_from_db(fields=computed)
             if self.is_terminal:
-                topic = notify.command_topic(self.pk)
-                transaction.on_commit(lambda: notify.publish(topic))
-                if self.batch_id is not None:
-                    from commands.batches import advance
-
-                    batch_id = self.batch_id
-                    transaction.on_commit(lambda: advance(batch_id))
+                self._ended(self.pk, self.batch_id)
         return moved == 1
+
+    @staticmethod
+    def _ended(pk: int, batch_id: int | None) -> None:
+        """Once committed, wake whoever waits on the command, and move its batch on."""
+        topic = notify.command_topic(pk)
+        transaction.on_commit(lambda: notify.publish(topic))
+        if batch_id is not None:
+            from commands.batches import advance
+
+            transaction.on_commit(lambda: advance(batch_id))
 
     def _refuse(self, action: str) -> IllegalTransition:
         self.refresh_from_db(fields=["status", "claimed_by", "attempt"])
@@ -225,6 +251,30 @@ class Command(models.Model):
             return []
         return list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED, claimed_at=now)
                     .order_by("-priority", "created_at", "id"))
+
+    @classmethod
+    def start_claimed(cls, relay: Any, pk: int, attempt: int) -> bool | None:
+        """``start`` in one statement for the usual case; ``cancel_requested``, or None if it did not move."""
+        now = timezone.now()
+        rows = update_returning(
+            cls.objects.filter(pk=pk, machine_id=relay.machine_id, claimed_by=relay, attempt=attempt,
+                               status=CommandStatus.CLAIMED),
+            ["cancel_requested"], status=CommandStatus.EXECUTING, started_at=now, updated_at=now)
+        return bool(rows[0][0]) if rows else None
+
+    @classmethod
+    def finish_claimed(cls, relay: Any, pk: int, attempt: int, *, status: str, **result: Any) -> bool:
+        """``finish`` in one statement for the usual case; False if it did not move (``finish`` judges why)."""
+        if status not in CommandStatus.terminal():
+            raise IllegalTransition(f"{status} is not a final status")
+        now = timezone.now()
+        rows = update_returning(
+            cls.objects.filter(pk=pk, machine_id=relay.machine_id, claimed_by=relay, attempt=attempt,
+                               status__in=CommandStatus.active()),
+            ["batch"], status=status, completed_at=now, updated_at=now, **result)
+        if rows:
+            cls._ended(pk, rows[0][0])
+        return bool(rows)
 
     def start(self, relay: Any, attempt: int) -> None:
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:

@@ -13,7 +13,7 @@ from commands import output, results
 from commands.choices import Stream
 from commands.models import Command, IllegalTransition
 from relayhub.errors import flatten
-from relayhub.fields import StrictCharField, StrictIntegerField
+from relayhub.fields import StrictCharField, StrictIntegerField, wire_id
 from relayhub.relay_api import RelayAPIView, ok
 from relayhub.relay_async import Refusal, relay_route
 from relayhub.relay_schema import RelayError, WireCommand, relay_schema, success
@@ -64,6 +64,11 @@ def claimed_command(relay, data: dict) -> Command:
 
 
 def mark_started(relay, data: dict) -> dict:
+    pk = wire_id(data["commandId"])
+    cancel_requested = Command.start_claimed(relay, pk, data["attempt"]) if pk is not None else None
+    if cancel_requested is not None:
+        return {"cancelRequested": cancel_requested}
+    # Not the usual case: say why (404, stale attempt), or take a repeated `started` as the same one.
     command = claimed_command(relay, data)
     try:
         command.start(relay, command.attempt)

@@ -77,11 +77,16 @@ def _settled(command: Command, digest: str) -> Outcome:
 
 
 def submit(relay, body: dict) -> Outcome:
+    result = _normalise(body)
+    digest = _digest(result)
+    pk = wire_id(body["commandId"])
+    if pk is not None and "attempt" in body and Command.finish_claimed(relay, pk, body["attempt"],
+                                                                       result_digest=digest, **result):
+        return Outcome(200)
+    # Not the usual case (no attempt, a resend, a stale attempt, someone else's): judge on the row.
     command = find_command(relay, body["commandId"], claimed_by=relay)
     if command is None:
         return Outcome(404, "command not found")
-    result = _normalise(body)
-    digest = _digest(result)
     if command.is_terminal:
         return _settled(command, digest)
     attempt = body.get("attempt", command.attempt)

@@ -31,17 +31,22 @@ class SharedConnectionPool(ConnectionPool):
             return pool
 
 
+_COUNT = "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end return n"
+_counters: dict[str, Any] = {}
+
+
 def count(key: str, ttl: int) -> int:
     """Add one to a counter that lives ``ttl`` seconds from its first use, and return it.
 
-    On Redis this is one round trip; Django's ``cache.incr`` takes two there.
+    On Redis this is one command (a script); Django's ``cache.incr`` takes two round trips there.
     """
-    if settings.REDIS_URL:
-        client = redis.Redis(connection_pool=SharedConnectionPool.from_url(settings.REDIS_URL))
-        pipe = client.pipeline(transaction=False)
-        pipe.set(key, 0, ex=ttl, nx=True)
-        pipe.incr(key)
-        return pipe.execute()[1]
+    url = settings.REDIS_URL
+    if url:
+        counter = _counters.get(url)
+        if counter is None:
+            client = redis.Redis(connection_pool=SharedConnectionPool.from_url(url))
+            counter = _counters[url] = client.register_script(_COUNT)
+        return counter(keys=[key], args=[ttl])
     try:
         return cache.incr(key)
     except ValueError:

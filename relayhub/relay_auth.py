@@ -10,6 +10,13 @@ from assignments import keys
 from assignments.models import RelayApiKey, RelayAssignment, RelayStatus
 
 HEADER = "HTTP_X_API_KEY"
+# What relay routes use of the key, the relay and its status; the rest loads on first use.
+AUTH_FIELDS = (
+    "lookup", "secret_hash", "revoked_at", "last_used_at",
+    "assignment__api_key", "assignment__machine_id", "assignment__name", "assignment__enabled",
+    "assignment__transport_key_id",
+    "assignment__status__last_heartbeat_at", "assignment__status__last_connection_event",
+)
 
 
 class RelayPrincipal:
@@ -39,7 +46,8 @@ def resolve_key(raw: object) -> RelayAssignment:
     except keys.MalformedKey as exc:
         raise exceptions.AuthenticationFailed(str(exc)) from None
     api_key = (
-        RelayApiKey.objects.select_related("assignment", "assignment__status").filter(lookup=parsed.lookup).first()
+        RelayApiKey.objects.select_related("assignment", "assignment__status").only(*AUTH_FIELDS)
+        .filter(lookup=parsed.lookup).first()
     )
     if api_key is None or not keys.secret_matches(parsed.secret, api_key.secret_hash):
         raise exceptions.AuthenticationFailed("invalid API key")

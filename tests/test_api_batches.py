@@ -76,3 +76,21 @@ def test_batch_needs_run_permission_on_every_machine(make_operator, relays):
     assert not Command.objects.exists()
     assert operator.post("/api/v1/batches/", {"machine_ids": ["host-00"], "command": "x"},
                          format="json").status_code == 201
+
+
+def test_results_over_the_wire_move_the_batch_on(admin_api, relays):
+    from tests.conftest import client_for
+
+    machines = MACHINES[:3]
+    keys = {m: RelayAssignment.issue(machine_id=m, name=f"{m}-wire") for m in machines}
+    batch_id = admin_api.post("/api/v1/batches/", {"machine_ids": machines, "command": "uptime",
+                                                   "max_concurrency": 1}, format="json").json()["id"]
+    for machine in machines:
+        [queued] = in_flight()
+        assert queued.machine_id == machine
+        client = client_for(keys[machine])
+        [claimed] = client.post("/relay/commands/next", {"waitMs": 0}, format="json").json()["commands"]
+        item = {"commandId": claimed["_id"], "attempt": claimed["attempt"], "success": True, "exitCode": 0}
+        answer = client.post("/relay/commands/results", {"results": [item]}, format="json").json()
+        assert answer["results"][0]["status"] == 200
+    assert admin_api.get(f"/api/v1/batches/{batch_id}/").json()["status"] == "completed"

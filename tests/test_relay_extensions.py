@@ -267,3 +267,32 @@ def test_another_relays_unstarted_claim_is_not_handed_out(relay, issue_relay, ma
     Command.claim_next(relay, 1)
     rival = client_for(issue_relay(name="rival"))
     assert next_(rival, waitMs=0).json() == {"commands": []}
+
+
+def statements(captured) -> list[str]:
+    """The SQL a request ran, without transaction control (SQLite logs its BEGIN IMMEDIATE, Postgres does not)."""
+    return [q["sql"].split()[0] for q in captured.captured_queries
+            if not q["sql"].startswith(("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"))]
+
+
+def test_the_hot_routes_take_two_queries_each(relay, relay_client, make_command):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_command()
+    relay_client.post("/relay/heartbeat")  # the first sign of life is written; later ones at most every few seconds
+    with CaptureQueriesContext(connection) as claim:
+        [claimed] = next_(relay_client, waitMs=0).json()["commands"]
+    # The key, held claims (none), the claiming UPDATE, the claimed rows.
+    assert statements(claim) == ["SELECT", "SELECT", "UPDATE", "SELECT"]
+    item = {"commandId": claimed["_id"], "attempt": claimed["attempt"]}
+    with CaptureQueriesContext(connection) as started:
+        assert relay_client.post("/relay/commands/started", item, format="json").status_code == 200
+    assert statements(started) == ["SELECT", "UPDATE"]  # the key, UPDATE ... RETURNING
+    with CaptureQueriesContext(connection) as result:
+        answer = relay_client.post("/relay/commands/results", {"results": [{**item, "success": True}]}, format="json")
+    assert answer.json()["results"][0]["status"] == 200
+    assert statements(result) == ["SELECT", "UPDATE"]
+    with CaptureQueriesContext(connection) as beat:
+        assert relay_client.post("/relay/heartbeat").status_code == 200
+    assert statements(beat) == ["SELECT", "SELECT"]  # the key, commands to cancel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import requests
@@ -51,6 +52,10 @@ class HubClient:
         self.session.headers.update(
             {"X-API-Key": api_key, "User-Agent": f"relay-agent/{__version__}", "Accept": "application/json"}
         )
+        # The environment's proxy and CA settings, read once: requests would read them on every request.
+        self.session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self.session.trust_env = False
 
     def close(self) -> None:
         self.session.close()
