@@ -65,8 +65,8 @@ def exec(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, 
                                 target_port=target_port, target_username=target_username, timeout_ms=timeout_ms,
                                 priority=priority, created_by=created_by)
         result = _wait(command_id, claim_timeout_ms, attempt)
-        never_claimed = not Command.objects.filter(pk=command_id, attempt__gt=0).exists()
-        retry = never_claimed and attempt <= retries and (should_retry is None or should_retry(result.error, attempt))
+        retry = (attempt <= retries and not Command.objects.filter(pk=command_id, attempt__gt=0).exists()
+                 and (should_retry is None or should_retry(result.error, attempt)))
         if not retry:
             return result
         time.sleep(retry_delay_ms / 1000)

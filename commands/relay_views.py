@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from django.conf import settings
 from django.db import transaction
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from commands import output, results
 from commands.choices import Stream
+from commands.longpoll import MAX_BATCH
 from commands.models import Command, IllegalTransition
 from relayhub.errors import flatten
 from relayhub.fields import StrictCharField, StrictIntegerField, wire_id
@@ -53,6 +56,19 @@ class StartedBody(serializers.Serializer):
     attempt = StrictIntegerField(min_value=1)
 
 
+class StartedManyBody(serializers.Serializer):
+    commands = StartedBody(many=True, allow_empty=False, max_length=MAX_BATCH)
+
+
+class StartedRequest(serializers.Serializer):
+    """One command, or several (the commands of one ``next`` answer) under ``commands``."""
+
+    def to_internal_value(self, data: dict) -> dict:
+        body = StartedManyBody(data=data) if "commands" in data else StartedBody(data=data)
+        body.is_valid(raise_exception=True)
+        return body.validated_data
+
+
 def claimed_command(relay, data: dict) -> Command:
     """The caller's claimed command at the caller's attempt; ``Refusal`` otherwise."""
     command = results.find_command(relay, data["commandId"], claimed_by=relay)
@@ -64,6 +80,18 @@ def claimed_command(relay, data: dict) -> Command:
 
 
 def mark_started(relay, data: dict) -> dict:
+    if "commands" not in data:
+        return start_one(relay, data)
+    answers = []
+    for item in data["commands"]:
+        try:
+            answers.append({"commandId": item["commandId"], "status": 200, **start_one(relay, item)})
+        except Refusal as refusal:
+            answers.append({"commandId": item["commandId"], "status": refusal.status, "error": refusal.error})
+    return {"commands": answers}
+
+
+def start_one(relay, data: dict) -> dict:
     pk = wire_id(data["commandId"])
     cancel_requested = Command.start_claimed(relay, pk, data["attempt"]) if pk is not None else None
     if cancel_requested is not None:
@@ -89,9 +117,9 @@ class ResultsBody(serializers.Serializer):
 
 
 def apply_results(relay, data: dict) -> dict:
-    """Each result answered on its own; all applied in one transaction (one commit)."""
+    """Each result answered on its own; several are applied in one transaction (one commit)."""
     answers = []
-    with transaction.atomic():
+    with transaction.atomic() if len(data["results"]) > 1 else nullcontext():
         for item in data["results"]:
             body = results.ResultBody(data=item)
             command_id = item.get("commandId")
@@ -105,7 +133,7 @@ def apply_results(relay, data: dict) -> dict:
     return {"results": answers}
 
 
-started = relay_route(mark_started, StartedBody)
+started = relay_route(mark_started, StartedRequest)
 result = relay_route(apply_result, results.ResultBody)
 results_batch = relay_route(apply_results, ResultsBody)
 
@@ -118,8 +146,13 @@ class ResultDoc(RelayAPIView):
 
 
 class StartedDoc(RelayAPIView):
-    @relay_schema(request=StartedBody, summary="Extension: the command is running", extra_errors={409: RelayError},
-                  response=success("StartedResponse", cancelRequested=serializers.BooleanField()))
+    @relay_schema(
+        request=PolymorphicProxySerializer("StartedRequest", [StartedBody, StartedManyBody], None),
+        summary="Extension: the command is about to run (or several, each answered on its own)",
+        extra_errors={409: RelayError},
+        response=PolymorphicProxySerializer("StartedResponse", [
+            success("StartedOne", cancelRequested=serializers.BooleanField()),
+            success("StartedMany", commands=serializers.ListField(child=serializers.DictField()))], None))
     def post(self, request: Request) -> Response:
         raise NotImplementedError("served by commands.relay_views.started")
 

@@ -154,6 +154,32 @@ def test_started_by_another_relay_is_404(issue_relay, running):
     assert response.status_code == 404
 
 
+def test_started_for_several_commands_answers_each(relay, relay_client, make_command):
+    first, second, cancelled = make_command(), make_command(), make_command()
+    claimed = next_(relay_client, max=3, waitMs=0).json()["commands"]
+    assert len(claimed) == 3
+    Command.objects.get(pk=cancelled.pk).cancel()
+    items = [{"commandId": c["_id"], "attempt": c["attempt"]} for c in claimed]
+    items += [{"commandId": str(first.pk), "attempt": 9}, {"commandId": "999999", "attempt": 1}]
+
+    response = relay_client.post("/relay/commands/started", {"commands": items}, format="json")
+
+    assert response.status_code == 200
+    answers = response.json()["commands"]
+    assert [(a["commandId"], a["status"]) for a in answers] == [
+        (str(first.pk), 200), (str(second.pk), 200), (str(cancelled.pk), 200), (str(first.pk), 409), ("999999", 404)]
+    assert [a.get("cancelRequested") for a in answers[:3]] == [False, False, True]
+    assert "stale attempt" in answers[3]["error"]
+    assert Command.objects.filter(pk__in=[first.pk, second.pk], status="executing").count() == 2
+
+
+@pytest.mark.parametrize("body", [{"commands": []}, {"commands": [{"commandId": 1, "attempt": 1}]},
+                                  {"commands": "x"}, {"commands": [{"commandId": "1", "attempt": 1}] * 51}])
+def test_started_for_several_is_validated(relay_client, body):
+    response = relay_client.post("/relay/commands/started", body, format="json")
+    assert response.status_code == 400 and "commands" in response.json()["error"]
+
+
 def chunks(command, *items, attempt=1):
     return {"commandId": str(command.pk), "attempt": attempt,
             "chunks": [{"stream": s, "offset": o, "data": d} for s, o, d in items]}

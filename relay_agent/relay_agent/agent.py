@@ -33,8 +33,6 @@ SHUTDOWN_ERROR = "agent shutting down"
 DEFAULT_TIMEOUT_MS = 30_000
 # How long a command waits for the hub to record its start before it is left to the hub.
 STARTED_RETRY_S = 60
-# How long the poller waits for the commands it got to be announced before it asks for more.
-ANNOUNCE_WAIT_S = 2.0
 MAX_BATCH_CHARS = 2 * 1024 * 1024
 
 
@@ -64,8 +62,8 @@ class RunningCommand:
     attempt: int | None
     cancel: threading.Event = field(default_factory=threading.Event)
     shutting_down: bool = False
-    # Set once the hub has recorded the start, or once it is clear the command will not run.
-    settled: threading.Event = field(default_factory=threading.Event)
+    announced: bool = False  # the hub has recorded the start
+    cancel_requested: bool = False  # ... and asked, in the same answer, not to run it
 
 
 class Agent:
@@ -250,8 +248,12 @@ class Agent:
                     if self.extensions is None:
                         log.info("hub supports long-poll")
                     self.extensions = True
-                    submitted = [self._submit(command) for command in commands]
-                    self._wait_settled([running for running in submitted if running is not None])
+                    admitted = [(command, running) for command in commands
+                                if (running := self._admit(command)) is not None]
+                    # Announced before they run, and before we ask for more: together, in one request.
+                    self._announce([running for _, running in admitted])
+                    for command, running in admitted:
+                        self._dispatch(command, running)
                 else:
                     self._poll_once()
                     self.stopping.wait(self.settings.poll_interval_ms / 1000)
@@ -272,16 +274,12 @@ class Agent:
             if self.stopping.is_set() or self._free_slots() <= 0:
                 return
             command = self.hub.claim(str(listed.get("_id")))
-            if command:
-                self._submit(command)
+            running = self._admit(command) if command else None
+            if running is not None:
+                self._dispatch(command, running)
 
-    def _wait_settled(self, submitted: list[RunningCommand]) -> None:
-        """Ask for more only once these are announced: the next long-poll would compete with their `started`."""
-        deadline = time.monotonic() + ANNOUNCE_WAIT_S
-        for running in submitted:
-            running.settled.wait(max(deadline - time.monotonic(), 0))
-
-    def _submit(self, command: dict) -> RunningCommand | None:
+    def _admit(self, command: dict) -> RunningCommand | None:
+        """Take a claimed command into a slot; None if it is ours already or too late to run."""
         command_id = str(command.get("_id"))
         with self._slots:
             if command_id in self._running:
@@ -295,16 +293,20 @@ class Agent:
         with self._slots:
             self._busy += 1
             self._running[command_id] = running
+        return running
+
+    def _dispatch(self, command: dict, running: RunningCommand) -> None:
         try:
             self._workers.submit(self._execute, command, running)
         except RuntimeError:
-            with self._slots:
-                self._busy -= 1
-                self._running.pop(command_id, None)
-                self._slots.notify_all()
+            self._release(running)
             self._record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
-            return None
-        return running
+
+    def _release(self, running: RunningCommand) -> None:
+        with self._slots:
+            self._busy -= 1
+            self._running.pop(running.command_id, None)
+            self._slots.notify_all()
 
     def cancel(self, command_id: str) -> bool:
         with self._slots:
@@ -325,36 +327,40 @@ class Agent:
             log.error("command crashed the agent's executor", commandId=running.command_id, exc_info=True)
             result = ExecResult(status="failed", error=f"relay agent error: {type(exc).__name__}")
         finally:
-            running.settled.set()
-            with self._slots:
-                self._busy -= 1
-                self._running.pop(running.command_id, None)
-                self._slots.notify_all()
+            self._release(running)
         if result is not None:
             self._record(running, result)
 
-    def _announce(self, running: RunningCommand) -> bool | None:
-        """Tell the hub the command starts, before it does; None means it is no longer ours.
+    def _announce(self, admitted: list[RunningCommand]) -> None:
+        """Tell the hub these commands start, before any does; each learns whether it is still ours.
 
         Nothing runs until the hub has recorded the start, so a command the hub
         still sees as merely claimed has certainly not run, and the hub may hand
         it out again (after a lost answer or an agent restart). The hub takes a
-        repeated `started` as the same one, so an unanswered attempt is retried.
+        repeated `started` as the same one, so an unanswered announce is retried.
         """
+        if not admitted:
+            return
         backoff = Backoff(base=0.2, cap=5.0)
         deadline = time.monotonic() + STARTED_RETRY_S
+        reason = "refused by the hub"
         while True:
             try:
-                return self.hub.started(running.command_id, running.attempt)
+                accepted = self.hub.started_many([(running.command_id, running.attempt) for running in admitted])
+                break
             except (HubRequestError, HubRejected) as exc:
-                log.warning("command no longer ours; not running it", commandId=running.command_id, error=str(exc))
-                return None
+                accepted, reason = {}, str(exc)
+                break
             except HubUnavailable as exc:
                 if time.monotonic() >= deadline or self.stopping.is_set():
-                    log.warning("could not announce the command; leaving it to the hub", commandId=running.command_id,
-                                error=str(exc))
-                    return None
+                    accepted, reason = {}, f"could not announce it: {exc}"
+                    break
                 self.stopping.wait(backoff.next())
+        for running in admitted:
+            if running.command_id in accepted:
+                running.announced, running.cancel_requested = True, accepted[running.command_id]
+            else:
+                log.warning("command no longer ours; not running it", commandId=running.command_id, error=reason)
 
     def execute(self, command: dict, running: RunningCommand) -> ExecResult | None:
         text = command.get("command")
@@ -377,13 +383,11 @@ class Agent:
         if refusal:
             log.warning("command refused", commandId=running.command_id, reason=refusal)
             return ExecResult.refused(refusal)
-        announced = self.extensions is True and running.attempt is not None
-        if announced:
-            cancel_requested = self._announce(running)
-            running.settled.set()
-            if cancel_requested is None:
+        if self.extensions is True and running.attempt is not None:
+            # Announced by the poller: run only what the hub recorded as started.
+            if not running.announced:
                 return None
-            if cancel_requested:
+            if running.cancel_requested:
                 return ExecResult(status="cancelled", error="cancelled before it started")
         log.info(
             "command started",
@@ -399,7 +403,7 @@ class Agent:
             running.cancel,
             interval=self.settings.output_flush_ms / 1000,
             enabled=self.extensions is True,
-            announced=announced,
+            announced=running.announced,
         )
         streamer.start()
         try:

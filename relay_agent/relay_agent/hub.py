@@ -125,6 +125,27 @@ class HubClient:
         data = self._request("POST", "/relay/commands/started", {"commandId": command_id, "attempt": attempt})[1]
         return bool(data.get("cancelRequested"))
 
+    def started_many(self, commands: list[tuple[str, int | None]]) -> dict[str, bool]:
+        """Announce commands about to run: for each the hub took, whether a cancel was asked already.
+
+        Those left out are no longer ours (claimed again, timed out, not found).
+        """
+        if len(commands) == 1:
+            [(command_id, attempt)] = commands
+            try:
+                return {command_id: self.started(command_id, attempt)}
+            except HubRequestError:
+                return {}
+        body = {"commands": [{"commandId": command_id, "attempt": attempt} for command_id, attempt in commands]}
+        try:
+            answers = self._request("POST", "/relay/commands/started", body)[1].get("commands") or []
+        except HubRequestError as exc:
+            if exc.status != 400:
+                raise
+            # A hub that takes one command per request.
+            return {key: value for item in commands for key, value in self.started_many([item]).items()}
+        return {str(a.get("commandId")): bool(a.get("cancelRequested")) for a in answers if a.get("status") == 200}
+
     def output(self, command_id: str, attempt: int | None, chunks: list[dict]) -> bool:
         body = {"commandId": command_id, "attempt": attempt, "chunks": chunks}
         return bool(self._request("POST", "/relay/commands/output", body)[1].get("cancelRequested"))

@@ -82,3 +82,18 @@ def test_a_started_command_not_held_by_us_is_a_request_error(hub, e2e_relay) -> 
     with pytest.raises(HubRequestError) as exc:
         HubClient(hub.url, e2e_relay.api_key).started("12345", 1)
     assert exc.value.status == 404
+
+
+def test_several_commands_are_announced_in_one_request(hub, e2e_relay) -> None:
+    client = HubClient(hub.url, e2e_relay.api_key)
+    for text in ("a", "b", "c"):
+        Command.objects.create(machine_id="e2e-machine", command=text, timeout_ms=5000)
+    first, second, third = client.next_commands(3, 100)
+    Command.objects.get(pk=third["_id"]).cancel()
+
+    accepted = client.started_many([(first["_id"], 1), (second["_id"], 7), (third["_id"], 1)])
+
+    # The stale attempt is left out: that command is not ours to run.
+    assert accepted == {first["_id"]: False, third["_id"]: True}
+    assert Command.objects.get(pk=first["_id"]).status == "executing"
+    assert Command.objects.get(pk=second["_id"]).status == "claimed"
