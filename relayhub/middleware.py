@@ -3,6 +3,7 @@ from collections.abc import Awaitable, Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 
 from relayhub.errors import error_response
@@ -45,11 +46,11 @@ class BodySizeLimitMiddleware:
         return None
 
 
-class AsyncSecurityMiddleware(SecurityMiddleware):
-    """``SecurityMiddleware`` run on the event loop.
+class OnTheLoop:
+    """Run a Django ``MiddlewareMixin`` middleware that does no I/O on the event loop.
 
-    It does no I/O, but Django's mixin would hand each of its two hooks to a
-    thread, the largest cost of a small relay request.
+    Django's mixin hands each of its hooks to a thread under ASGI, the largest
+    cost of a small relay request.
     """
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
@@ -57,3 +58,11 @@ class AsyncSecurityMiddleware(SecurityMiddleware):
         if response is None:
             response = await self.get_response(request)
         return self.process_response(request, response)
+
+
+class AsyncSecurityMiddleware(OnTheLoop, SecurityMiddleware):
+    pass
+
+
+class AsyncCommonMiddleware(OnTheLoop, CommonMiddleware):
+    """Also what sets ``Content-Length``: without it answers go out chunked."""

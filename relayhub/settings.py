@@ -73,6 +73,7 @@ MIDDLEWARE = [
 RELAY_MIDDLEWARE = [
     "relayhub.middleware.BodySizeLimitMiddleware",
     "relayhub.middleware.AsyncSecurityMiddleware",
+    "relayhub.middleware.AsyncCommonMiddleware",
 ]
 
 ROOT_URLCONF = "relayhub.urls"

@@ -42,6 +42,7 @@ def test_a_relay_route_is_served_without_site_middleware_but_with_security_heade
     status, headers, body = asgi_request("POST", "/relay/heartbeat", {"x-api-key": issued.api_key})
     assert status == 200 and json.loads(body) == {"success": True, "cancelCommandIds": []}
     assert headers["x-content-type-options"] == ["nosniff"]
+    assert headers["content-length"] == [str(len(body))]  # not chunked, for the simplest relay clients
     # No session, CSRF or clickjacking middleware touched it.
     assert "set-cookie" not in headers and "x-frame-options" not in headers
     assert "cookie" not in ",".join(headers.get("vary", [])).lower()
