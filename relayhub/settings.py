@@ -207,6 +207,8 @@ RELAYHUB = {
     "MAX_BODY_BYTES": env.int("RELAYHUB_MAX_BODY_BYTES", default=4 * 1024 * 1024),
     "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
+    # Threads that relay requests share for their database work (relayhub.asgi).
+    "RELAY_THREADS": env.int("RELAYHUB_RELAY_THREADS", default=8),
     # Without a broker, a queue from another process is only seen by polling.
     "LONGPOLL_DB_POLL_MS": env.int("RELAYHUB_LONGPOLL_DB_POLL_MS", default=250),
     # With a broker nothing needs polling: its listener wakes every waiter after a reconnect.

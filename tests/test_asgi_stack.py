@@ -63,3 +63,42 @@ def test_the_site_still_gets_the_full_middleware_stack():
     assert status == 200
     assert headers["x-frame-options"] == ["DENY"]
     assert any(cookie.startswith("csrftoken=") for cookie in headers["set-cookie"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_waiting_long_polls_share_a_few_threads(issued):
+    import asyncio
+    import threading
+
+    from relayhub.asgi import application
+
+    waiting = 30
+
+    async def long_poll() -> ApplicationCommunicator:
+        body = json.dumps({"max": 1, "waitMs": 1500}).encode()
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": "/relay/commands/next", "raw_path": b"/relay/commands/next", "query_string": b"",
+            "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+            "headers": [(b"host", b"127.0.0.1"), (b"x-api-key", issued.api_key.encode()),
+                        (b"content-length", str(len(body)).encode())],
+        }
+        communicator = ApplicationCommunicator(application, scope)
+        await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+        return communicator
+
+    @async_to_sync
+    async def scenario() -> tuple[int, list[int]]:
+        before = threading.active_count()
+        polls = [await long_poll() for _ in range(waiting)]
+        await asyncio.sleep(0.8)  # every one has looked once and is waiting now
+        added = threading.active_count() - before
+        statuses = [(await poll.receive_output(10))["status"] for poll in polls]
+        for poll in polls:
+            await poll.receive_output(10)
+            await poll.wait(5)
+        return added, statuses
+
+    added, statuses = scenario()
+    assert statuses == [200] * waiting
+    assert added <= settings.RELAYHUB["RELAY_THREADS"] + 2, f"{added} threads for {waiting} waiting relays"
