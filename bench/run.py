@@ -41,6 +41,15 @@ def git_head() -> str:
     return f"{head}{' + uncommitted changes' if dirty else ''}" if head else "?"
 
 
+def server_stack() -> str:
+    """What uvicorn's "auto" picks in this environment (the hub runs from the same one)."""
+    import importlib.util
+
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{http}, {loop}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         heading = f"{when:%Y-%m-%d %H:%M %Z} — full run ({elapsed:.0f} s)"
         extra = [f"**Load average:** before {load_before}, after {load_after} (the machine is shared; "
                  "< 1.0 counts as quiet).",
-                 f"**Hub:** one uvicorn process (h11, asyncio), DATABASE_URL PostgreSQL ({stack.db_mode()}), "
+                 f"**Hub:** one uvicorn process ({server_stack()}), DATABASE_URL PostgreSQL ({stack.db_mode()}), "
                  f"REDIS_URL set, relay/operator throttles raised; project code at {git_head()}."]
         append_results(report, heading, machine, extra)
         print(f"appended to {RESULTS}")

@@ -1,8 +1,8 @@
 """``POST /relay/commands/next``: claim up to ``max`` commands, waiting up to ``waitMs``.
 
 An async view, so that a waiting relay costs a coroutine rather than a thread.
-Database work runs on the shared thread pool and gives its connection back
-before the view waits, so idle relays hold no database connection.
+Database work runs on the shared relay threads and gives its connection back
+before the view waits, so idle relays hold no database connection either.
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ class Command(models.Model):
         it runs anything, so a command still only claimed has not run. Those
         in ``holding`` the relay says it has already, and are not handed out again.
         On Postgres, rows locked by a concurrent claimer are skipped rather than
-        waited for; SQLite serialises the transaction (BEGIN IMMEDIATE).
+        waited for; SQLite runs the claiming UPDATE under its write lock.
         """
         held = list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED, machine_id=relay.machine_id)
                     .exclude(pk__in=holding).order_by("-priority", "created_at", "id")[:limit])

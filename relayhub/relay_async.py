@@ -1,10 +1,10 @@
 """Async relay routes: the hot path of the wire protocol without DRF's per-request machinery.
 
-A relay request here costs one hand-off to the request's thread, where the key is checked, the rate counted and the work done, and nothing
-else: no DRF request wrapping, content negotiation or thread-sensitive
-executor. Errors have the same JSON shape as the DRF relay views
-(``relayhub.errors``). Each route keeps a DRF view class that documents it in
-the OpenAPI schema (``relay_schema.add_async_relay_routes``).
+A relay request here costs one hand-off to a thread, where the key is checked,
+the rate counted and the work done, and nothing else: no DRF request wrapping,
+content negotiation or parser machinery. Errors have the same JSON shape as
+the DRF relay views (``relayhub.errors``). Each route keeps a DRF view class
+that documents it in the OpenAPI schema (``relay_schema.add_async_relay_routes``).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ def _released(fn: Callable[..., T]) -> Callable[..., T]:
 async def in_db(fn: Callable[..., T], *args: Any) -> T:
     """Run ``fn`` on the request's thread; its database connection goes back to the pool after.
 
-    Thread-sensitive, like Django's own hand-offs: under ASGI that is the
-    request's thread (its ``request_started`` signal made it already), and
-    under the test client the test's own thread and transaction.
+    Thread-sensitive, like Django's own hand-offs: under ASGI that is one of
+    the relay threads (``relayhub.asgi.RelayASGIHandler``), and under the test
+    client the test's own thread and transaction.
     """
     return await sync_to_async(_released(fn), thread_sensitive=True)(*args)
 
