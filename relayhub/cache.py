@@ -1,9 +1,8 @@
 """One Redis connection pool per process for Django's cache, and a cheap counter.
 
 Django builds a cache backend per request context and ``RedisCache`` gives
-each its own pool, so every request (the relay throttle reads the cache on
-each one) would open a fresh TCP connection to Redis, and every waiting
-long-poll would keep one open.
+each its own pool, so every request that touches the cache (the operator
+throttle does on each one) would open a fresh TCP connection to Redis.
 """
 
 from __future__ import annotations
