@@ -242,7 +242,8 @@ class Command(models.Model):
             # Rows a concurrent claimer is taking are passed over, not waited for. Through ARRAY() the
             # pick runs once; a plain IN (subquery) may be re-run per row and claim more than the limit.
             sql = f"SELECT unnest(ARRAY({sql} FOR UPDATE SKIP LOCKED))"
-        claimed = cls.objects.filter(pk__in=RawSQL(sql, params), status=CommandStatus.PENDING).update(
+        # Bandit flags RawSQL: this SQL is the ORM's own compiled query, its values passed as parameters.
+        claimed = cls.objects.filter(pk__in=RawSQL(sql, params), status=CommandStatus.PENDING).update(  # nosec B611
             status=CommandStatus.CLAIMED, claimed_by=relay, claimed_at=now, updated_at=now,
             deadline_at=PlusMilliseconds(now, F("timeout_ms")),
             attempt=F("attempt") + 1,
