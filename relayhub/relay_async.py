@@ -20,7 +20,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers
 
 from assignments.models import RelayAssignment
-from relayhub.errors import error_body
+from relayhub.errors import error_body, error_response
 from relayhub.relay_auth import HEADER, authenticate_relay
 from relayhub.throttling import RelayKeyThrottle
 
@@ -58,10 +58,6 @@ class Refusal(Exception):
         super().__init__(error)
         self.status = status
         self.error = error
-
-
-def error(status: int, message: str, **headers: str) -> JsonResponse:
-    return JsonResponse({"success": False, "error": message}, status=status, headers=headers)
 
 
 def error_for(exc: exceptions.APIException) -> JsonResponse:
@@ -130,7 +126,7 @@ def relay_route(action: Action, body: type[serializers.Serializer] | None = None
         except exceptions.APIException as exc:
             return error_for(exc)
         except Refusal as refusal:
-            return error(refusal.status, refusal.error)
+            return error_response(request, refusal.status, refusal.error)
         return JsonResponse({"success": True, **data})
 
     view.relay_action = action  # type: ignore[attr-defined]
