@@ -251,7 +251,7 @@ class Agent:
                     admitted = [(command, running) for command in commands
                                 if (running := self._admit(command)) is not None]
                     # Announced before they run, and before we ask for more: together, in one request.
-                    self._announce([running for _, running in admitted])
+                    self._announce([running for _, running in admitted if running.attempt is not None])
                     for command, running in admitted:
                         self._dispatch(command, running)
                 else:
@@ -363,6 +363,12 @@ class Agent:
                 log.warning("command no longer ours; not running it", commandId=running.command_id, error=reason)
 
     def execute(self, command: dict, running: RunningCommand) -> ExecResult | None:
+        if self.extensions is True and running.attempt is not None:
+            # Announced by the poller: run only what the hub recorded as started.
+            if not running.announced:
+                return None
+            if running.cancel_requested:
+                return ExecResult(status="cancelled", error="cancelled before it started")
         text = command.get("command")
         target_type = command.get("targetType") or "local"
         timeout_ms = command.get("timeoutMs") or DEFAULT_TIMEOUT_MS
@@ -383,12 +389,6 @@ class Agent:
         if refusal:
             log.warning("command refused", commandId=running.command_id, reason=refusal)
             return ExecResult.refused(refusal)
-        if self.extensions is True and running.attempt is not None:
-            # Announced by the poller: run only what the hub recorded as started.
-            if not running.announced:
-                return None
-            if running.cancel_requested:
-                return ExecResult(status="cancelled", error="cancelled before it started")
         log.info(
             "command started",
             commandId=running.command_id,
