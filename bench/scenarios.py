@@ -255,7 +255,7 @@ def throughput(ctx: Context) -> None:
     from commands.models import Command
 
     stack, sizes = ctx.stack, ctx.sizes
-    n_agents, concurrency, backlog = sizes.tp_agents, 4, 12
+    n_agents, concurrency, backlog = sizes.tp_agents, int(os.environ.get("TPC", 4)), int(os.environ.get("TPB", 12))
 
     # Baseline: the same parallelism (agents × their default concurrency) running `true` directly, no hub.
     def direct(seconds: float) -> float:
@@ -307,7 +307,7 @@ def throughput(ctx: Context) -> None:
     try:
         hub = stack.hub("hub-throughput")
         for machine in machines:
-            agents.append(stack.agent(stack.issue(machine), hub.url, name="agent-tp").start())
+            agents.append(stack.agent(stack.issue(machine), hub.url, "--concurrency", str(concurrency), name="agent-tp").start())
         wait_all_ready(agents)
         producer = threading.Thread(target=produce, name="producer", daemon=True)
         producer.start()

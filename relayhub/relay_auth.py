@@ -2,21 +2,53 @@
 
 from __future__ import annotations
 
+import functools
+
+from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 from assignments import keys
 from assignments.models import RelayApiKey, RelayAssignment, RelayStatus
+from relayhub import rawsql
+from relayhub.rawsql import RowReader
 
 HEADER = "HTTP_X_API_KEY"
 # What relay routes use of the key, the relay and its status; the rest loads on first use.
-AUTH_FIELDS = (
-    "lookup", "secret_hash", "revoked_at", "last_used_at",
-    "assignment__api_key", "assignment__machine_id", "assignment__name", "assignment__enabled",
-    "assignment__transport_key_id",
-    "assignment__status__last_heartbeat_at", "assignment__status__last_connection_event",
-)
+KEY_READER = RowReader(RelayApiKey, ("id", "lookup", "secret_hash", "revoked_at", "last_used_at"))
+RELAY_READER = RowReader(RelayAssignment, ("id", "api_key", "machine_id", "name", "enabled", "transport_key_id"))
+STATUS_READER = RowReader(RelayStatus, ("relay", "last_heartbeat_at", "last_connection_event"))
+READERS = (KEY_READER, RELAY_READER, STATUS_READER)
+
+
+@functools.cache
+def _key_sql(vendor: str) -> str:
+    key, relay, status = (rawsql.table(model) for model in (RelayApiKey, RelayAssignment, RelayStatus))
+    selected = ", ".join(rawsql.columns(reader.model, (f.name for f in reader.fields), alias)
+                         for reader, alias in zip(READERS, ("k", "a", "s")))
+    return (f"SELECT {selected} FROM {key} k "
+            f"LEFT JOIN {relay} a ON a.{rawsql.column(RelayAssignment, 'api_key')} = k.id "
+            f"LEFT JOIN {status} s ON s.{rawsql.column(RelayStatus, 'relay')} = a.id "
+            f"WHERE k.{rawsql.column(RelayApiKey, 'lookup')} = %s")
+
+
+def _load_key(lookup: str) -> RelayApiKey | None:
+    """The key with its relay and the relay's status, in one statement (``rawsql`` says why not the ORM)."""
+    rows = rawsql.execute(_key_sql(connection.vendor), [lookup])
+    if not rows:
+        return None
+    row, cut = rows[0], len(KEY_READER.fields)
+    api_key = KEY_READER.build(row[:cut])
+    relay_row, status_row = row[cut:cut + len(RELAY_READER.fields)], row[cut + len(RELAY_READER.fields):]
+    if relay_row[0] is None:
+        api_key.assignment = None
+        return api_key
+    relay = RELAY_READER.build(relay_row)
+    relay.api_key = api_key
+    relay.status = STATUS_READER.build(status_row) if status_row[0] is not None else None
+    api_key.assignment = relay
+    return api_key
 
 
 class RelayPrincipal:
@@ -45,10 +77,7 @@ def resolve_key(raw: object) -> RelayAssignment:
         parsed = keys.parse(raw)
     except keys.MalformedKey as exc:
         raise exceptions.AuthenticationFailed(str(exc)) from None
-    api_key = (
-        RelayApiKey.objects.select_related("assignment", "assignment__status").only(*AUTH_FIELDS)
-        .filter(lookup=parsed.lookup).first()
-    )
+    api_key = _load_key(parsed.lookup)
     if api_key is None or not keys.secret_matches(parsed.secret, api_key.secret_hash):
         raise exceptions.AuthenticationFailed("invalid API key")
     if api_key.is_revoked:
