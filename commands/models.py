@@ -1,19 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import EmptyResultSet
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import connection, connections, models, transaction
-from django.db.models import F, Func, Value
-from django.db.models.expressions import RawSQL
-from django.db.models.sql import UpdateQuery
+from django.db import models, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from commands import notify
+from commands import notify, queue_sql
 from commands.choices import CommandStatus, Stream, TargetType
 
 
@@ -23,43 +20,6 @@ class IllegalTransition(Exception):
 
 def epoch_ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
-
-
-def update_returning(queryset: models.QuerySet, returning: Sequence[str], **changes: Any) -> list[tuple]:
-    """``queryset.update(**changes)`` as one statement that also answers columns of the rows it changed.
-
-    Django's ``update()`` answers only a count; RETURNING is in PostgreSQL and in SQLite since 3.35.
-    Values come back as the database gives them (SQLite booleans are 0 or 1).
-    """
-    query = queryset.query.chain(UpdateQuery)
-    query.add_update_values(changes)
-    try:
-        sql, params = query.get_compiler(queryset.db).as_sql()
-    except EmptyResultSet:  # e.g. a pk beyond the column's range: no row can match
-        return []
-    meta = queryset.model._meta
-    columns = ", ".join(connection.ops.quote_name(meta.get_field(name).column) for name in returning)
-    with connections[queryset.db].cursor() as cursor:
-        cursor.execute(f"{sql} RETURNING {columns}", params)
-        return cursor.fetchall()
-
-
-class PlusMilliseconds(Func):
-    """``moment`` plus each row's own number of milliseconds (a claim's deadline from its timeout)."""
-
-    output_field = models.DateTimeField()
-    arg_joiner = " + "
-
-    def __init__(self, moment: datetime, milliseconds: Any) -> None:
-        super().__init__(Value(moment, output_field=models.DateTimeField()), milliseconds)
-
-    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        return self.as_sql(compiler, connection, template="(%(expressions)s * INTERVAL '1 millisecond')", **extra)
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list]:
-        # The function Django's SQLite backend registers for its own date arithmetic (durations in µs).
-        return self.as_sql(compiler, connection, template="django_format_dtdelta('+', %(expressions)s * 1000)",
-                           arg_joiner=", ", **extra)
 
 
 class CommandBatch(models.Model):
@@ -221,61 +181,26 @@ class Command(models.Model):
         On Postgres, rows locked by a concurrent claimer are skipped rather than
         waited for; SQLite runs the claiming UPDATE under its write lock.
         """
-        held = list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED, machine_id=relay.machine_id)
-                    .exclude(pk__in=holding).order_by("-priority", "created_at", "id")[:limit])
-        for command in held:
-            # Its time starts again now that it is handed out again.
-            command.deadline_at = timezone.now() + timedelta(milliseconds=command.timeout_ms)
-            cls.objects.filter(pk=command.pk, status=CommandStatus.CLAIMED).update(deadline_at=command.deadline_at)
-        limit -= len(held)
-        if limit <= 0:
+        now = timezone.now()
+        held = queue_sql.redeliver_held(cls, relay, limit, list(holding), now)
+        if len(held) >= limit:
             return held
-        return held + cls._claim_new(relay, limit)
+        return held + queue_sql.claim_new(cls, relay, limit - len(held), now)
 
     @classmethod
-    def _claim_new(cls, relay: Any, limit: int) -> list[Command]:
-        """One conditional UPDATE of the best pending rows: no transaction to open, one round trip when none."""
-        now = timezone.now()
-        best = cls.objects.pending_for(relay.machine_id).values("pk")[:limit]
-        sql, params = best.query.sql_with_params()
-        if connection.features.has_select_for_update_skip_locked:
-            # Rows a concurrent claimer is taking are passed over, not waited for. Through ARRAY() the
-            # pick runs once; a plain IN (subquery) may be re-run per row and claim more than the limit.
-            sql = f"SELECT unnest(ARRAY({sql} FOR UPDATE SKIP LOCKED))"
-        # Bandit flags RawSQL: this SQL is the ORM's own compiled query, its values passed as parameters.
-        claimed = cls.objects.filter(pk__in=RawSQL(sql, params), status=CommandStatus.PENDING).update(  # nosec B611
-            status=CommandStatus.CLAIMED, claimed_by=relay, claimed_at=now, updated_at=now,
-            deadline_at=PlusMilliseconds(now, F("timeout_ms")),
-            attempt=F("attempt") + 1,
-        )
-        if not claimed:
-            return []
-        return list(cls.objects.filter(claimed_by=relay, status=CommandStatus.CLAIMED, claimed_at=now)
-                    .order_by("-priority", "created_at", "id"))
-
-    @classmethod
-    def start_claimed(cls, relay: Any, pk: int, attempt: int) -> bool | None:
-        """``start`` in one statement for the usual case; ``cancel_requested``, or None if it did not move."""
-        now = timezone.now()
-        rows = update_returning(
-            cls.objects.filter(pk=pk, machine_id=relay.machine_id, claimed_by=relay, attempt=attempt,
-                               status=CommandStatus.CLAIMED),
-            ["cancel_requested"], status=CommandStatus.EXECUTING, started_at=now, updated_at=now)
-        return bool(rows[0][0]) if rows else None
+    def start_claimed(cls, relay: Any, items: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bool]:
+        """``start`` in one statement for the usual case: ``{(pk, attempt): cancel_requested}`` of those it moved."""
+        return queue_sql.start_claimed(cls, relay, items, timezone.now())
 
     @classmethod
     def finish_claimed(cls, relay: Any, pk: int, attempt: int, *, status: str, **result: Any) -> bool:
         """``finish`` in one statement for the usual case; False if it did not move (``finish`` judges why)."""
         if status not in CommandStatus.terminal():
             raise IllegalTransition(f"{status} is not a final status")
-        now = timezone.now()
-        rows = update_returning(
-            cls.objects.filter(pk=pk, machine_id=relay.machine_id, claimed_by=relay, attempt=attempt,
-                               status__in=CommandStatus.active()),
-            ["batch"], status=status, completed_at=now, updated_at=now, **result)
-        if rows:
-            cls._ended(pk, rows[0][0])
-        return bool(rows)
+        moved = queue_sql.finish_claimed(cls, relay, pk, attempt, timezone.now(), {"status": status, **result})
+        if moved is not None:
+            cls._ended(pk, moved[0])
+        return moved is not None
 
     def start(self, relay: Any, attempt: int) -> None:
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:

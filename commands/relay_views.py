@@ -80,20 +80,22 @@ def claimed_command(relay, data: dict) -> Command:
 
 
 def mark_started(relay, data: dict) -> dict:
+    items = data["commands"] if "commands" in data else [data]
+    keys = [(wire_id(item["commandId"]), item["attempt"]) for item in items]
+    started = Command.start_claimed(relay, [key for key in keys if key[0] is not None])
     if "commands" not in data:
-        return start_one(relay, data)
+        return start_one(relay, data, started.get(keys[0]))
     answers = []
-    for item in data["commands"]:
+    for key, item in zip(keys, items):
         try:
-            answers.append({"commandId": item["commandId"], "status": 200, **start_one(relay, item)})
+            answers.append({"commandId": item["commandId"], "status": 200, **start_one(relay, item, started.get(key))})
         except Refusal as refusal:
             answers.append({"commandId": item["commandId"], "status": refusal.status, "error": refusal.error})
     return {"commands": answers}
 
 
-def start_one(relay, data: dict) -> dict:
-    pk = wire_id(data["commandId"])
-    cancel_requested = Command.start_claimed(relay, pk, data["attempt"]) if pk is not None else None
+def start_one(relay, data: dict, cancel_requested: bool | None) -> dict:
+    """The answer for one command; ``cancel_requested`` is None if the one-statement start did not move it."""
     if cancel_requested is not None:
         return {"cancelRequested": cancel_requested}
     # Not the usual case: say why (404, stale attempt), or take a repeated `started` as the same one.

@@ -59,11 +59,16 @@ def execute(sql: str, params: Sequence[Any], using: str = "default") -> list[tup
 
 
 class RowReader:
-    """Model instances from raw rows of ``names``, converted as the ORM converts them (e.g. SQLite's UUIDs)."""
+    """Model instances from raw rows of ``names``, converted as the ORM converts them (e.g. SQLite's UUIDs).
+
+    Rows must hold the columns in ``self.names`` order: the model's field order, which ``from_db`` expects.
+    """
 
     def __init__(self, model: type[models.Model], names: Sequence[str]) -> None:
         self.model = model
-        self.fields = [model._meta.get_field(name) for name in names]
+        wanted = {model._meta.get_field(name) for name in names}
+        self.fields = [field for field in model._meta.concrete_fields if field in wanted]
+        self.names = [field.name for field in self.fields]
         self.attnames = [field.attname for field in self.fields]
         self._by_database: dict[str, list[tuple[Any, list[Converter]]]] = {}
 

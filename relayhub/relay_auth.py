@@ -25,7 +25,7 @@ READERS = (KEY_READER, RELAY_READER, STATUS_READER)
 @functools.cache
 def _key_sql(vendor: str) -> str:
     key, relay, status = (rawsql.table(model) for model in (RelayApiKey, RelayAssignment, RelayStatus))
-    selected = ", ".join(rawsql.columns(reader.model, (f.name for f in reader.fields), alias)
+    selected = ", ".join(rawsql.columns(reader.model, reader.names, alias)
                          for reader, alias in zip(READERS, ("k", "a", "s")))
     return (f"SELECT {selected} FROM {key} k "
             f"LEFT JOIN {relay} a ON a.{rawsql.column(RelayAssignment, 'api_key')} = k.id "

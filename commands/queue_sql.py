@@ -1,0 +1,119 @@
+"""The command queue's statements on the relay hot path: claim, start and finish.
+
+Hand-written once per database (``relayhub.rawsql`` says why), each one
+conditional UPDATE ... RETURNING whose row count decides who won, like every
+other move of ``Command``. ``Command.claim_next``, ``start_claimed`` and
+``finish_claimed`` call them; the rest of the state machine stays in the ORM.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, models
+
+from commands.choices import CommandStatus
+from relayhub import rawsql
+from relayhub.rawsql import RowReader
+
+# What the wire needs of a claimed command (``Command.to_wire``), and its order.
+WIRE_FIELDS = ("id", "command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
+               "created_at", "attempt", "priority")
+
+
+@functools.cache
+def _reader(model: type[models.Model]) -> RowReader:
+    return RowReader(model, WIRE_FIELDS)
+
+
+@functools.cache
+def _names(model: type[models.Model], vendor: str) -> dict[str, str]:
+    names = {field.name: rawsql.quote(field.column) for field in model._meta.concrete_fields}
+    names["table"] = rawsql.table(model)
+    names["wire"] = rawsql.columns(model, _reader(model).names)
+    names["best"] = f"{names['priority']} DESC, {names['created_at']}, {names['id']}"
+    names["deadline"] = rawsql.plus_milliseconds("%s", names["timeout_ms"])
+    return names
+
+
+def _ordered(model: type[models.Model], rows: list[tuple]) -> list[Any]:
+    commands = [_reader(model).build(row) for row in rows]
+    commands.sort(key=lambda command: (-command.priority, command.created_at, command.pk))
+    return commands
+
+
+def _value(model: type[models.Model], name: str, value: Any) -> Any:
+    """A value as the ORM passes it for the field (e.g. a UUID as hex text on SQLite)."""
+    return model._meta.get_field(name).get_db_prep_value(value, connection)
+
+
+def redeliver_held(model: type[models.Model], relay: Any, limit: int, holding: Sequence[int],
+                   now: datetime) -> list[Any]:
+    """The relay's claims it never started and does not say it holds, best first; their time starts again."""
+    n = _names(model, connection.vendor)
+    not_held = f"AND {n['id']} NOT IN ({rawsql.placeholders(len(holding))})" if holding else ""
+    sql = (f"UPDATE {n['table']} SET {n['deadline_at']} = {n['deadline']} "
+           f"WHERE {n['id']} IN (SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s "
+           f"AND {n['status']} = %s AND {n['claimed_by']} = %s {not_held} ORDER BY {n['best']} LIMIT %s) "
+           f"AND {n['status']} = %s RETURNING {n['wire']}")
+    params = [rawsql.moment(now), relay.machine_id, CommandStatus.CLAIMED, _value(model, "claimed_by", relay.pk),
+              *holding, limit, CommandStatus.CLAIMED]
+    return _ordered(model, rawsql.execute(sql, params))
+
+
+def claim_new(model: type[models.Model], relay: Any, limit: int, now: datetime) -> list[Any]:
+    """Up to ``limit`` of the best pending commands, claimed in one statement."""
+    n = _names(model, connection.vendor)
+    pick = (f"SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s AND {n['status']} = %s "
+            f"ORDER BY {n['best']} LIMIT %s")
+    if connection.features.has_select_for_update_skip_locked:
+        # Rows a concurrent claimer is taking are passed over, not waited for. Through ARRAY() the
+        # pick runs once; a plain IN (subquery) may be re-run per row and claim more than the limit.
+        pick = f"SELECT unnest(ARRAY({pick} FOR UPDATE SKIP LOCKED))"
+    sql = (f"UPDATE {n['table']} SET {n['status']} = %s, {n['claimed_by']} = %s, {n['claimed_at']} = %s, "
+           f"{n['updated_at']} = %s, {n['deadline_at']} = {n['deadline']}, {n['attempt']} = {n['attempt']} + 1 "
+           f"WHERE {n['id']} IN ({pick}) AND {n['status']} = %s RETURNING {n['wire']}")
+    at = rawsql.moment(now)
+    params = [CommandStatus.CLAIMED, _value(model, "claimed_by", relay.pk), at, at, at,
+              relay.machine_id, CommandStatus.PENDING, limit, CommandStatus.PENDING]
+    return _ordered(model, rawsql.execute(sql, params))
+
+
+def start_claimed(model: type[models.Model], relay: Any, items: Iterable[tuple[int, int]],
+                  now: datetime) -> dict[tuple[int, int], bool]:
+    """Start the relay's claimed commands at the given attempts: ``{(pk, attempt): cancel_requested}`` of those
+    it moved."""
+    n = _names(model, connection.vendor)
+    by_attempt: dict[int, list[int]] = {}
+    for pk, attempt in items:
+        by_attempt.setdefault(attempt, []).append(pk)
+    started: dict[tuple[int, int], bool] = {}
+    at = rawsql.moment(now)
+    for attempt, pks in by_attempt.items():  # one statement per attempt, and a batch shares one
+        sql = (f"UPDATE {n['table']} SET {n['status']} = %s, {n['started_at']} = %s, {n['updated_at']} = %s "
+               f"WHERE {n['id']} IN ({rawsql.placeholders(len(pks))}) AND {n['machine_id']} = %s "
+               f"AND {n['claimed_by']} = %s AND {n['attempt']} = %s AND {n['status']} = %s "
+               f"RETURNING {n['id']}, {n['cancel_requested']}")
+        params = [CommandStatus.EXECUTING, at, at, *pks, relay.machine_id, _value(model, "claimed_by", relay.pk),
+                  attempt, CommandStatus.CLAIMED]
+        started.update(((pk, attempt), bool(cancel)) for pk, cancel in rawsql.execute(sql, params))
+    return started
+
+
+def finish_claimed(model: type[models.Model], relay: Any, pk: int, attempt: int, now: datetime,
+                   changes: dict[str, Any]) -> tuple[int | None] | None:
+    """Finish an active command of the relay at ``attempt``: ``(batch_id,)`` if it moved, None if not."""
+    n = _names(model, connection.vendor)
+    changes = {**changes, "completed_at": now, "updated_at": now}
+    assignments = ", ".join(f"{n[name]} = %s" for name in changes)
+    active = sorted(CommandStatus.active())
+    sql = (f"UPDATE {n['table']} SET {assignments} WHERE {n['id']} = %s AND {n['machine_id']} = %s "
+           f"AND {n['claimed_by']} = %s AND {n['attempt']} = %s AND {n['status']} IN ({rawsql.placeholders(len(active))}) "
+           f"RETURNING {n['batch']}")
+    params = [_value(model, name, value) for name, value in changes.items()]
+    params += [pk, relay.machine_id, _value(model, "claimed_by", relay.pk), attempt, *active]
+    rows = rawsql.execute(sql, params)
+    return (rows[0][0],) if rows else None
