@@ -47,6 +47,10 @@ class Fanout:
     def broadcast(self, topic: str) -> None:
         raise NotImplementedError
 
+    def broadcast_many(self, topics: list[str]) -> None:
+        for topic in topics:
+            self.broadcast(topic)
+
     def messages(self, on_subscribed: Callable[[], None]) -> Iterator[str]:
         raise NotImplementedError
 
@@ -110,6 +114,18 @@ class RedisFanout(Fanout):
     def broadcast(self, topic: str) -> None:
         try:
             self._client.publish(CHANNEL, _encode(topic))
+        except self._redis.RedisError as exc:
+            logger.warning("could not publish a wake-up to redis: %s", type(exc).__name__)
+
+    def broadcast_many(self, topics: list[str]) -> None:
+        if len(topics) == 1:
+            self.broadcast(topics[0])
+            return
+        try:
+            with self._client.pipeline(transaction=False) as pipe:
+                for topic in topics:
+                    pipe.publish(CHANNEL, _encode(topic))
+                pipe.execute()
         except self._redis.RedisError as exc:
             logger.warning("could not publish a wake-up to redis: %s", type(exc).__name__)
 

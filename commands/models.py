@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -140,18 +140,20 @@ class Command(models.Model):
             if computed:
                 self.refresh_from_db(fields=computed)
             if self.is_terminal:
-                self._ended(self.pk, self.batch_id)
+                self._ended((self.pk, self.batch_id))
         return moved == 1
 
     @staticmethod
-    def _ended(pk: int, batch_id: int | None) -> None:
-        """Once committed, wake whoever waits on the command, and move its batch on."""
-        topic = notify.command_topic(pk)
-        transaction.on_commit(lambda: notify.publish(topic))
-        if batch_id is not None:
+    def _ended(*ended: tuple[int, int | None]) -> None:
+        """Once committed, wake whoever waits on these (pk, batch_id) commands, and move their batches on."""
+        if not ended:
+            return
+        topics = [notify.command_topic(pk) for pk, _ in ended]
+        transaction.on_commit(lambda: notify.publish_many(topics))
+        for batch_id in dict.fromkeys(batch_id for _, batch_id in ended if batch_id is not None):
             from commands.batches import advance
 
-            transaction.on_commit(lambda: advance(batch_id))
+            transaction.on_commit(lambda batch_id=batch_id: advance(batch_id))
 
     def _refuse(self, action: str) -> IllegalTransition:
         self.refresh_from_db(fields=["status", "claimed_by", "attempt"])
@@ -193,14 +195,15 @@ class Command(models.Model):
         return queue_sql.start_claimed(cls, relay, items, timezone.now())
 
     @classmethod
-    def finish_claimed(cls, relay: Any, pk: int, attempt: int, *, status: str, **result: Any) -> bool:
-        """``finish`` in one statement for the usual case; False if it did not move (``finish`` judges why)."""
-        if status not in CommandStatus.terminal():
-            raise IllegalTransition(f"{status} is not a final status")
-        moved = queue_sql.finish_claimed(cls, relay, pk, attempt, timezone.now(), {"status": status, **result})
-        if moved is not None:
-            cls._ended(pk, moved[0])
-        return moved is not None
+    def finish_claimed(cls, relay: Any, items: Sequence[tuple[int, int, dict[str, Any]]]) -> set[tuple[int, int]]:
+        """``finish`` in one statement for the usual case: of the ``(pk, attempt, result)``, the (pk, attempt)
+        it moved (``finish`` judges the rest). No pk may come twice."""
+        for _, _, result in items:
+            if result["status"] not in CommandStatus.terminal():
+                raise IllegalTransition(f"{result['status']} is not a final status")
+        moved = queue_sql.finish_claimed(cls, relay, items, timezone.now())
+        cls._ended(*((pk, batch_id) for (pk, _), batch_id in moved.items()))
+        return set(moved)
 
     def start(self, relay: Any, attempt: int) -> None:
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:

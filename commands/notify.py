@@ -39,6 +39,16 @@ class LocalNotifier:
         if self.broadcast is not None:
             self.broadcast(topic)
 
+    def publish_many(self, topics: list[str]) -> None:
+        """``publish`` for each topic, with one round trip to the broker for all of them."""
+        for topic in topics:
+            self.publish_local(topic)
+        if self.fanout is not None:
+            self.fanout.broadcast_many(topics)
+        elif self.broadcast is not None:
+            for topic in topics:
+                self.broadcast(topic)
+
     def publish_local(self, topic: str) -> None:
         with self._lock:
             self._counts[hash(topic) % len(self._counts)] += 1
@@ -125,3 +135,7 @@ def command_topic(command_id: int | str) -> str:
 
 def publish(topic: str) -> None:
     notifier.publish(topic)
+
+
+def publish_many(topics: list[str]) -> None:
+    notifier.publish_many(topics)

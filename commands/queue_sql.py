@@ -103,17 +103,37 @@ def start_claimed(model: type[models.Model], relay: Any, items: Iterable[tuple[i
     return started
 
 
-def finish_claimed(model: type[models.Model], relay: Any, pk: int, attempt: int, now: datetime,
-                   changes: dict[str, Any]) -> tuple[int | None] | None:
-    """Finish an active command of the relay at ``attempt``: ``(batch_id,)`` if it moved, None if not."""
+# The result columns ``finish_claimed`` writes, with the casts that give a column of NULLs its type on Postgres.
+RESULT_CASTS = {"exit_code": "integer", "duration_ms": "integer", "output_truncated": "boolean"}
+
+
+def finish_claimed(model: type[models.Model], relay: Any, items: Sequence[tuple[int, int, dict[str, Any]]],
+                   now: datetime) -> dict[tuple[int, int], int | None]:
+    """Finish the relay's active commands, each at its attempt with its own result, in one statement.
+
+    ``items`` are ``(pk, attempt, changes)``, every ``changes`` with the same keys and no pk twice.
+    Answers ``{(pk, attempt): batch_id}`` of those it moved.
+    """
+    if not items:
+        return {}
     n = _names(model, connection.vendor)
-    changes = {**changes, "completed_at": now, "updated_at": now}
-    assignments = ", ".join(f"{n[name]} = %s" for name in changes)
+    names = list(items[0][2])
+    given = ["pk", "attempt", *names]
+    row = f"({rawsql.placeholders(len(given))})"
+    assignments = ", ".join(
+        f"{n[name]} = " + (f"CAST(v_{name} AS {RESULT_CASTS[name]})" if name in RESULT_CASTS else f"v_{name}")
+        for name in names)
     active = sorted(CommandStatus.active())
-    sql = (f"UPDATE {n['table']} SET {assignments} WHERE {n['id']} = %s AND {n['machine_id']} = %s "
-           f"AND {n['claimed_by']} = %s AND {n['attempt']} = %s AND {n['status']} IN ({rawsql.placeholders(len(active))}) "
-           f"RETURNING {n['batch']}")
-    params = [_value(model, name, value) for name, value in changes.items()]
-    params += [pk, relay.machine_id, _value(model, "claimed_by", relay.pk), attempt, *active]
-    rows = rawsql.execute(sql, params)
-    return (rows[0][0],) if rows else None
+    # A CTE, not FROM (VALUES ...) AS v(...): SQLite cannot name the columns of VALUES. The v_ names
+    # keep RETURNING's unqualified columns unambiguous, which SQLite needs for UPDATE ... FROM.
+    sql = (f"WITH v ({', '.join('v_' + name for name in given)}) AS (VALUES {', '.join([row] * len(items))}) "
+           f"UPDATE {n['table']} SET {assignments}, {n['completed_at']} = %s, {n['updated_at']} = %s FROM v "
+           f"WHERE {n['id']} = v_pk AND {n['attempt']} = v_attempt AND {n['machine_id']} = %s "
+           f"AND {n['claimed_by']} = %s AND {n['status']} IN ({rawsql.placeholders(len(active))}) "
+           f"RETURNING {n['id']}, {n['attempt']}, {n['batch']}")
+    params = []
+    for pk, attempt, changes in items:
+        params += [pk, attempt, *(_value(model, name, changes[name]) for name in names)]
+    at = rawsql.moment(now)
+    params += [at, at, relay.machine_id, _value(model, "claimed_by", relay.pk), *active]
+    return {(pk, attempt): batch for pk, attempt, batch in rawsql.execute(sql, params)}

@@ -76,14 +76,38 @@ def _settled(command: Command, digest: str) -> Outcome:
     return Outcome(409, f"command already {command.status}; a different result is not applied")
 
 
-def submit(relay, body: dict) -> Outcome:
+def _result(body: dict) -> dict[str, Any]:
     result = _normalise(body)
-    digest = _digest(result)
-    pk = wire_id(body["commandId"])
-    if pk is not None and "attempt" in body and Command.finish_claimed(relay, pk, body["attempt"],
-                                                                       result_digest=digest, **result):
-        return Outcome(200)
-    # Not the usual case (no attempt, a resend, a stale attempt, someone else's): judge on the row.
+    return {**result, "result_digest": _digest(result)}
+
+
+def submit(relay, body: dict) -> Outcome:
+    return submit_many(relay, [body])[0]
+
+
+def submit_many(relay, bodies: list[dict]) -> list[Outcome]:
+    """Each validated result answered on its own; the usual ones are applied in one statement."""
+    results = [_result(body) for body in bodies]
+    fast: dict[int, tuple[int, int, dict[str, Any]]] = {}
+    for body, result in zip(bodies, results):
+        pk = wire_id(body["commandId"])
+        if pk is not None and "attempt" in body and pk not in fast:
+            fast[pk] = (pk, body["attempt"], result)
+    moved = Command.finish_claimed(relay, list(fast.values()))
+    outcomes = []
+    for body, result in zip(bodies, results):
+        key = (wire_id(body["commandId"]), body.get("attempt"))
+        if key in moved:
+            moved.discard(key)  # a second copy of the same result is judged against the first
+            outcomes.append(Outcome(200))
+        else:
+            outcomes.append(_judge(relay, body, result))
+    return outcomes
+
+
+def _judge(relay, body: dict, result: dict[str, Any]) -> Outcome:
+    """Not the usual case (no attempt, a resend, a stale attempt, someone else's): judge on the row."""
+    digest = result["result_digest"]
     command = find_command(relay, body["commandId"], claimed_by=relay)
     if command is None:
         return Outcome(404, "command not found")
@@ -93,7 +117,7 @@ def submit(relay, body: dict) -> Outcome:
     if attempt != command.attempt:
         return Outcome(409, f"stale attempt {attempt}; the command is on attempt {command.attempt}")
     try:
-        command.finish(relay, attempt, result_digest=digest, **result)
+        command.finish(relay, attempt, **result)
     except IllegalTransition:
         # Lost a race (the sweeper, or a concurrent resend): judge against what won.
         return _settled(command, digest)

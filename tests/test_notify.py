@@ -1,8 +1,12 @@
 """Wake-ups within a process, and what the broker listener does after an outage."""
 
 import threading
+import time
 
-from commands.fanout import Fanout
+import pytest
+from django.conf import settings
+
+from commands.fanout import CHANNEL, Fanout, RedisFanout
 from commands.notify import LocalNotifier
 
 
@@ -53,3 +57,30 @@ def test_a_publish_counts_for_its_topic_only():
     assert notifier.published("machine:a") == before
     notifier.publish_local("machine:a")
     assert notifier.published("machine:a") == before + 1
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs a Redis server (REDIS_URL; .ci/run sets it)")
+def test_several_wake_ups_go_to_redis_in_one_pipeline_and_each_arrives():
+    import redis
+
+    listener = redis.Redis.from_url(settings.REDIS_URL).pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(CHANNEL)
+    listener.get_message(timeout=1)  # the subscription is confirmed before anything is published
+    topics = ["command:1", "command:2", "machine:m1"]
+    try:
+        RedisFanout(LocalNotifier(), settings.REDIS_URL).broadcast_many(topics)
+        received, deadline = [], time.monotonic() + 5
+        while len(received) < len(topics) and time.monotonic() < deadline:
+            message = listener.get_message(timeout=0.5)
+            if message is not None:
+                received.append(message["data"].decode().partition("|")[2])
+    finally:
+        listener.close()
+    assert received == topics
+
+
+def test_publish_many_wakes_a_local_waiter_of_each_topic():
+    notifier = LocalNotifier()
+    waiting = {topic: notifier.subscribe(topic) for topic in ("command:1", "command:2")}
+    notifier.publish_many(["command:1", "command:2"])
+    assert all(event.is_set() for event in waiting.values())

@@ -319,7 +319,7 @@ def test_the_hot_routes_take_two_queries_each(relay, relay_client, make_command)
     with CaptureQueriesContext(connection) as result:
         answer = relay_client.post("/relay/commands/results", {"results": [{**item, "success": True}]}, format="json")
     assert answer.json()["results"][0]["status"] == 200
-    assert statements(result) == ["SELECT", "UPDATE"]
+    assert statements(result) == ["SELECT", "WITH"]  # the key, WITH v AS (VALUES ...) UPDATE ... RETURNING
     with CaptureQueriesContext(connection) as beat:
         assert relay_client.post("/relay/heartbeat").status_code == 200
     assert statements(beat) == ["SELECT", "SELECT"]  # the key, commands to cancel
@@ -338,3 +338,42 @@ def test_started_for_a_batch_is_one_statement(relay, relay_client, make_command)
     assert [a["status"] for a in answers] == [200] * 5
     assert statements(started) == ["SELECT", "UPDATE"]  # the key, one UPDATE ... RETURNING for all five
     assert Command.objects.filter(status="executing").count() == 5
+
+
+def test_results_for_a_batch_are_one_statement_each_answered_on_its_own(relay, relay_client, make_command):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for _ in range(4):
+        make_command()
+    claimed = next_(relay_client, max=4, waitMs=0).json()["commands"]
+    done = [{"commandId": c["_id"], "attempt": c["attempt"], "success": True, "output": f"out {i}", "exitCode": 0,
+             "durationMs": i} for i, c in enumerate(claimed[:3])]
+    failed = {"commandId": claimed[3]["_id"], "attempt": claimed[3]["attempt"], "success": False, "exitCode": None,
+              "error": "boom", "status": "timeout"}
+    with CaptureQueriesContext(connection) as applied:
+        answers = relay_client.post("/relay/commands/results", {"results": [*done, failed]},
+                                    format="json").json()["results"]
+    assert [a["status"] for a in answers] == [200] * 4
+    assert statements(applied) == ["SELECT", "WITH"]  # the key, one statement for all four
+    rows = {c.pk: c for c in Command.objects.filter(pk__in=[int(c["_id"]) for c in claimed])}
+    assert [(rows[int(d["commandId"])].status, rows[int(d["commandId"])].output, rows[int(d["commandId"])].duration_ms)
+            for d in done] == [("completed", "out 0", 0), ("completed", "out 1", 1), ("completed", "out 2", 2)]
+    timed_out = rows[int(failed["commandId"])]
+    assert (timed_out.status, timed_out.exit_code, timed_out.error) == ("timeout", None, "boom")
+
+    # Sent again with one changed and one twice: identical copies are 200, a different result 409.
+    again = [done[0], {**done[1], "output": "changed"}, done[2], done[2]]
+    answers = relay_client.post("/relay/commands/results", {"results": again}, format="json").json()["results"]
+    assert [a["status"] for a in answers] == [200, 409, 200, 200]
+    assert Command.objects.get(pk=int(done[1]["commandId"])).output == "out 1"
+
+
+def test_the_same_command_twice_in_one_batch_applies_the_first(relay, relay_client, make_command):
+    make_command()
+    [claimed] = next_(relay_client, waitMs=0).json()["commands"]
+    first = {"commandId": claimed["_id"], "attempt": claimed["attempt"], "success": True, "output": "a"}
+    answers = relay_client.post("/relay/commands/results", {"results": [first, {**first, "output": "b"}]},
+                                format="json").json()["results"]
+    assert [a["status"] for a in answers] == [200, 409]
+    assert Command.objects.get(pk=int(claimed["_id"])).output == "a"
