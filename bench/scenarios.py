@@ -16,11 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay_agent.agent import AgentSettings
+
 from bench import profiling
 from bench.measure import CpuWindow, cpu_seconds, percentile, pss_mb, rss_mb, total_cpu_busy
 from bench.report import Report, Row
 from bench.services import BIN, Proc, SSHTargets, free_port, wait_for
-from bench.stack import Agent, Hub, Stack, wait_all_ready
+from bench.stack import Agent, Stack, wait_all_ready
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class Sizes:
     latency_runs: int
     polling_runs: int
     tp_agents: int
+    tp_concurrency: int
     tp_seconds: float
+    tp_default_seconds: float
     tp_warmup: float
     idle_relays: int
     idle_window: float
@@ -37,9 +41,13 @@ class Sizes:
     profile: bool
 
 
-FULL = Sizes(latency_runs=1000, polling_runs=5, tp_agents=20, tp_seconds=30, tp_warmup=5, idle_relays=2000,
+DEFAULT_AGENT_CONCURRENCY = AgentSettings.concurrency  # the dataclass default, as `relay-agent` starts
+
+FULL = Sizes(latency_runs=1000, polling_runs=5, tp_agents=20, tp_concurrency=32, tp_seconds=30,
+             tp_default_seconds=15, tp_warmup=5, idle_relays=2000,
              idle_window=30, ssh_targets=50, footprint_window=30, profile=True)
-QUICK = Sizes(latency_runs=40, polling_runs=1, tp_agents=4, tp_seconds=4, tp_warmup=1, idle_relays=100,
+QUICK = Sizes(latency_runs=40, polling_runs=1, tp_agents=4, tp_concurrency=8, tp_seconds=4,
+              tp_default_seconds=2, tp_warmup=1, idle_relays=100,
               idle_window=4, ssh_targets=5, footprint_window=3, profile=False)
 
 
@@ -246,7 +254,24 @@ def _routes(before: dict[str, int], after: dict[str, int], per: int) -> str:
 
 # -- 2. throughput --------------------------------------------------------------------------------------
 
-def throughput(ctx: Context) -> None:
+@dataclass
+class Pass:
+    """One sustained throughput window: its figures, for the table and the notes."""
+
+    concurrency: int
+    rate: float
+    commands: int
+    requests: int
+    elapsed: float
+    machine_busy: float
+    failed: int
+    cpu: dict[str, CpuWindow]
+    routes: str
+    route_times: str
+
+
+def _throughput_pass(ctx: Context, concurrency: int, seconds: float, profile: bool) -> Pass:
+    """20 agents running `true` at ``concurrency`` each, fed by a producer that keeps 3 commands per slot queued."""
     from django.db import connection
     from django.db.models import Count
 
@@ -255,25 +280,8 @@ def throughput(ctx: Context) -> None:
     from commands.models import Command
 
     stack, sizes = ctx.stack, ctx.sizes
-    n_agents, concurrency, backlog = sizes.tp_agents, int(os.environ.get("TPC", 4)), int(os.environ.get("TPB", 12))
-
-    # Baseline: the same parallelism (agents × their default concurrency) running `true` directly, no hub.
-    def direct(seconds: float) -> float:
-        end = time.monotonic() + seconds
-        done = [0] * (n_agents * concurrency)
-
-        def worker(i: int) -> None:
-            while time.monotonic() < end:
-                subprocess.run(["true"], check=True)
-                done[i] += 1
-
-        with ThreadPoolExecutor(len(done)) as pool:
-            list(pool.map(worker, range(len(done))))
-        return sum(done) / seconds
-
-    direct_rate = direct(3 if not ctx.quick else 1)
-
-    machines = [f"bench-tp-{i:02d}" for i in range(n_agents)]
+    backlog = 3 * concurrency
+    machines = [f"bench-tp{concurrency}-{i:02d}" for i in range(sizes.tp_agents)]
     hub = None
     agents: list[Agent] = []
     stop = threading.Event()
@@ -293,8 +301,8 @@ def throughput(ctx: Context) -> None:
                         touched.append(machine)
                 if new:
                     Command.objects.bulk_create(new)
-                    for machine in touched:  # bulk_create skips save(), which is what wakes relays
-                        notify.publish(notify.machine_topic(machine))
+                    # bulk_create skips save(), which is what wakes relays
+                    notify.publish_many([notify.machine_topic(machine) for machine in touched])
                 stop.wait(0.02)
         except BaseException as exc:  # noqa: BLE001 - reported by the scenario
             producer_error.append(exc)
@@ -305,28 +313,30 @@ def throughput(ctx: Context) -> None:
         return Command.objects.filter(machine_id__in=machines, status__in=CommandStatus.terminal()).count()
 
     try:
-        hub = stack.hub("hub-throughput")
+        hub = stack.hub(f"hub-throughput-{concurrency}")
         for machine in machines:
-            agents.append(stack.agent(stack.issue(machine), hub.url, "--concurrency", str(concurrency), name="agent-tp").start())
+            agents.append(stack.agent(stack.issue(machine), hub.url, "--concurrency", str(concurrency),
+                                      name="agent-tp").start())
         wait_all_ready(agents)
         producer = threading.Thread(target=produce, name="producer", daemon=True)
         producer.start()
         time.sleep(sizes.tp_warmup)
-        pg_pid = stack.postgres.proc.pid
-        agent_pids = [a.pid for a in agents]
         done_before, counts_before, busy_before = finished(), hub.counts(), total_cpu_busy()
         timings_before = hub.timings()
-        with CpuWindow([hub.pid]) as hub_cpu, CpuWindow([pg_pid], tree=True) as pg_cpu, \
-                CpuWindow(agent_pids, tree=True) as agent_cpu, CpuWindow([stack.redis.proc.pid]) as redis_cpu, \
-                CpuWindow([os.getpid()]) as self_cpu:
+        windows = {"hub": CpuWindow([hub.pid]), "postgres": CpuWindow([stack.postgres.proc.pid], tree=True),
+                   "agents": CpuWindow([a.pid for a in agents], tree=True),
+                   "redis": CpuWindow([stack.redis.proc.pid]), "producer": CpuWindow([os.getpid()])}
+        with contextlib.ExitStack() as measuring:
+            for window in windows.values():
+                measuring.enter_context(window)
             started = time.monotonic()
-            time.sleep(sizes.tp_seconds)
+            time.sleep(seconds)
             done_after, counts_after, busy_after = finished(), hub.counts(), total_cpu_busy()
             elapsed = time.monotonic() - started
         timings_after = hub.timings()
         if producer_error:
             raise producer_error[0]
-        if sizes.profile:
+        if profile:
             profiling.record_many({"hub-throughput-gil": hub.pid, "agent-throughput": agents[0].pid}, 10, ctx,
                                   gil=("hub-throughput-gil",))
         stop.set()
@@ -340,32 +350,67 @@ def throughput(ctx: Context) -> None:
         _stop_all(hub)
 
     commands = done_after - done_before
-    rate = commands / elapsed
-    requests = sum(counts_after.values()) - sum(counts_before.values())
-    machine_busy = 100 * (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
-    sc = f"2 throughput ({n_agents} agents, 1 hub process, Postgres, {elapsed:.0f} s)"
+    return Pass(concurrency=concurrency, rate=commands / elapsed, commands=commands,
+                requests=sum(counts_after.values()) - sum(counts_before.values()), elapsed=elapsed,
+                machine_busy=100 * (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]),
+                failed=failed, cpu=windows, routes=_routes(counts_before, counts_after, commands),
+                route_times=_route_times(timings_before, timings_after))
+
+
+def throughput(ctx: Context) -> None:
+    sizes = ctx.sizes
+    n_agents = sizes.tp_agents
+
+    # Baseline: the same parallelism (agents × their concurrency) running `true` directly, no hub.
+    def direct(seconds: float, threads: int) -> float:
+        end = time.monotonic() + seconds
+        done = [0] * threads
+
+        def worker(i: int) -> None:
+            while time.monotonic() < end:
+                subprocess.run(["true"], check=True)
+                done[i] += 1
+
+        with ThreadPoolExecutor(len(done)) as pool:
+            list(pool.map(worker, range(len(done))))
+        return sum(done) / seconds
+
+    tuned = _throughput_pass(ctx, sizes.tp_concurrency, sizes.tp_seconds, sizes.profile)
+    default = _throughput_pass(ctx, DEFAULT_AGENT_CONCURRENCY, sizes.tp_default_seconds, False)
+    direct_rate = direct(3 if not ctx.quick else 1, n_agents * tuned.concurrency)
+
+    sc = f"2 throughput ({n_agents} agents, 1 hub process, Postgres, {tuned.elapsed:.0f} s)"
+    cpu = tuned.cpu
     ctx.report.add(
-        Row(sc, "commands/s", rate, "/s", f"direct subprocess `true`, {n_agents * concurrency} threads", direct_rate,
-            target="≥ 500/s", met=rate >= 500),
-        Row(sc, "hub requests per command", requests / max(1, commands), "",
+        Row(sc, f"commands/s, agents --concurrency {tuned.concurrency}", tuned.rate, "/s",
+            f"direct subprocess `true`, {n_agents * tuned.concurrency} threads", direct_rate,
+            target="≥ 500/s", met=tuned.rate >= 500),
+        Row(sc, f"commands/s, agents at their default --concurrency {default.concurrency} "
+                f"({default.elapsed:.0f} s)", default.rate, "/s",
+            f"agents --concurrency {tuned.concurrency}", tuned.rate),
+        Row(sc, "hub requests per command", tuned.requests / max(1, tuned.commands), "",
             "original protocol (list+claim+result)", 3.0),
-        Row(sc, "hub process CPU (1 core = 100%)", hub_cpu.percent, "%", "ceiling of one process", 100.0),
-        Row(sc, "machine CPU busy (all cores)", machine_busy, "%"),
-        Row(sc, "CPU of postgres (all backends) / of the agents", pg_cpu.percent, "%", "agents",
-            agent_cpu.percent, ratio_kind="none"),
+        Row(sc, "hub process CPU (1 core = 100%)", cpu["hub"].percent, "%", "ceiling of one process", 100.0),
+        Row(sc, "machine CPU busy (all cores)", tuned.machine_busy, "%"),
+        Row(sc, "CPU of postgres (all backends) / of the agents", cpu["postgres"].percent, "%", "agents",
+            cpu["agents"].percent, ratio_kind="none"),
     )
-    ctx.report.notes.append(f"throughput: requests per command by route: {_routes(counts_before, counts_after, commands)}"
-                            f"; CPU redis {redis_cpu.percent:.0f}%, bench producer {self_cpu.percent:.0f}%; "
-                            f"{failed} commands not completed")
-    per = max(1, commands)
-    ctx.report.notes.append(f"throughput: hub time per request by route, mean/max ms: "
-                            f"{_route_times(timings_before, timings_after)}")
-    ctx.report.notes.append(
-        f"throughput: CPU per command: hub {1000 * hub_cpu.seconds / per:.1f} ms, postgres "
-        f"{1000 * pg_cpu.seconds / per:.1f} ms, agents incl. their `true` children "
-        f"{1000 * agent_cpu.seconds / per:.1f} ms, redis {1000 * redis_cpu.seconds / per:.2f} ms, bench producer "
-        f"{1000 * self_cpu.seconds / per:.1f} ms (2 cores at 500/s allow 4 ms in total); direct baseline "
-        f"{1000 * 2 / direct_rate:.1f} ms of machine per `true` at full load")
+    for run in (tuned, default):
+        per = max(1, run.commands)
+        ctx.report.notes.append(
+            f"throughput, --concurrency {run.concurrency}: requests per command by route: {run.routes}; "
+            f"{run.failed} commands not completed")
+        ctx.report.notes.append(
+            f"throughput, --concurrency {run.concurrency}: hub time per request by route, mean/max ms: "
+            f"{run.route_times}")
+        ctx.report.notes.append(
+            f"throughput, --concurrency {run.concurrency}: CPU per command: hub "
+            f"{1000 * run.cpu['hub'].seconds / per:.1f} ms, postgres {1000 * run.cpu['postgres'].seconds / per:.1f} "
+            f"ms, agents incl. their `true` children {1000 * run.cpu['agents'].seconds / per:.1f} ms, redis "
+            f"{1000 * run.cpu['redis'].seconds / per:.2f} ms, bench producer "
+            f"{1000 * run.cpu['producer'].seconds / per:.1f} ms (2 cores at 500/s allow 4 ms in total)")
+    ctx.report.notes.append(f"throughput: direct baseline {1000 * 2 / direct_rate:.1f} ms of machine per `true` "
+                            f"at full load")
 
 
 # -- 3. idle relays ---------------------------------------------------------------------------------------
