@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
 
 import psutil
 import pytest
-from relay_agent.executor import LocalExecutor
+from relay_agent.executor import LocalExecutor, _wait_exit
 from relay_agent.output import StreamCapture
 
 
@@ -189,3 +190,19 @@ def test_a_command_that_closes_its_pipes_still_times_out() -> None:
 
     assert result.status == "timeout"
     assert live_processes_with(marker) == []
+
+
+def test_waiting_for_the_exit_wakes_when_the_process_exits_not_at_the_timeout() -> None:
+    proc = subprocess.Popen(["sleep", "0.2"])
+    started = time.monotonic()
+    _wait_exit(proc, 10)
+    assert time.monotonic() - started < 5 and proc.poll() == 0
+
+    running = subprocess.Popen(["sleep", "10"])
+    try:
+        started = time.monotonic()
+        _wait_exit(running, 0.1)
+        assert time.monotonic() - started < 5 and running.poll() is None
+    finally:
+        running.kill()
+        running.wait()
