@@ -1,5 +1,8 @@
 """The command queue's statements on the relay hot path: claim, start and finish.
 
+(``nosec B608``: the SQL text holds only names quoted from the model's ``_meta``
+and placeholders; every value is a parameter.)
+
 Hand-written once per database (``relayhub.rawsql`` says why), each one
 conditional UPDATE ... RETURNING whose row count decides who won, like every
 other move of ``Command``. ``Command.claim_next``, ``start_claimed`` and
@@ -45,39 +48,34 @@ def _ordered(model: type[models.Model], rows: list[tuple]) -> list[Any]:
     return commands
 
 
-def _value(model: type[models.Model], name: str, value: Any) -> Any:
-    """A value as the ORM passes it for the field (e.g. a UUID as hex text on SQLite)."""
-    return model._meta.get_field(name).get_db_prep_value(value, connection)
-
-
 def redeliver_held(model: type[models.Model], relay: Any, limit: int, holding: Sequence[int],
                    now: datetime) -> list[Any]:
     """The relay's claims it never started and does not say it holds, best first; their time starts again."""
     n = _names(model, connection.vendor)
     not_held = f"AND {n['id']} NOT IN ({rawsql.placeholders(len(holding))})" if holding else ""
-    sql = (f"UPDATE {n['table']} SET {n['deadline_at']} = {n['deadline']} "
+    sql = (f"UPDATE {n['table']} SET {n['deadline_at']} = {n['deadline']} "  # nosec B608
            f"WHERE {n['id']} IN (SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s "
            f"AND {n['status']} = %s AND {n['claimed_by']} = %s {not_held} ORDER BY {n['best']} LIMIT %s) "
            f"AND {n['status']} = %s RETURNING {n['wire']}")
-    params = [rawsql.moment(now), relay.machine_id, CommandStatus.CLAIMED, _value(model, "claimed_by", relay.pk),
-              *holding, limit, CommandStatus.CLAIMED]
+    params = [rawsql.param(model, "updated_at", now), relay.machine_id, CommandStatus.CLAIMED,
+              rawsql.param(model, "claimed_by", relay.pk), *holding, limit, CommandStatus.CLAIMED]
     return _ordered(model, rawsql.execute(sql, params))
 
 
 def claim_new(model: type[models.Model], relay: Any, limit: int, now: datetime) -> list[Any]:
     """Up to ``limit`` of the best pending commands, claimed in one statement."""
     n = _names(model, connection.vendor)
-    pick = (f"SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s AND {n['status']} = %s "
+    pick = (f"SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s AND {n['status']} = %s "  # nosec B608
             f"ORDER BY {n['best']} LIMIT %s")
     if connection.features.has_select_for_update_skip_locked:
         # Rows a concurrent claimer is taking are passed over, not waited for. Through ARRAY() the
         # pick runs once; a plain IN (subquery) may be re-run per row and claim more than the limit.
         pick = f"SELECT unnest(ARRAY({pick} FOR UPDATE SKIP LOCKED))"
-    sql = (f"UPDATE {n['table']} SET {n['status']} = %s, {n['claimed_by']} = %s, {n['claimed_at']} = %s, "
+    sql = (f"UPDATE {n['table']} SET {n['status']} = %s, {n['claimed_by']} = %s, {n['claimed_at']} = %s, "  # nosec B608
            f"{n['updated_at']} = %s, {n['deadline_at']} = {n['deadline']}, {n['attempt']} = {n['attempt']} + 1 "
            f"WHERE {n['id']} IN ({pick}) AND {n['status']} = %s RETURNING {n['wire']}")
-    at = rawsql.moment(now)
-    params = [CommandStatus.CLAIMED, _value(model, "claimed_by", relay.pk), at, at, at,
+    at = rawsql.param(model, "updated_at", now)
+    params = [CommandStatus.CLAIMED, rawsql.param(model, "claimed_by", relay.pk), at, at, at,
               relay.machine_id, CommandStatus.PENDING, limit, CommandStatus.PENDING]
     return _ordered(model, rawsql.execute(sql, params))
 
@@ -91,14 +89,14 @@ def start_claimed(model: type[models.Model], relay: Any, items: Iterable[tuple[i
     for pk, attempt in items:
         by_attempt.setdefault(attempt, []).append(pk)
     started: dict[tuple[int, int], bool] = {}
-    at = rawsql.moment(now)
+    at, claimant = rawsql.param(model, "updated_at", now), rawsql.param(model, "claimed_by", relay.pk)
     for attempt, pks in by_attempt.items():  # one statement per attempt, and a batch shares one
-        sql = (f"UPDATE {n['table']} SET {n['status']} = %s, {n['started_at']} = %s, {n['updated_at']} = %s "
+        sql = (f"UPDATE {n['table']} SET {n['status']} = %s, "  # nosec B608
+               f"{n['started_at']} = %s, {n['updated_at']} = %s "
                f"WHERE {n['id']} IN ({rawsql.placeholders(len(pks))}) AND {n['machine_id']} = %s "
                f"AND {n['claimed_by']} = %s AND {n['attempt']} = %s AND {n['status']} = %s "
                f"RETURNING {n['id']}, {n['cancel_requested']}")
-        params = [CommandStatus.EXECUTING, at, at, *pks, relay.machine_id, _value(model, "claimed_by", relay.pk),
-                  attempt, CommandStatus.CLAIMED]
+        params = [CommandStatus.EXECUTING, at, at, *pks, relay.machine_id, claimant, attempt, CommandStatus.CLAIMED]
         started.update(((pk, attempt), bool(cancel)) for pk, cancel in rawsql.execute(sql, params))
     return started
 
@@ -126,14 +124,15 @@ def finish_claimed(model: type[models.Model], relay: Any, items: Sequence[tuple[
     active = sorted(CommandStatus.active())
     # A CTE, not FROM (VALUES ...) AS v(...): SQLite cannot name the columns of VALUES. The v_ names
     # keep RETURNING's unqualified columns unambiguous, which SQLite needs for UPDATE ... FROM.
-    sql = (f"WITH v ({', '.join('v_' + name for name in given)}) AS (VALUES {', '.join([row] * len(items))}) "
+    values = ", ".join([row] * len(items))
+    sql = (f"WITH v ({', '.join('v_' + name for name in given)}) AS (VALUES {values}) "  # nosec B608
            f"UPDATE {n['table']} SET {assignments}, {n['completed_at']} = %s, {n['updated_at']} = %s FROM v "
            f"WHERE {n['id']} = v_pk AND {n['attempt']} = v_attempt AND {n['machine_id']} = %s "
            f"AND {n['claimed_by']} = %s AND {n['status']} IN ({rawsql.placeholders(len(active))}) "
            f"RETURNING {n['id']}, {n['attempt']}, {n['batch']}")
     params = []
     for pk, attempt, changes in items:
-        params += [pk, attempt, *(_value(model, name, changes[name]) for name in names)]
-    at = rawsql.moment(now)
-    params += [at, at, relay.machine_id, _value(model, "claimed_by", relay.pk), *active]
+        params += [pk, attempt, *(rawsql.param(model, name, changes[name]) for name in names)]
+    at = rawsql.param(model, "updated_at", now)
+    params += [at, at, relay.machine_id, rawsql.param(model, "claimed_by", relay.pk), *active]
     return {(pk, attempt): batch for pk, attempt, batch in rawsql.execute(sql, params)}

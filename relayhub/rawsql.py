@@ -10,7 +10,6 @@ and turn rows back into model instances with the ORM's own converters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from django.db import connections, models
@@ -39,9 +38,9 @@ def placeholders(count: int) -> str:
     return ", ".join(["%s"] * count)
 
 
-def moment(value: datetime, using: str = "default") -> Any:
-    """A datetime as a statement parameter, as the ORM would pass it (naive UTC text on SQLite)."""
-    return connections[using].ops.adapt_datetimefield_value(value)
+def param(model: type[models.Model], name: str, value: Any, using: str = "default") -> Any:
+    """A value for a field as the ORM passes it (a UUID as hex text and a datetime as naive UTC text on SQLite)."""
+    return model._meta.get_field(name).get_db_prep_value(value, connections[using])
 
 
 def plus_milliseconds(moment_sql: str, milliseconds_sql: str, using: str = "default") -> str:

@@ -27,7 +27,7 @@ def _key_sql(vendor: str) -> str:
     key, relay, status = (rawsql.table(model) for model in (RelayApiKey, RelayAssignment, RelayStatus))
     selected = ", ".join(rawsql.columns(reader.model, reader.names, alias)
                          for reader, alias in zip(READERS, ("k", "a", "s")))
-    return (f"SELECT {selected} FROM {key} k "
+    return (f"SELECT {selected} FROM {key} k "  # nosec B608
             f"LEFT JOIN {relay} a ON a.{rawsql.column(RelayAssignment, 'api_key')} = k.id "
             f"LEFT JOIN {status} s ON s.{rawsql.column(RelayStatus, 'relay')} = a.id "
             f"WHERE k.{rawsql.column(RelayApiKey, 'lookup')} = %s")
