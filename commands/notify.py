@@ -43,9 +43,11 @@ class LocalNotifier:
         """``publish`` for each topic, with one round trip to the broker for all of them."""
         for topic in topics:
             self.publish_local(topic)
+        if self.broadcast is None:
+            return
         if self.fanout is not None:
             self.fanout.broadcast_many(topics)
-        elif self.broadcast is not None:
+        else:
             for topic in topics:
                 self.broadcast(topic)
 
