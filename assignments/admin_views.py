@@ -3,13 +3,19 @@
 A new key and transport secret go out in the body of the POST response that
 made them and nowhere else: no redirect, message, session, log line or log
 entry ever carries them, and ``admin_view`` marks the response ``no-store``.
+
+Each form that issues a key carries a one-time token, so that reloading the
+page that showed the key (the browser sends the POST again) does not issue
+another key or add another relay; it leads back with a message instead.
 """
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -29,6 +35,27 @@ KEY_ACTIONS = {
     "issue-key": ("Issue a new key", "The current key is revoked at once; the relay needs the new key and "
                                      "transport secret to connect again."),
 }
+
+
+FORM_TOKENS = "relayhub_key_form_tokens"  # session: tokens of key forms shown and not yet submitted
+KEPT_TOKENS = 20
+
+
+def form_token(request: HttpRequest) -> str:
+    token = secrets.token_urlsafe(16)
+    request.session[FORM_TOKENS] = [*request.session.get(FORM_TOKENS, [])[-(KEPT_TOKENS - 1):], token]
+    return token
+
+
+def take_form_token(request: HttpRequest) -> bool:
+    """True once per token a form was shown with; False for a resent or forged form."""
+    tokens = request.session.get(FORM_TOKENS, [])
+    token = request.POST.get("once")
+    if token not in tokens:
+        return False
+    tokens.remove(token)
+    request.session[FORM_TOKENS] = tokens
+    return True
 
 
 def relay_state(relay: RelayAssignment) -> str:
@@ -87,11 +114,16 @@ def key_action(model_admin, request: HttpRequest, object_id: str, action: str) -
     if request.method != "POST":
         return TemplateResponse(request, "admin/assignments/relayassignment/confirm_key_action.html", {
             **context(model_admin, request, relay, title), "warning": warning, "action": action,
+            "once": form_token(request),
         })
     if action == "revoke-key":
         relay.revoke_key()
         model_admin.log_change(request, relay, "Revoked the API key")
         model_admin.message_user(request, f"The key of {relay} is revoked.")
+        return redirect(reverse("admin:assignments_relayassignment_change", args=[relay.pk]))
+    if not take_form_token(request):
+        model_admin.message_user(request, "That form was sent already; its key was shown once and is not shown "
+                                          "again. Issue a new key if it was lost.", messages.WARNING)
         return redirect(reverse("admin:assignments_relayassignment_change", args=[relay.pk]))
     issued = relay.reissue_key()
     model_admin.log_change(request, relay, "Issued a new API key")
@@ -101,12 +133,17 @@ def key_action(model_admin, request: HttpRequest, object_id: str, action: str) -
 def issue_relay(model_admin, request: HttpRequest) -> HttpResponse:
     form = IssueRelayForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if not take_form_token(request):
+            model_admin.message_user(request, "That form was sent already; the relay it added is in the list, and "
+                                              "its key is not shown again. Issue a new key from its page if it "
+                                              "was lost.", messages.WARNING)
+            return redirect(reverse("admin:assignments_relayassignment_changelist"))
         issued = RelayAssignment.issue(machine_id=form.cleaned_data["machine_id"], name=form.cleaned_data["name"],
                                        created_by=request.user)
         model_admin.log_addition(request, issued.relay, [{"added": {}}])
         return show_key(model_admin, request, issued, "Relay added")
     return TemplateResponse(request, "admin/assignments/relayassignment/issue.html", {
-        **context(model_admin, request, None, "Add relay"), "form": form,
+        **context(model_admin, request, None, "Add relay"), "form": form, "once": form_token(request),
     })
 
 

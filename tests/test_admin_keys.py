@@ -19,6 +19,12 @@ def shown_key(page: str) -> tuple[str, str]:
     return api_key, secret
 
 
+def form_once(client: Client, url: str) -> str:
+    """The one-time token of the key form at ``url``, as a browser would get it."""
+    page = client.get(url).content.decode()
+    return page.split('name="once" value="')[1].split('"')[0]
+
+
 def everything_rendered_about(client: Client, relay: RelayAssignment) -> str:
     pages = [f"/admin/assignments/relayassignment/{relay.pk}/change/", "/admin/assignments/relayassignment/",
              f"/admin/assignments/relayassignment/{relay.pk}/history/", "/admin/", "/admin/assignments/relayapikey/"]
@@ -29,7 +35,8 @@ def everything_rendered_about(client: Client, relay: RelayAssignment) -> str:
 
 
 def test_adding_a_relay_shows_its_key_once(admin_client_):
-    response = admin_client_.post("/admin/assignments/relayassignment/add/", {"machine_id": "web-01", "name": "dc1"})
+    add = "/admin/assignments/relayassignment/add/"
+    response = admin_client_.post(add, {"machine_id": "web-01", "name": "dc1", "once": form_once(admin_client_, add)})
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -51,7 +58,7 @@ def test_issuing_a_new_key_revokes_the_old_one_and_shows_the_new_one_once(admin_
 
     confirm = admin_client_.get(url)
     assert confirm.status_code == 200 and b"rh-api-key" not in confirm.content
-    response = admin_client_.post(url)
+    response = admin_client_.post(url, {"once": form_once(admin_client_, url)})
 
     api_key, secret = shown_key(response.content.decode())
     assert api_key != issued.api_key
@@ -61,6 +68,38 @@ def test_issuing_a_new_key_revokes_the_old_one_and_shows_the_new_one_once(admin_
     assert entry.change_message == "Issued a new API key"
     later = everything_rendered_about(admin_client_, relay)
     assert api_key not in later and secret not in later
+
+
+def test_reloading_the_shown_key_issues_no_other_key(admin_client_, issued):
+    url = f"/admin/assignments/relayassignment/{issued.relay.pk}/issue-key/"
+    form = {"once": form_once(admin_client_, url)}
+    api_key, _ = shown_key(admin_client_.post(url, form).content.decode())
+
+    resent = admin_client_.post(url, form, follow=True)  # what a reload of the key page sends
+
+    page = resent.content.decode()
+    assert "sent already" in page and "rh-api-key" not in page and api_key not in page
+    assert resent.redirect_chain[-1][0] == f"/admin/assignments/relayassignment/{issued.relay.pk}/change/"
+    assert client_for(type("Issued", (), {"api_key": api_key})).post("/relay/heartbeat").status_code == 200
+    assert LogEntry.objects.filter(change_message="Issued a new API key").count() == 1
+
+
+def test_reloading_the_added_relay_adds_no_other_relay(admin_client_):
+    add = "/admin/assignments/relayassignment/add/"
+    form = {"machine_id": "web-01", "name": "dc1", "once": form_once(admin_client_, add)}
+    assert b"rh-api-key" in admin_client_.post(add, form).content
+
+    resent = admin_client_.post(add, form, follow=True)
+
+    assert "sent already" in resent.content.decode() and b"rh-api-key" not in resent.content
+    assert RelayAssignment.objects.filter(machine_id="web-01").count() == 1
+
+
+def test_a_key_form_without_its_token_issues_nothing(admin_client_, issued):
+    url = f"/admin/assignments/relayassignment/{issued.relay.pk}/issue-key/"
+    for forged in ({}, {"once": "made-up"}):
+        assert b"rh-api-key" not in admin_client_.post(url, forged, follow=True).content
+    assert client_for(issued).post("/relay/heartbeat").status_code == 200
 
 
 def test_revoking_a_key_refuses_the_relay(admin_client_, issued):
