@@ -151,6 +151,11 @@ class PostgresFanout(Fanout):
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, _encode(topic)])
 
+    def broadcast_many(self, topics: list[str]) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, payload) FROM unnest(%s::text[]) AS payload",
+                           [CHANNEL, [_encode(topic) for topic in topics]])
+
     def messages(self, on_subscribed: Callable[[], None]) -> Iterator[str]:
         import psycopg
 

@@ -6,7 +6,7 @@ import time
 import pytest
 from django.conf import settings
 
-from commands.fanout import CHANNEL, Fanout, RedisFanout
+from commands.fanout import CHANNEL, Fanout, PostgresFanout, RedisFanout
 from commands.notify import LocalNotifier
 
 
@@ -84,3 +84,19 @@ def test_publish_many_wakes_a_local_waiter_of_each_topic():
     waiting = {topic: notifier.subscribe(topic) for topic in ("command:1", "command:2")}
     notifier.publish_many(["command:1", "command:2"])
     assert all(event.is_set() for event in waiting.values())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_several_wake_ups_go_to_postgres_in_one_statement_and_each_arrives():
+    import psycopg
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("LISTEN/NOTIFY needs PostgreSQL")
+    params = {k: v for k, v in connection.get_connection_params().items() if k not in ("cursor_factory", "context")}
+    topics = ["command:1", "command:2", "machine:m1"]
+    with psycopg.connect(**params, autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        PostgresFanout(LocalNotifier()).broadcast_many(topics)
+        received = [notice.payload.partition("|")[2] for notice in listener.notifies(timeout=5, stop_after=3)]
+    assert received == topics
