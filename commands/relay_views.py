@@ -16,7 +16,7 @@ from commands.choices import Stream
 from commands.longpoll import MAX_BATCH
 from commands.models import Command, IllegalTransition
 from relayhub.errors import flatten
-from relayhub.fields import StrictCharField, StrictIntegerField, wire_id
+from relayhub.fields import INT32_MAX, INT64_MAX, StrictCharField, StrictIntegerField, wire_id
 from relayhub.relay_api import RelayAPIView, ok
 from relayhub.relay_async import Refusal, relay_route
 from relayhub.relay_schema import RelayError, WireCommand, relay_schema, success
@@ -53,7 +53,7 @@ class ClaimView(RelayAPIView):
 
 class StartedBody(serializers.Serializer):
     commandId = StrictCharField()
-    attempt = StrictIntegerField(min_value=1)
+    attempt = StrictIntegerField(min_value=1, max_value=INT32_MAX)
 
 
 class StartedManyBody(serializers.Serializer):
@@ -178,7 +178,7 @@ class ResultsDoc(RelayAPIView):
 
 class ChunkBody(serializers.Serializer):
     stream = serializers.ChoiceField(Stream.choices)
-    offset = StrictIntegerField(min_value=0)
+    offset = StrictIntegerField(min_value=0, max_value=INT64_MAX)
     data = StrictCharField(allow_blank=True, trim_whitespace=False)
 
 

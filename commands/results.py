@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from commands.choices import CommandStatus
 from commands.models import Command, IllegalTransition
-from relayhub.fields import StrictBooleanField, StrictCharField, StrictIntegerField, wire_id
+from relayhub.fields import INT32_MAX, INT32_MIN, StrictBooleanField, StrictCharField, StrictIntegerField, wire_id
 
 
 class ResultBody(serializers.Serializer):
@@ -20,10 +20,10 @@ class ResultBody(serializers.Serializer):
     success = StrictBooleanField()
     output = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, allow_null=True)
     stderr = StrictCharField(required=False, allow_blank=True, trim_whitespace=False, allow_null=True)
-    exitCode = StrictIntegerField(required=False, allow_null=True)
+    exitCode = StrictIntegerField(required=False, allow_null=True, min_value=INT32_MIN, max_value=INT32_MAX)
     error = StrictCharField(required=False, allow_blank=True, allow_null=True)
-    durationMs = StrictIntegerField(required=False, allow_null=True, min_value=0)
-    attempt = StrictIntegerField(required=False, min_value=1)
+    durationMs = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=INT32_MAX)
+    attempt = StrictIntegerField(required=False, min_value=1, max_value=INT32_MAX)
     status = serializers.ChoiceField([CommandStatus.TIMEOUT, CommandStatus.CANCELLED], required=False)
     outputTruncated = StrictBooleanField(required=False)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rest_framework import serializers
@@ -11,6 +11,8 @@ from credentials.models import CredentialInventoryItem, CredentialType, StorageM
 from relayhub.fields import StrictCharField, StrictIntegerField
 
 FIELDS = {"credentialName", "credentialType", "targetHost", "storageMode", "lastUpdatedAt"}
+# The last millisecond a datetime holds.
+LAST_MS = (datetime.max.replace(tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
 
 
 class InventoryItemSerializer(serializers.Serializer):
@@ -18,7 +20,7 @@ class InventoryItemSerializer(serializers.Serializer):
     credentialType = serializers.ChoiceField(CredentialType.choices)
     targetHost = StrictCharField(required=False, allow_blank=True, max_length=255)
     storageMode = serializers.ChoiceField(StorageMode.choices)
-    lastUpdatedAt = StrictIntegerField(required=False, allow_null=True, min_value=0)
+    lastUpdatedAt = StrictIntegerField(required=False, allow_null=True, min_value=0, max_value=LAST_MS)
 
     def to_internal_value(self, data: Any) -> dict:
         # A report may never carry a value, password or key: only the five fields.

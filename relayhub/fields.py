@@ -30,6 +30,12 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
+# The ranges of the columns wire integers are stored in (Postgres integer and bigint): a value beyond
+# them is refused as bad input rather than failing in the database.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
 class StrictIntegerField(serializers.IntegerField):
     def to_internal_value(self, data: Any) -> int:
         if isinstance(data, bool) or not isinstance(data, int):

@@ -72,6 +72,7 @@ def test_oversized_body_is_413(settings, relay_client):
 @pytest.mark.parametrize("field,value", [
     ("success", "true"), ("success", 1), ("exitCode", "0"), ("exitCode", 1.5), ("durationMs", -1),
     ("output", 5), ("status", "completed"), ("attempt", 0), ("commandId", 1),
+    ("exitCode", 2**31), ("exitCode", -(2**31) - 1), ("durationMs", 2**31), ("attempt", 10**30),
 ])
 def test_result_fields_are_type_checked(relay, relay_client, make_command, field, value):
     command = make_command()
@@ -81,3 +82,50 @@ def test_result_fields_are_type_checked(relay, relay_client, make_command, field
     assert response.status_code == 400
     assert field in response.json()["error"]
     assert Command.objects.get(pk=command.pk).status == "claimed"
+
+
+@pytest.mark.parametrize("body", [
+    {"attempt": 2**31}, {"commands": [{"attempt": 10**30}]},
+])
+def test_an_attempt_beyond_its_column_is_400(relay, relay_client, make_command, body):
+    command = make_command()
+    command.claim(relay)
+    if "commands" in body:
+        body = {"commands": [{"commandId": str(command.pk), **item} for item in body["commands"]]}
+    else:
+        body = {"commandId": str(command.pk), **body}
+    response = relay_client.post("/relay/commands/started", body, format="json")
+    assert response.status_code == 400 and "attempt" in response.json()["error"]
+    assert Command.objects.get(pk=command.pk).status == "claimed"
+
+
+def test_results_beyond_their_columns_are_refused_each(relay, relay_client, make_command):
+    command = make_command()
+    command.claim(relay)
+    item = {"commandId": str(command.pk), "attempt": command.attempt, "success": True}
+    response = relay_client.post("/relay/commands/results", {"results": [{**item, "exitCode": 10**30}]},
+                                 format="json")
+    [answer] = response.json()["results"]
+    assert response.status_code == 200 and answer["status"] == 400 and "exitCode" in answer["error"]
+    assert Command.objects.get(pk=command.pk).status == "claimed"
+
+
+def test_an_output_offset_beyond_bigint_is_400(relay, relay_client, make_command):
+    command = make_command()
+    command.claim(relay)
+    body = {"commandId": str(command.pk), "attempt": command.attempt,
+            "chunks": [{"stream": "stdout", "offset": 2**63, "data": "x"}]}
+    response = relay_client.post("/relay/commands/output", body, format="json")
+    assert response.status_code == 400 and "offset" in response.json()["error"]
+
+
+def test_an_inventory_time_beyond_any_date_is_400(relay_client):
+    from credentials.inventory import LAST_MS
+
+    item = {"credentialName": "db", "credentialType": "password", "storageMode": "relay_only"}
+    for last, status in ((LAST_MS, 200), (LAST_MS + 1, 400), (10**20, 400)):
+        body = {"capabilities": [], "credentials": [{**item, "lastUpdatedAt": last}]}
+        response = relay_client.post("/relay/status", body, format="json")
+        assert response.status_code == status, response.content
+        assert status == 200 or response.json()["error"] == (
+            f"credentials.0.lastUpdatedAt: Ensure this value is less than or equal to {LAST_MS}.")
