@@ -138,9 +138,4 @@ def batch_panel(batch: CommandBatch) -> dict[str, Any]:
 
 def visible_batches(user) -> QuerySet[CommandBatch]:
     """A batch is visible when all of its machines are (as in the REST API)."""
-    rows = CommandBatch.objects.all()
-    if user.has_perm(access.VIEW):
-        return rows
-    visible = set(access.machine_ids_for(user).values_list("machine_id", flat=True))
-    return rows.filter(pk__in=[pk for pk, machines in rows.values_list("pk", "machine_ids")
-                               if set(machines) <= visible])
+    return batches.visible_to(user, CommandBatch.objects.all())

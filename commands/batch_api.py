@@ -7,7 +7,6 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from assignments import access
 from commands import batches
 from commands.api import require_run_permission, validate_target
 from commands.choices import TargetType
@@ -73,14 +72,9 @@ class BatchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Li
 
     def get_queryset(self):
         batches_ = CommandBatch.objects.select_related("created_by").order_by("-created_at")
-        user = self.request.user
-        if getattr(self, "swagger_fake_view", False) or user.has_perm(access.VIEW):
+        if getattr(self, "swagger_fake_view", False):
             return batches_
-        # Otherwise a batch is visible only when every one of its machines is.
-        visible = set(access.machine_ids_for(user).values_list("machine_id", flat=True))
-        ids = [pk for pk, machine_ids in CommandBatch.objects.values_list("pk", "machine_ids")
-               if set(machine_ids) <= visible]
-        return batches_.filter(pk__in=ids)
+        return batches.visible_to(self.request.user, batches_)
 
     def get_serializer_class(self):
         return BatchCreateSerializer if self.action == "create" else BatchSerializer

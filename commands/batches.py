@@ -5,14 +5,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import QuerySet
 
+from assignments import access
 from commands.choices import CommandStatus
 from commands.models import Command, CommandBatch
 
 WAITING = "waiting"
 TEMPLATE_FIELDS = ("command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
                    "priority")
+
+
+def visible_to(user: Any, rows: QuerySet[CommandBatch]) -> QuerySet[CommandBatch]:
+    """The batches all of whose machines the user may see; model-wide viewers see them all."""
+    if user.has_perm(access.VIEW):
+        return rows
+    visible = list(access.machine_ids_for(user).values_list("machine_id", flat=True))
+    if connection.features.supports_json_field_contains:  # Postgres: jsonb <@, in the database
+        return rows.filter(machine_ids__contained_by=visible)
+    # SQLite has no JSON containment: decided here, over the batches' machine lists.
+    allowed = set(visible)
+    return rows.filter(pk__in=[pk for pk, machine_ids in rows.values_list("pk", "machine_ids")
+                               if set(machine_ids) <= allowed])
 
 
 def is_error(command: Command) -> bool:

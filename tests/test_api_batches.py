@@ -3,6 +3,7 @@
 import pytest
 
 from assignments.models import RelayAssignment
+from commands import batches
 from commands.models import Command
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -94,3 +95,17 @@ def test_results_over_the_wire_move_the_batch_on(admin_api, relays):
         answer = client.post("/relay/commands/results", {"results": [item]}, format="json").json()
         assert answer["results"][0]["status"] == 200
     assert admin_api.get(f"/api/v1/batches/{batch_id}/").json()["status"] == "completed"
+
+
+def test_an_operator_lists_only_batches_all_of_whose_machines_they_see(make_operator, relays):
+    from tests.conftest import api_client_for
+
+    mine = batches.create(machine_ids=["host-00", "host-01"], command="id")
+    repeated = batches.create(machine_ids=["host-01", "host-01"], command="id")
+    mixed = batches.create(machine_ids=["host-00", "host-02"], command="id")
+    operator = api_client_for(make_operator(view=[relays["host-00"], relays["host-01"]]))
+
+    listed = operator.get("/api/v1/batches/").json()
+    ids = {batch["id"] for batch in (listed["results"] if isinstance(listed, dict) else listed)}
+    assert ids == {mine.pk, repeated.pk}
+    assert operator.get(f"/api/v1/batches/{mixed.pk}/").status_code == 404
