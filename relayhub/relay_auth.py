@@ -33,22 +33,24 @@ def _key_sql(vendor: str) -> str:
             f"WHERE k.{rawsql.column(RelayApiKey, 'lookup')} = %s")
 
 
-def _load_key(lookup: str) -> RelayApiKey | None:
-    """The key with its relay and the relay's status, in one statement (``rawsql`` says why not the ORM)."""
+def _load_key(lookup: str) -> tuple[RelayApiKey | None, RelayAssignment | None]:
+    """The key and its relay (with the relay's status when it has one), in one statement.
+
+    ``rawsql`` says why not the ORM. A relay without a status row yet loads it on first use.
+    """
     rows = rawsql.execute(_key_sql(connection.vendor), [lookup])
     if not rows:
-        return None
+        return None, None
     row, cut = rows[0], len(KEY_READER.fields)
     api_key = KEY_READER.build(row[:cut])
     relay_row, status_row = row[cut:cut + len(RELAY_READER.fields)], row[cut + len(RELAY_READER.fields):]
     if relay_row[0] is None:
-        api_key.assignment = None
-        return api_key
+        return api_key, None
     relay = RELAY_READER.build(relay_row)
     relay.api_key = api_key
-    relay.status = STATUS_READER.build(status_row) if status_row[0] is not None else None
-    api_key.assignment = relay
-    return api_key
+    if status_row[0] is not None:
+        relay.status = STATUS_READER.build(status_row)
+    return api_key, relay
 
 
 class RelayPrincipal:
@@ -77,17 +79,15 @@ def resolve_key(raw: object) -> RelayAssignment:
         parsed = keys.parse(raw)
     except keys.MalformedKey as exc:
         raise exceptions.AuthenticationFailed(str(exc)) from None
-    api_key = _load_key(parsed.lookup)
+    api_key, relay = _load_key(parsed.lookup)
     if api_key is None or not keys.secret_matches(parsed.secret, api_key.secret_hash):
         raise exceptions.AuthenticationFailed("invalid API key")
     if api_key.is_revoked:
         raise exceptions.AuthenticationFailed("API key revoked")
-    relay = getattr(api_key, "assignment", None)
     if relay is None:
         raise exceptions.PermissionDenied("API key is not assigned to a relay")
     if not relay.enabled:
         raise exceptions.PermissionDenied("relay is disabled")
-    relay.api_key = api_key
     return relay
 
 

@@ -102,3 +102,11 @@ def test_any_authenticated_request_is_a_sign_of_life(relay, relay_client):
     relay.status.refresh_from_db()
     assert relay.status.is_online
     assert relay.events.get().kind == "connected"
+
+
+def test_a_relay_without_a_status_row_gets_one_on_its_next_request(relay, relay_client):
+    from assignments.models import RelayStatus
+
+    RelayStatus.objects.filter(relay=relay).delete()
+    assert relay_client.post("/relay/heartbeat").status_code == 200
+    assert RelayStatus.objects.get(relay=relay).last_heartbeat_at is not None
