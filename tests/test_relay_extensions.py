@@ -76,8 +76,6 @@ def test_a_command_queued_just_after_the_first_look_is_not_missed(settings, issu
 
 
 def test_a_quiet_long_poll_looks_only_once_more_after_subscribing(settings, issue_relay, monkeypatch):
-    from commands import longpoll
-
     settings.RELAYHUB = {**settings.RELAYHUB, "LONGPOLL_DB_POLL_MS": 60_000}
     looks = []
     claim_next = Command.claim_next
