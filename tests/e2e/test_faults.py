@@ -25,12 +25,13 @@ AGENTS = 20
 COMMANDS = 1000
 
 
-def queue(machine_id: str, ran_dir: Path, count: int, timeout_ms: int = 10_000) -> dict[int, str]:
+def queue(machine_id: str, ran_dir: Path, count: int, timeout_ms: int = 10_000, then: str = "") -> dict[int, str]:
+    """Commands that each mark a file when they run, then echo their token (or run ``then``)."""
     tokens = {}
     for _ in range(count):
         token = uuid.uuid4().hex
-        command = Command.objects.create(machine_id=machine_id, command=f"echo ran >> {ran_dir / token}; echo {token}",
-                                         timeout_ms=timeout_ms)
+        command = Command.objects.create(machine_id=machine_id, timeout_ms=timeout_ms,
+                                         command=f"echo ran >> {ran_dir / token}; {then or f'echo {token}'}")
         tokens[command.pk] = token
     return tokens
 
@@ -79,8 +80,8 @@ def test_an_agent_killed_mid_command_leaves_it_timed_out_and_not_rerun(settings,
     ran_dir = tmp_path / "ran"
     ran_dir.mkdir()
     agent = start_agent(e2e_relay, hub)
-    [(command_id, token)] = queue("e2e-machine", ran_dir, 1, timeout_ms=3000).items()
-    Command.objects.filter(pk=command_id).update(command=f"echo ran >> {ran_dir / token}; sleep 10")
+    # Queued as it is to run: a waiting agent claims a new command within milliseconds.
+    [(command_id, token)] = queue("e2e-machine", ran_dir, 1, timeout_ms=3000, then="sleep 10").items()
     # Executing is recorded before the agent spawns anything: wait for the command's own mark.
     wait_for(lambda: (ran_dir / token).exists(), 20, "the command to run")
     os.killpg(agent.proc.pid, signal.SIGKILL)
