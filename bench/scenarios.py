@@ -380,7 +380,6 @@ def throughput(ctx: Context) -> None:
     direct_rate = direct(3 if not ctx.quick else 1, n_agents * tuned.concurrency)
 
     sc = f"2 throughput ({n_agents} agents, 1 hub process, Postgres, {tuned.elapsed:.0f} s)"
-    cpu = tuned.cpu
     ctx.report.add(
         Row(sc, f"commands/s, agents --concurrency {tuned.concurrency}", tuned.rate, "/s",
             f"direct subprocess `true`, {n_agents * tuned.concurrency} threads", direct_rate,
@@ -390,10 +389,10 @@ def throughput(ctx: Context) -> None:
             f"agents --concurrency {tuned.concurrency}", tuned.rate),
         Row(sc, "hub requests per command", tuned.requests / max(1, tuned.commands), "",
             "original protocol (list+claim+result)", 3.0),
-        Row(sc, "hub process CPU (1 core = 100%)", cpu["hub"].percent, "%", "ceiling of one process", 100.0),
+        Row(sc, "hub process CPU (1 core = 100%)", tuned.cpu["hub"].percent, "%", "ceiling of one process", 100.0),
         Row(sc, "machine CPU busy (all cores)", tuned.machine_busy, "%"),
-        Row(sc, "CPU of postgres (all backends) / of the agents", cpu["postgres"].percent, "%", "agents",
-            cpu["agents"].percent, ratio_kind="none"),
+        Row(sc, "CPU of postgres (all backends) / of the agents", tuned.cpu["postgres"].percent, "%", "agents",
+            tuned.cpu["agents"].percent, ratio_kind="none"),
     )
     for run in (tuned, default):
         per = max(1, run.commands)

@@ -204,7 +204,8 @@ class CommandBatchAdmin(admin.ModelAdmin):
         css = {"all": ["relayhub/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CommandBatch]:
-        return admin_views.visible_batches(request.user).prefetch_related("commands").order_by("-created_at")
+        rows = batches.visible_to(request.user, CommandBatch.objects.all())
+        return rows.prefetch_related("commands").order_by("-created_at")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return may_see_relays(request.user)
@@ -212,7 +213,7 @@ class CommandBatchAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: CommandBatch | None = None) -> bool:
         if obj is None:
             return may_see_relays(request.user)
-        return admin_views.visible_batches(request.user).filter(pk=obj.pk).exists()
+        return batches.visible_to(request.user, CommandBatch.objects.filter(pk=obj.pk)).exists()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

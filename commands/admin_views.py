@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -134,8 +133,3 @@ def batch_panel(batch: CommandBatch) -> dict[str, Any]:
         "overall_status": batches.overall_status(batch, targets),
         "batch_api_url": reverse("batch-detail", args=[batch.pk]),
     }
-
-
-def visible_batches(user) -> QuerySet[CommandBatch]:
-    """A batch is visible when all of its machines are (as in the REST API)."""
-    return batches.visible_to(user, CommandBatch.objects.all())

@@ -33,7 +33,7 @@ def _reader(model: type[models.Model]) -> RowReader:
 
 
 @functools.cache
-def _names(model: type[models.Model], vendor: str) -> dict[str, str]:
+def _names(model: type[models.Model], vendor: str) -> dict[str, str]:  # vendor: quoting differs, so it keys the cache
     names = {field.name: rawsql.quote(field.column) for field in model._meta.concrete_fields}
     names["table"] = rawsql.table(model)
     names["wire"] = rawsql.columns(model, _reader(model).names)
