@@ -38,6 +38,7 @@ def count(key: str, ttl: int) -> int:
     """Add one to a counter that lives ``ttl`` seconds from its first use, and return it.
 
     On Redis this is one command (a script); Django's ``cache.incr`` takes two round trips there.
+    The key gets the cache's ``KEY_PREFIX`` either way.
     """
     url = settings.REDIS_URL
     if url:
@@ -45,7 +46,7 @@ def count(key: str, ttl: int) -> int:
         if counter is None:
             client = redis.Redis(connection_pool=SharedConnectionPool.from_url(url))
             counter = _counters[url] = client.register_script(_COUNT)
-        return counter(keys=[key], args=[ttl])
+        return counter(keys=[cache.make_key(key)], args=[ttl])
     try:
         return cache.incr(key)
     except ValueError:

@@ -229,6 +229,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 # Throttle counters must be shared by all web processes when there are several.
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                "KEY_PREFIX": env.str("RELAYHUB_CACHE_KEY_PREFIX", default=""),
                 "OPTIONS": {"pool_class": "relayhub.cache.SharedConnectionPool"}}
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +21,34 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
         base = test.get("NAME") or f"test_{connection.settings_dict['NAME']}"
         stem, dot, suffix = str(base).rpartition(".") if str(base).endswith(".sqlite3") else (base, "", "")
         test["NAME"] = f"{stem}_{os.getpid()}{dot}{suffix}"
+
+
+CACHE_KEY_PREFIX = f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache_keys() -> None:
+    """Rate counters of this test process only: with REDIS_URL, every process and run shares one Redis."""
+    from django.conf import settings
+    from django.core.cache import caches
+
+    settings.CACHES["default"]["KEY_PREFIX"] = CACHE_KEY_PREFIX  # read by every cache made from now on
+    caches["default"].key_prefix = CACHE_KEY_PREFIX
+
+
+def clear_cache() -> None:
+    """Forget this process's cache keys; ``cache.clear()`` would flush the shared Redis database."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    if not settings.REDIS_URL:
+        cache.clear()
+        return
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(f"{CACHE_KEY_PREFIX}:*"):
+        client.delete(key)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,10 +1,10 @@
 """Limits of SPEC §7: throttling (429), body size (413), long-poll hold, output cap."""
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from relayhub import throttling
+from tests.conftest import clear_cache
 
 
 @pytest.fixture
@@ -15,9 +15,9 @@ def low_rates(settings, monkeypatch):
     from rest_framework.throttling import AnonRateThrottle
 
     monkeypatch.setattr(AnonRateThrottle, "THROTTLE_RATES", rates)
-    cache.clear()
+    clear_cache()
     yield
-    cache.clear()
+    clear_cache()
 
 
 def test_each_relay_key_is_throttled_on_its_own(low_rates, issue_relay):
@@ -66,3 +66,19 @@ def test_a_throttled_relay_is_told_when_to_retry_and_is_let_in_next_window(low_r
     assert 1 <= int(refused["Retry-After"]) <= 11
     clock[0] += 10
     assert relay_client.post("/relay/heartbeat").status_code == 200
+
+
+def test_rate_counters_carry_the_cache_key_prefix(settings):
+    if not settings.REDIS_URL:
+        pytest.skip("needs a Redis server (REDIS_URL; .ci/run sets it)")
+    import redis
+
+    from relayhub.cache import count
+    from tests.conftest import CACHE_KEY_PREFIX
+
+    key = f"prefix-check-{id(settings)}"
+    assert count(key, 60) == 1 and count(key, 60) == 2
+    stored = redis.Redis.from_url(settings.REDIS_URL).get(f"{CACHE_KEY_PREFIX}:1:{key}")
+    assert stored == b"2"
+    clear_cache()
+    assert count(key, 60) == 1
