@@ -18,6 +18,12 @@ class IllegalTransition(Exception):
     pass
 
 
+def _live_relay(relay: Any) -> models.QuerySet:
+    from assignments.models import RelayAssignment
+
+    return RelayAssignment.objects.filter(pk=relay.pk, enabled=True, api_key__revoked_at__isnull=True)
+
+
 def epoch_ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
 
@@ -127,11 +133,15 @@ class Command(models.Model):
     # number of web processes, relays and sweepers can race safely.
 
     def _move(self, sources: set[str] | frozenset[str], target: str | None = None, *, where: dict | None = None,
-              **changes: Any) -> bool:
+              by_relay: Any = None, **changes: Any) -> bool:
+        """One conditional UPDATE; a move made ``by_relay`` happens only while that relay is enabled and unrevoked."""
         changes["updated_at"] = timezone.now()
         if target is not None:
             changes["status"] = target
-        moved = Command.objects.filter(pk=self.pk, status__in=sources, **(where or {})).update(**changes)
+        rows = Command.objects.filter(pk=self.pk, status__in=sources, **(where or {}))
+        if by_relay is not None:
+            rows = rows.filter(models.Exists(_live_relay(by_relay)))
+        moved = rows.update(**changes)
         if moved:
             computed = [name for name, value in changes.items() if hasattr(value, "resolve_expression")]
             for name, value in changes.items():
@@ -166,6 +176,7 @@ class Command(models.Model):
             {CommandStatus.PENDING},
             CommandStatus.CLAIMED,
             where={"machine_id": relay.machine_id},
+            by_relay=relay,
             claimed_by=relay,
             claimed_at=now,
             deadline_at=now + timedelta(milliseconds=self.timeout_ms),
@@ -209,14 +220,14 @@ class Command(models.Model):
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:
             return
         if not self._move({CommandStatus.CLAIMED}, CommandStatus.EXECUTING,
-                          where={"claimed_by": relay, "attempt": attempt}, started_at=timezone.now()):
+                          where={"claimed_by": relay, "attempt": attempt}, by_relay=relay, started_at=timezone.now()):
             raise self._refuse("start")
 
     def finish(self, relay: Any, attempt: int, *, status: str, **result: Any) -> None:
         if status not in CommandStatus.terminal():
             raise IllegalTransition(f"{status} is not a final status")
         if not self._move(CommandStatus.active(), status, where={"claimed_by": relay, "attempt": attempt},
-                          completed_at=timezone.now(), **result):
+                          by_relay=relay, completed_at=timezone.now(), **result):
             raise self._refuse("finish")
 
     def withdraw(self) -> bool:

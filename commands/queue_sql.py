@@ -39,7 +39,29 @@ def _names(model: type[models.Model], vendor: str) -> dict[str, str]:  # vendor:
     names["wire"] = rawsql.columns(model, _reader(model).names)
     names["best"] = f"{names['priority']} DESC, {names['created_at']}, {names['id']}"
     names["deadline"] = rawsql.plus_milliseconds("%s", names["timeout_ms"])
+    names["relay_live"] = _relay_live_sql()
     return names
+
+
+def _relay_live_sql() -> str:
+    """A condition, with the relay's pk and True as parameters: the relay is enabled and its key not revoked.
+
+    Authentication checks this at the start of a request; checking it inside each statement too means a
+    long-poll opened before a relay was disabled or its key revoked cannot claim, start or finish anything.
+    """
+    from assignments.models import RelayApiKey, RelayAssignment
+
+    relay, key = rawsql.table(RelayAssignment), rawsql.table(RelayApiKey)
+    return (f"EXISTS (SELECT 1 FROM {relay} r JOIN {key} k "  # nosec B608
+            f"ON k.{rawsql.column(RelayApiKey, 'id')} = r.{rawsql.column(RelayAssignment, 'api_key')} "
+            f"WHERE r.{rawsql.column(RelayAssignment, 'id')} = %s AND r.{rawsql.column(RelayAssignment, 'enabled')} = %s "
+            f"AND k.{rawsql.column(RelayApiKey, 'revoked_at')} IS NULL)")
+
+
+def _live_params(relay: Any) -> list[Any]:
+    from assignments.models import RelayAssignment
+
+    return [rawsql.param(RelayAssignment, "id", relay.pk), rawsql.param(RelayAssignment, "enabled", True)]
 
 
 def _ordered(model: type[models.Model], rows: list[tuple]) -> list[Any]:
@@ -56,9 +78,10 @@ def redeliver_held(model: type[models.Model], relay: Any, limit: int, holding: S
     sql = (f"UPDATE {n['table']} SET {n['deadline_at']} = {n['deadline']} "  # nosec B608
            f"WHERE {n['id']} IN (SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s "
            f"AND {n['status']} = %s AND {n['claimed_by']} = %s {not_held} ORDER BY {n['best']} LIMIT %s) "
-           f"AND {n['status']} = %s RETURNING {n['wire']}")
+           f"AND {n['status']} = %s AND {n['relay_live']} RETURNING {n['wire']}")
     params = [rawsql.param(model, "updated_at", now), relay.machine_id, CommandStatus.CLAIMED,
-              rawsql.param(model, "claimed_by", relay.pk), *holding, limit, CommandStatus.CLAIMED]
+              rawsql.param(model, "claimed_by", relay.pk), *holding, limit, CommandStatus.CLAIMED,
+              *_live_params(relay)]
     return _ordered(model, rawsql.execute(sql, params))
 
 
@@ -73,10 +96,10 @@ def claim_new(model: type[models.Model], relay: Any, limit: int, now: datetime) 
         pick = f"SELECT unnest(ARRAY({pick} FOR UPDATE SKIP LOCKED))"
     sql = (f"UPDATE {n['table']} SET {n['status']} = %s, {n['claimed_by']} = %s, {n['claimed_at']} = %s, "  # nosec B608
            f"{n['updated_at']} = %s, {n['deadline_at']} = {n['deadline']}, {n['attempt']} = {n['attempt']} + 1 "
-           f"WHERE {n['id']} IN ({pick}) AND {n['status']} = %s RETURNING {n['wire']}")
+           f"WHERE {n['id']} IN ({pick}) AND {n['status']} = %s AND {n['relay_live']} RETURNING {n['wire']}")
     at = rawsql.param(model, "updated_at", now)
     params = [CommandStatus.CLAIMED, rawsql.param(model, "claimed_by", relay.pk), at, at, at,
-              relay.machine_id, CommandStatus.PENDING, limit, CommandStatus.PENDING]
+              relay.machine_id, CommandStatus.PENDING, limit, CommandStatus.PENDING, *_live_params(relay)]
     return _ordered(model, rawsql.execute(sql, params))
 
 
@@ -94,9 +117,10 @@ def start_claimed(model: type[models.Model], relay: Any, items: Iterable[tuple[i
         sql = (f"UPDATE {n['table']} SET {n['status']} = %s, "  # nosec B608
                f"{n['started_at']} = %s, {n['updated_at']} = %s "
                f"WHERE {n['id']} IN ({rawsql.placeholders(len(pks))}) AND {n['machine_id']} = %s "
-               f"AND {n['claimed_by']} = %s AND {n['attempt']} = %s AND {n['status']} = %s "
+               f"AND {n['claimed_by']} = %s AND {n['attempt']} = %s AND {n['status']} = %s AND {n['relay_live']} "
                f"RETURNING {n['id']}, {n['cancel_requested']}")
-        params = [CommandStatus.EXECUTING, at, at, *pks, relay.machine_id, claimant, attempt, CommandStatus.CLAIMED]
+        params = [CommandStatus.EXECUTING, at, at, *pks, relay.machine_id, claimant, attempt, CommandStatus.CLAIMED,
+                  *_live_params(relay)]
         started.update(((pk, attempt), bool(cancel)) for pk, cancel in rawsql.execute(sql, params))
     return started
 
@@ -129,10 +153,10 @@ def finish_claimed(model: type[models.Model], relay: Any, items: Sequence[tuple[
            f"UPDATE {n['table']} SET {assignments}, {n['completed_at']} = %s, {n['updated_at']} = %s FROM v "
            f"WHERE {n['id']} = v_pk AND {n['attempt']} = v_attempt AND {n['machine_id']} = %s "
            f"AND {n['claimed_by']} = %s AND {n['status']} IN ({rawsql.placeholders(len(active))}) "
-           f"RETURNING {n['id']}, {n['attempt']}, {n['batch']}")
+           f"AND {n['relay_live']} RETURNING {n['id']}, {n['attempt']}, {n['batch']}")
     params = []
     for pk, attempt, changes in items:
         params += [pk, attempt, *(rawsql.param(model, name, changes[name]) for name in names)]
     at = rawsql.param(model, "updated_at", now)
-    params += [at, at, relay.machine_id, rawsql.param(model, "claimed_by", relay.pk), *active]
+    params += [at, at, relay.machine_id, rawsql.param(model, "claimed_by", relay.pk), *active, *_live_params(relay)]
     return {(pk, attempt): batch for pk, attempt, batch in rawsql.execute(sql, params)}
