@@ -79,8 +79,10 @@ def agent_parser() -> argparse.ArgumentParser:
   RELAY_API_KEY_FILE and RELAY_SHARED_SECRET_FILE read the secret from a file.
 
 credential store:
-  relay-agent credentials add NAME --type ssh_key|password|api_key [--target-host H]
+  relay-agent credentials add NAME --type ssh_key|password|api_key [--target-host H[:PORT]]
                               [--username U] (--value-file F | --value-stdin)
+      An ssh_key or password credential is offered only to the SSH target its --target-host
+      names (every port of H, or only PORT; IPv6 as [ADDR]:PORT); without one, to no target.
   relay-agent credentials list [--json]
   relay-agent credentials remove NAME
 """,
@@ -153,8 +155,14 @@ def credentials_parser() -> argparse.ArgumentParser:
     add = sub.add_parser("add", parents=[common], help="add or replace a credential")
     add.add_argument("name", metavar="NAME")
     add.add_argument("--type", dest="credential_type", required=True, choices=["ssh_key", "password", "api_key"])
-    add.add_argument("--target-host", metavar="H")
-    add.add_argument("--username", metavar="U")
+    add.add_argument(
+        "--target-host",
+        metavar="H[:PORT]",
+        help="the SSH target this credential is bound to: HOST (any port), HOST:PORT or [IPv6]:PORT. "
+        "An ssh_key or password credential is offered only to that target, and without --target-host "
+        "to no target at all",
+    )
+    add.add_argument("--username", metavar="U", help="offer it only for logins as this user")
     source = add.add_mutually_exclusive_group(required=True)
     source.add_argument("--value-file", metavar="F", help="read the secret from this file")
     source.add_argument("--value-stdin", action="store_true", help="read the secret from standard input")
@@ -187,7 +195,7 @@ def _store_dir(option: str | None) -> Path:
 
 def credentials_main(argv: list[str]) -> int:
     args = credentials_parser().parse_args(argv)
-    from .store import CredentialStore, CredentialStoreError
+    from .store import SSH_TYPES, CredentialStore, CredentialStoreError
 
     store = CredentialStore(_store_dir(getattr(args, "store_dir", None)))
     try:
@@ -197,6 +205,12 @@ def credentials_main(argv: list[str]) -> int:
             value = raw if args.credential_type == "ssh_key" else raw.rstrip("\r\n")
             cred = store.put(args.name, args.credential_type, value, args.target_host, args.username)
             print(f"stored credential {cred.name} ({cred.credential_type})")
+            if cred.credential_type in SSH_TYPES and not cred.target_host:
+                print(
+                    f"relay-agent: warning: {cred.name} is bound to no host, so it is offered to no SSH target; "
+                    "add it again with --target-host HOST or HOST:PORT",
+                    file=sys.stderr,
+                )
         elif args.action == "list":
             creds = store.all()
             if args.json:

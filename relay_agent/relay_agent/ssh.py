@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from .logs import get_logger
 from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
-from .store import Credential, CredentialStore
+from .store import Credential, CredentialStore, binding_example
 
 if TYPE_CHECKING:
     import paramiko
@@ -204,10 +204,13 @@ class SSHPool:
         import paramiko
 
         where = f"{host}:{port}"
-        credentials = self.store.for_ssh(host, username)
+        credentials = self.store.for_ssh(host, port, username)
         if not credentials:
             raise SSHAuthError(
-                f"ssh authentication failed for {username}@{where}: no ssh_key or password credential in the store"
+                f"ssh authentication failed for {username}@{where}: "
+                f"no ssh_key or password credential bound to {where} in the store; a credential is offered "
+                f"only to the host its target host names (here {host} or {binding_example(host, port)}), "
+                "and one without a target host to none"
             )
         accepted, source = self._accepted_keys(host, port)
         try:
@@ -293,7 +296,7 @@ class SSHPool:
         started = time.monotonic()
         port = int(port or 22)
         if not username:
-            users = [c.username for c in self.store.for_ssh(host, None) if c.username]
+            users = [c.username for c in self.store.for_ssh(host, port, None) if c.username]
             if not users:
                 return ExecResult.refused(
                     f"no ssh username for {host}:{port}: set targetUsername or a credential username"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import struct
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 CREDENTIAL_TYPES = ("ssh_key", "password", "api_key")
+SSH_TYPES = ("ssh_key", "password")
 STORAGE_MODES = ("relay_only", "shared")
 
 _MAGIC = b"RAC2"
@@ -27,6 +29,45 @@ _MAGIC = b"RAC2"
 
 class CredentialStoreError(Exception):
     pass
+
+
+def parse_binding(target_host: str) -> tuple[str, int | None]:
+    """The host and optional port a credential is bound to: "host", "host:port", "[v6]:port" or a bare IPv6 address.
+
+    Raises ValueError for text that names no host or has an invalid port.
+    """
+    text = target_host.strip()
+    port_text: str | None = None
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ValueError(f"invalid target host {target_host!r}: expected [address]:port")
+        port_text = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host = text  # a name, an IPv4 address, or an IPv6 address without a port
+    port: int | None = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"invalid port in target host {target_host!r}")
+        port = int(port_text)
+    if not host or any(c.isspace() or c in "[]/@" for c in host):
+        raise ValueError(f"invalid target host {target_host!r}")
+    return _normal_host(host), port
+
+
+def _normal_host(host: str) -> str:
+    # Host names are case-insensitive, and one IPv6 address has many spellings.
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host.lower().rstrip(".")
+
+
+def binding_example(host: str, port: int) -> str:
+    """How a user binds a credential to exactly this target, for error messages."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -82,6 +123,11 @@ class CredentialStore:
             raise CredentialStoreError(f"storage mode must be one of {', '.join(STORAGE_MODES)}")
         if not isinstance(value, str) or value == "":
             raise CredentialStoreError("credential value is empty")
+        if target_host and credential_type in SSH_TYPES:
+            try:
+                parse_binding(target_host)
+            except ValueError as exc:
+                raise CredentialStoreError(str(exc)) from None
         new = Credential(name, credential_type, value, target_host or None, username or None, storage_mode)
         with self._locked() as entries:
             old = entries.get(name)
@@ -105,18 +151,28 @@ class CredentialStore:
     def inventory(self) -> list[dict]:
         return [cred.metadata() for cred in self.all()]
 
-    def for_ssh(self, host: str, username: str | None) -> list[Credential]:
-        """SSH credentials (with values) usable for host/user, the most specific first."""
+    def for_ssh(self, host: str, port: int, username: str | None) -> list[Credential]:
+        """SSH credentials (with values) bound to host:port and usable for the user, the most specific first.
+
+        A credential is offered only to the target its target host names ("host" binds every port
+        of that host, "host:port" one port); a credential bound to no host is offered to no target,
+        so a command can never hand it to a server of its choosing.
+        """
+        wanted = _normal_host(host)
         ranked = []
         for cred in self.all():
-            if cred.credential_type not in ("ssh_key", "password"):
+            if cred.credential_type not in SSH_TYPES or not cred.target_host:
                 continue
-            if cred.target_host and cred.target_host != host:
+            try:
+                bound_host, bound_port = parse_binding(cred.target_host)
+            except ValueError:
+                continue
+            if bound_host != wanted or bound_port not in (None, port):
                 continue
             if username and cred.username and cred.username != username:
                 continue
             rank = (
-                0 if cred.target_host else 1,
+                0 if bound_port is not None else 1,
                 0 if cred.username else 1,
                 0 if cred.credential_type == "ssh_key" else 1,
             )

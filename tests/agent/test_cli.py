@@ -109,3 +109,24 @@ def test_credentials_add_needs_a_value_source(run_cli, store_dir: Path) -> None:
 
     assert result.returncode == 2
     assert "--value-file" in result.stderr
+
+
+def test_credentials_add_warns_that_an_unbound_ssh_credential_is_offered_to_nothing(run_cli, store_dir: Path) -> None:
+    unbound = run_cli("credentials", "add", "pw", "--type", "password", "--value-stdin", "--store-dir", str(store_dir),
+                      stdin=SECRET_VALUE)
+    bound = run_cli("credentials", "add", "pw2", "--type", "password", "--value-stdin", "--target-host",
+                    "[2001:db8::1]:2222", "--store-dir", str(store_dir), stdin=SECRET_VALUE)
+    help_text = " ".join(run_cli("credentials", "add", "--help").stdout.split())
+
+    assert unbound.returncode == 0
+    assert "pw is bound to no host, so it is offered to no SSH target" in unbound.stderr
+    assert bound.returncode == 0 and bound.stderr == ""
+    assert "HOST:PORT" in help_text and "to no target at all" in help_text
+
+
+def test_credentials_add_refuses_an_unreadable_target_host(run_cli, store_dir: Path) -> None:
+    result = run_cli("credentials", "add", "pw", "--type", "ssh_key", "--value-stdin", "--target-host", "h:ssh",
+                     "--store-dir", str(store_dir), stdin="key")
+
+    assert result.returncode == 1
+    assert "invalid port in target host 'h:ssh'" in result.stderr

@@ -165,8 +165,8 @@ def test_a_pin_pushed_later_applies_to_a_pooled_connection(
 def test_bad_credentials_are_an_authentication_error(store_dir: Path, sshd: SSHServer, tmp_path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "stranger")], check=True)
     store = CredentialStore(store_dir)
-    store.put("stranger", "ssh_key", (tmp_path / "stranger").read_text())
-    store.put("bad-password", "password", "not-the-password")
+    store.put("stranger", "ssh_key", (tmp_path / "stranger").read_text(), target_host=sshd.host)
+    store.put("bad-password", "password", "not-the-password", target_host=f"{sshd.host}:{sshd.port}")
     marker = tmp_path / "ran"
 
     result = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key]).run(
@@ -183,7 +183,37 @@ def test_no_credential_is_an_authentication_error(store_dir: Path, sshd: SSHServ
         sshd.host, sshd.port, sshd.user, "true", timeout_ms=10_000
     )
 
-    assert "authentication failed" in result.error and "no ssh_key or password credential" in result.error
+    assert "authentication failed" in result.error
+    assert f"no ssh_key or password credential bound to {sshd.host}:{sshd.port} in the store" in result.error
+
+
+@pytest.mark.parametrize("binding", [None, "127.0.0.2", "127.0.0.1:1"])
+def test_a_key_not_bound_to_the_target_is_never_offered(
+    store_dir: Path, sshd: SSHServer, tmp_path: Path, binding: str | None
+) -> None:
+    store = CredentialStore(store_dir)
+    store.put("right-key-wrong-binding", "ssh_key", sshd.client_key, target_host=binding, username=sshd.user)
+    marker = tmp_path / "ran"
+    pool = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key])
+
+    with_user = pool.run(sshd.host, sshd.port, sshd.user, f"touch {marker}", timeout_ms=10_000)
+    without_user = pool.run(sshd.host, sshd.port, None, f"touch {marker}", timeout_ms=10_000)
+
+    assert f"no ssh_key or password credential bound to {sshd.host}:{sshd.port}" in with_user.error
+    assert without_user.error == f"no ssh username for {sshd.host}:{sshd.port}: set targetUsername or a credential username"
+    assert pool.transport_for(sshd.host, sshd.port, sshd.user) is None
+    assert not marker.exists()
+
+
+def test_a_key_bound_to_the_host_and_port_is_used(store_dir: Path, sshd: SSHServer) -> None:
+    store = CredentialStore(store_dir)
+    store.put("exact", "ssh_key", sshd.client_key, target_host=f"{sshd.host}:{sshd.port}")
+
+    result = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key]).run(
+        sshd.host, sshd.port, sshd.user, "echo bound", timeout_ms=10_000
+    )
+
+    assert result.output == "bound\n"
 
 
 def test_a_closed_port_is_a_connection_error(store: CredentialStore) -> None:
@@ -270,7 +300,7 @@ def test_concurrent_commands_share_the_pool(pool: SSHPool, sshd: SSHServer) -> N
 
 def test_the_username_can_come_from_the_credential(store_dir: Path, sshd: SSHServer) -> None:
     store = CredentialStore(store_dir)
-    store.put("key", "ssh_key", sshd.client_key, username=sshd.user)
+    store.put("key", "ssh_key", sshd.client_key, target_host=sshd.host, username=sshd.user)
 
     result = SSHPool(store, pinned_keys=lambda h, p: [sshd.host_key]).run(
         sshd.host, sshd.port, None, "id -un", timeout_ms=10_000

@@ -122,12 +122,69 @@ def test_invalid_entries_are_refused(store_dir: Path, kwargs: dict) -> None:
 
 def test_ssh_credentials_are_ranked_most_specific_first(store_dir: Path) -> None:
     store = CredentialStore(store_dir)
-    store.put("any-key", "ssh_key", "k1")
+    store.put("host-key", "ssh_key", "k1", target_host="h1")
     store.put("host-pw", "password", "p1", target_host="h1")
     store.put("host-user-key", "ssh_key", "k2", target_host="h1", username="root")
+    store.put("port-key", "ssh_key", "k5", target_host="h1:22")
     store.put("other-host", "ssh_key", "k3", target_host="h2")
     store.put("other-user", "ssh_key", "k4", target_host="h1", username="bob")
-    store.put("token", "api_key", "t")
+    store.put("token", "api_key", "t", target_host="h1")
 
-    assert [c.name for c in store.for_ssh("h1", "root")] == ["host-user-key", "host-pw", "any-key"]
-    assert store.for_ssh("h1", "root")[0].value == "k2"
+    assert [c.name for c in store.for_ssh("h1", 22, "root")] == ["port-key", "host-user-key", "host-key", "host-pw"]
+    assert store.for_ssh("h1", 22, "root")[1].value == "k2"
+
+
+def test_a_credential_bound_to_nothing_is_offered_to_nothing(store_dir: Path) -> None:
+    store = CredentialStore(store_dir)
+    store.put("unbound-key", "ssh_key", "k1")
+    store.put("unbound-pw", "password", "p1", username="root")
+
+    assert store.for_ssh("h1", 22, "root") == []
+    assert store.for_ssh("h1", 22, None) == []
+    assert store.for_ssh("127.0.0.1", 2222, "root") == []
+
+
+def test_a_binding_without_a_port_covers_every_port_of_its_host_only(store_dir: Path) -> None:
+    store = CredentialStore(store_dir)
+    store.put("db", "password", "p", target_host="db.internal")
+
+    assert [c.name for c in store.for_ssh("db.internal", 22, "root")] == ["db"]
+    assert [c.name for c in store.for_ssh("DB.Internal", 2222, None)] == ["db"]
+    assert store.for_ssh("attacker.example", 22, "root") == []
+    assert store.for_ssh("db.internal.attacker.example", 22, "root") == []
+
+
+def test_a_binding_with_a_port_covers_that_port_only(store_dir: Path) -> None:
+    store = CredentialStore(store_dir)
+    store.put("web", "ssh_key", "k", target_host="10.0.0.5:2222")
+
+    assert [c.name for c in store.for_ssh("10.0.0.5", 2222, "deploy")] == ["web"]
+    assert store.for_ssh("10.0.0.5", 22, "deploy") == []
+    assert store.for_ssh("10.0.0.6", 2222, "deploy") == []
+
+
+def test_ipv6_bindings_use_brackets_for_a_port(store_dir: Path) -> None:
+    store = CredentialStore(store_dir)
+    store.put("v6-port", "ssh_key", "k1", target_host="[2001:db8::1]:2200")
+    store.put("v6-any", "ssh_key", "k2", target_host="2001:db8::2")
+    store.put("v6-bracketed", "ssh_key", "k3", target_host="[::1]")
+
+    assert [c.name for c in store.for_ssh("2001:db8:0:0:0:0:0:1", 2200, None)] == ["v6-port"]
+    assert store.for_ssh("2001:db8::1", 22, None) == []
+    assert [c.name for c in store.for_ssh("2001:db8::2", 8022, None)] == ["v6-any"]
+    assert [c.name for c in store.for_ssh("::1", 22, None)] == ["v6-bracketed"]
+
+
+def test_username_binding_still_applies(store_dir: Path) -> None:
+    store = CredentialStore(store_dir)
+    store.put("bob-key", "ssh_key", "k", target_host="h1", username="bob")
+
+    assert store.for_ssh("h1", 22, "root") == []
+    assert [c.name for c in store.for_ssh("h1", 22, "bob")] == ["bob-key"]
+    assert [c.name for c in store.for_ssh("h1", 22, None)] == ["bob-key"]
+
+
+@pytest.mark.parametrize("target_host", ["h1:ssh", "h1:0", "h1:70000", "[::1", "[::1]2200", "user@h1", "a b", ":22"])
+def test_an_unreadable_ssh_binding_is_refused(store_dir: Path, target_host: str) -> None:
+    with pytest.raises(CredentialStoreError, match="target host"):
+        CredentialStore(store_dir).put("k", "ssh_key", "v", target_host=target_host)
