@@ -4,29 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions, parsers
+from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assignments.models import RelayAssignment
+from relayhub import json_body
 from relayhub.permissions import IsRelay
 from relayhub.relay_auth import RelayKeyAuthentication
 from relayhub.throttling import RelayKeyThrottle
 from relayhub import relay_schema  # noqa: F401  (registers the X-API-Key OpenAPI scheme)
 
 
-class AnyContentTypeJSONParser(parsers.JSONParser):
-    """Original relays do not always send ``Content-Type: application/json``."""
-
-    media_type = "*/*"
-
-
 class RelayAPIView(APIView):
     authentication_classes = [RelayKeyAuthentication]
     permission_classes = [IsRelay]
     throttle_classes = [RelayKeyThrottle]
-    parser_classes = [parsers.JSONParser, AnyContentTypeJSONParser]
+    parser_classes = [json_body.JSONParser, json_body.AnyContentTypeJSONParser]
     error_envelope = {"success": False}
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

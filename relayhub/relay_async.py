@@ -9,7 +9,6 @@ that documents it in the OpenAPI schema (``relay_schema.add_async_relay_routes``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers
 
 from assignments.models import RelayAssignment
+from relayhub import json_body
 from relayhub.errors import error_body, error_response
 from relayhub.relay_auth import HEADER, authenticate_relay
 from relayhub.throttling import RelayKeyThrottle
@@ -71,10 +71,7 @@ def error_for(exc: exceptions.APIException) -> JsonResponse:
 
 def parse_body(raw: bytes, body: type[serializers.Serializer]) -> dict:
     """The validated JSON object of a request; any Content-Type is accepted, as from original relays."""
-    try:
-        data = json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise exceptions.ParseError("request body must be JSON") from None
+    data = json_body.loads(raw)
     if not isinstance(data, dict):
         raise exceptions.ParseError("request body must be a JSON object")
     serializer = body(data=data)

@@ -159,7 +159,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["relayhub.permissions.IsOperator"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["relayhub.json_body.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "relayhub.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -205,6 +205,8 @@ RELAYHUB = {
     "SIGN_OF_LIFE_WRITE_S": env.int("RELAYHUB_SIGN_OF_LIFE_WRITE_S", default=5),
     "KEY_LAST_USED_WRITE_S": 60,
     "MAX_BODY_BYTES": env.int("RELAYHUB_MAX_BODY_BYTES", default=4 * 1024 * 1024),
+    # Arrays and objects nested deeper than this in a request body are a 400.
+    "MAX_JSON_DEPTH": env.int("RELAYHUB_MAX_JSON_DEPTH", default=64),
     "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
     # Threads that relay requests share for their database work (relayhub.asgi).
