@@ -1,7 +1,10 @@
 """Who may see and run what: django-guardian object permissions per relay.
 
-``view_relay`` shows a relay and the commands of its machine; ``run_command``
-allows queueing on that machine. Superusers, and users holding the model-wide
+Three roles per relay: ``view_relay`` (viewer) shows a relay and the commands of
+its machine; ``run_command`` (runner) allows queueing on that machine;
+``configure_relay`` (configurer) allows changing what the relay trusts and allows:
+config pushes (SSH targets, pinned host keys, allowed commands, metrics interval)
+and which shared credentials it holds. Running never implies configuring. Superusers, and users holding the model-wide
 permission, see everything. Objects outside a user's reach are reported as
 not found, never as forbidden, so their existence does not leak.
 """
@@ -15,6 +18,7 @@ from assignments.models import RelayAssignment
 
 VIEW = "assignments.view_relay"
 RUN = "assignments.run_command"
+CONFIGURE = "assignments.configure_relay"
 
 
 def relays_for(user, perm: str = VIEW) -> QuerySet[RelayAssignment]:

@@ -77,7 +77,7 @@ def relay_panels(request: HttpRequest, relay: RelayAssignment) -> dict[str, Any]
         "config_pushes": relay.config_pushes.select_related("created_by").order_by("-created_at")[:15],
         "metrics_chart": admin_charts.percent_chart(admin_charts.thin(samples, 300), METRICS),
         "may_run_here": access.can_run_on(request.user, relay.machine_id),
-        "may_push_config": access.relays_for(request.user, access.RUN).filter(pk=relay.pk).exists(),
+        "may_push_config": access.relays_for(request.user, access.CONFIGURE).filter(pk=relay.pk).exists(),
     }
 
 

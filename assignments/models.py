@@ -99,6 +99,7 @@ class RelayAssignment(models.Model):
         permissions = [
             ("view_relay", "Can see the relay and its commands"),
             ("run_command", "Can run commands on the relay"),
+            ("configure_relay", "Can change what the relay trusts and allows (config pushes, credentials)"),
         ]
 
     def __str__(self) -> str:

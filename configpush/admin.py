@@ -16,7 +16,7 @@ DETAIL_FIELDS = ["relay", "push_type", "payload_shown", "status", "tries", "erro
 
 
 def may_push_somewhere(user) -> bool:
-    return user.has_perm(access.RUN) or access.relays_for(user, access.RUN).exists()
+    return user.has_perm(access.CONFIGURE) or access.relays_for(user, access.CONFIGURE).exists()
 
 
 @admin.register(ConfigPush)
@@ -40,7 +40,7 @@ class ConfigPushAdmin(RelayScopedAdmin):
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if db_field.name == "relay":
-            kwargs["queryset"] = access.relays_for(request.user, access.RUN)
+            kwargs["queryset"] = access.relays_for(request.user, access.CONFIGURE)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request: HttpRequest) -> bool:

@@ -49,6 +49,6 @@ class ConfigPushViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixi
             "created_by").order_by("-created_at")
 
     def perform_create(self, serializer: ConfigPushSerializer) -> None:
-        if not access.relays_for(self.request.user, access.RUN).filter(pk=serializer.validated_data["relay"].pk):
+        if not access.relays_for(self.request.user, access.CONFIGURE).filter(pk=serializer.validated_data["relay"].pk):
             raise exceptions.PermissionDenied("you may not configure this relay")
         serializer.save(created_by=self.request.user)

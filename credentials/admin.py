@@ -29,6 +29,11 @@ class SharedCredentialAdmin(admin.ModelAdmin):
             kwargs["queryset"] = access.relays_for(request.user)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
+    def get_form(self, request: HttpRequest, obj: SharedCredential | None = None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.user = request.user
+        return form
+
     def save_model(self, request: HttpRequest, obj: SharedCredential, form, change: bool) -> None:
         if not change:
             obj.created_by = request.user

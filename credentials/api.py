@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.db import transaction
-from rest_framework import permissions, serializers, viewsets
+from rest_framework import exceptions, permissions, serializers, viewsets
 
 from assignments import access
 from assignments.models import RelayAssignment
-from credentials.models import CredentialType, SharedCredential
+from credentials import assignment
+from credentials.models import SSH_TYPES, CredentialType, SharedCredential
 from credentials.pushes import queue_credential_pushes
 from relayhub.permissions import IsOperator
 
@@ -34,15 +35,39 @@ class SharedCredentialSerializer(serializers.ModelSerializer):
             fields["assigned_relays"].child_relation.queryset = access.relays_for(request.user)
         return fields
 
+    def to_representation(self, instance: SharedCredential) -> dict:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is not None:  # assignments to relays the reader cannot see are not shown
+            data["assigned_relays"] = [str(relay.pk) for relay in
+                                       assignment.visible(request.user, instance.assigned_relays.all())]
+        return data
+
     def validate(self, data: dict) -> dict:
         if self.instance is None and not data.get("value"):
             raise serializers.ValidationError({"value": "a new credential needs a value"})
+        credential_type = data.get("credential_type", getattr(self.instance, "credential_type", ""))
+        if credential_type in SSH_TYPES and not data.get("target_host", getattr(self.instance, "target_host", "")):
+            raise serializers.ValidationError({"target_host": "an SSH credential needs the host it is bound to"})
+        request = self.context.get("request")
+        if request is not None:
+            changed = bool(data.get("value")) or any(
+                name in data and data[name] != getattr(self.instance, name, None) for name in assignment.PUSHED_FIELDS)
+            current = self.instance.assigned_relays.all() if self.instance else []
+            try:
+                merged = assignment.merge(request.user, current, data.get("assigned_relays"), changed)
+            except assignment.AssignmentRefused as exc:
+                raise exceptions.PermissionDenied(str(exc)) from None
+            if "assigned_relays" in data:
+                data["assigned_relays"] = merged
         return data
 
     def save(self, **kwargs) -> SharedCredential:
         value = self.validated_data.pop("value", None)
         relays = self.validated_data.pop("assigned_relays", None)
         previous_name = self.instance.name if self.instance else ""
+        changed = any(getattr(self.instance, name, None) != self.validated_data[name]
+                      for name in assignment.PUSHED_FIELDS if name in self.validated_data)
         with transaction.atomic():
             credential = self.instance or SharedCredential(**self.validated_data, **kwargs)
             for name, field_value in self.validated_data.items():
@@ -52,7 +77,7 @@ class SharedCredentialSerializer(serializers.ModelSerializer):
             credential.save()
             if relays is not None:
                 credential.assigned_relays.set(relays)
-            if value or relays is not None or credential.name != previous_name:
+            if value or relays is not None or changed:
                 queue_credential_pushes(credential, created_by=kwargs.get("created_by"), replaces=previous_name)
         self.instance = credential
         return credential

@@ -4,34 +4,46 @@ from typing import Any
 
 from django import forms
 
-from credentials.models import SharedCredential
+from credentials import assignment
+from credentials.models import SSH_TYPES, SharedCredential
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """Several lines (an SSH private key keeps its line breaks), never rendered back, not even after an error."""
+
+    def format_value(self, value: Any) -> None:
+        return None
 
 
 class SharedCredentialForm(forms.ModelForm):
-    # Write-only: never rendered back, not even as a masked placeholder of its length.
-    value = forms.CharField(widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-                            required=False, strip=False, max_length=64 * 1024,
-                            help_text="Stored encrypted and never shown again. Leave empty to keep the current value.")
+    value = forms.CharField(
+        widget=WriteOnlyTextarea(attrs={"rows": 6, "cols": 70, "autocomplete": "off", "spellcheck": "false"}),
+        required=False, strip=False, max_length=64 * 1024,
+        help_text="A password, or a whole private key (-----BEGIN ... -----END ..., line breaks kept). Stored "
+                  "encrypted and never shown again. Leave empty to keep the current value.")
+    user: Any = None  # set by the admin: whose change this is
 
     class Meta:
         model = SharedCredential
         fields = ["name", "credential_type", "target_host", "value", "assigned_relays"]
-        help_texts = {"assigned_relays": "Saving queues a credential push to each assigned relay."}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        visible = self.fields["assigned_relays"].queryset
-        # Assignments to relays this user cannot see are kept as they are.
-        self.hidden_relays = (list(self.instance.assigned_relays.exclude(pk__in=visible.values("pk")))
-                              if self.instance.pk else [])
-
-    def clean_assigned_relays(self) -> list:
-        return [*self.cleaned_data["assigned_relays"], *self.hidden_relays]
+        help_texts = {"assigned_relays": "Saving queues a credential push to each assigned relay. Changing which "
+                                         "relays hold it, or changing one they hold, needs configure_relay on them."}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if not self.instance.key_id and not cleaned.get("value"):
             self.add_error("value", "A new credential needs a value.")
+        if cleaned.get("credential_type") in SSH_TYPES and not cleaned.get("target_host") \
+                and "target_host" not in self.errors:
+            self.add_error("target_host", "An SSH credential needs the host it is bound to.")
+        if self.user is not None and "assigned_relays" in cleaned:
+            changed = bool(cleaned.get("value")) or any(name in self.changed_data for name in assignment.PUSHED_FIELDS)
+            current = self.instance.assigned_relays.all() if self.instance.pk else []
+            try:
+                cleaned["assigned_relays"] = assignment.merge(self.user, current, cleaned["assigned_relays"],
+                                                              changed)
+            except assignment.AssignmentRefused as exc:
+                self.add_error("assigned_relays", str(exc))
         return cleaned
 
     def save(self, commit: bool = True) -> SharedCredential:

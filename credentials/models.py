@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import uuid
 
+import re
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from relayhub import crypto
@@ -14,9 +17,33 @@ class CredentialType(models.TextChoices):
     API_KEY = "api_key"
 
 
+SSH_TYPES = (CredentialType.SSH_KEY, CredentialType.PASSWORD)
+
+
 class StorageMode(models.TextChoices):
     RELAY_ONLY = "relay_only"
     SHARED = "shared"
+
+
+_HOST = re.compile(r"[A-Za-z0-9._-]+\Z", re.ASCII)
+_PORT = re.compile(r"[0-9]{1,5}\Z", re.ASCII)
+TARGET_HOST_HELP = ("The only SSH target this credential is offered to: host (any port), host:port or "
+                    "[IPv6]:port. A credential bound to no host is offered to none.")
+
+
+def validate_target_host(value: str) -> None:
+    """``host``, ``host:port`` or ``[ipv6]:port`` (or ``[ipv6]``), ports 1-65535 in ASCII digits."""
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        ok = bool(re.fullmatch(r"[0-9A-Fa-f:.]+", host, re.ASCII)) and ":" in host
+        port = rest[1:] if rest.startswith(":") else (None if rest == "" else "x")
+    else:
+        host, _, port_text = value.partition(":")
+        ok, port = bool(_HOST.match(host)), (port_text if ":" in value else None)
+    if port is not None:
+        ok = ok and bool(_PORT.match(port)) and 1 <= int(port) <= 65535
+    if not ok:
+        raise ValidationError("target host must be host, host:port or [IPv6]:port, with a port from 1 to 65535")
 
 
 class CredentialInventoryItem(models.Model):
@@ -46,7 +73,8 @@ class SharedCredential(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200, unique=True)
     credential_type = models.CharField(max_length=10, choices=CredentialType.choices)
-    target_host = models.CharField(max_length=255, blank=True)
+    target_host = models.CharField(max_length=255, blank=True, validators=[validate_target_host],
+                                   help_text=TARGET_HOST_HELP)
     key_id = models.CharField(max_length=64, editable=False)
     ciphertext = models.BinaryField(editable=False)
     assigned_relays = models.ManyToManyField(

@@ -131,8 +131,11 @@ def make_operator(db):
     from django.contrib.auth.models import User
     from guardian.shortcuts import assign_perm
 
-    def make(username: str = "op", view=(), run=()):
+    def make(username: str = "op", view=(), run=(), configure=()):
         user = User.objects.create_user(username, password="pw-op-123456", is_staff=True)
+        for relay in configure:
+            assign_perm("assignments.view_relay", user, relay)
+            assign_perm("assignments.configure_relay", user, relay)
         for relay in view:
             assign_perm("assignments.view_relay", user, relay)
         for relay in run:

@@ -18,7 +18,8 @@ def test_the_value_is_never_rendered_back(admin_client_, relay):
     assert invalid.status_code == 200 and invalid.context["adminform"].form.errors
     assert SENTINEL not in invalid.content.decode()
 
-    created = admin_client_.post(ADD, {"name": "db", "credential_type": "password", "value": SENTINEL,
+    created = admin_client_.post(ADD, {"name": "db", "credential_type": "password", "target_host": "db.internal",
+                                       "value": SENTINEL,
                                        "assigned_relays": [relay.pk]})
     assert created.status_code == 302
     credential = SharedCredential.objects.get()
@@ -38,7 +39,8 @@ def test_the_value_is_never_rendered_back(admin_client_, relay):
 def test_saving_queues_a_push_per_assigned_relay(admin_client_, admin_user_api, issue_relay):
     a, b = issue_relay("a", "relay-a").relay, issue_relay("b", "relay-b").relay
 
-    admin_client_.post(ADD, {"name": "db", "credential_type": "password", "value": SENTINEL,
+    admin_client_.post(ADD, {"name": "db", "credential_type": "password", "target_host": "db.internal",
+                             "value": SENTINEL,
                              "assigned_relays": [a.pk, b.pk]})
 
     pushes = ConfigPush.objects.filter(push_type="credential")
@@ -47,20 +49,22 @@ def test_saving_queues_a_push_per_assigned_relay(admin_client_, admin_user_api, 
 
 
 def test_editing_without_a_new_value_keeps_the_value(admin_client_, relay):
-    admin_client_.post(ADD, {"name": "db", "credential_type": "password", "value": SENTINEL})
+    admin_client_.post(ADD, {"name": "db", "credential_type": "password", "target_host": "db.internal",
+                             "value": SENTINEL})
     credential = SharedCredential.objects.get()
 
     admin_client_.post(f"/admin/credentials/sharedcredential/{credential.pk}/change/",
-                       {"name": "db", "credential_type": "password", "target_host": "db.internal",
+                       {"name": "db", "credential_type": "password", "target_host": "db-2.internal",
                         "assigned_relays": [relay.pk]})
 
     credential.refresh_from_db()
-    assert credential.get_value() == SENTINEL and credential.target_host == "db.internal"
-    assert ConfigPush.objects.get().payload["targetHost"] == "db.internal"
+    assert credential.get_value() == SENTINEL and credential.target_host == "db-2.internal"
+    assert ConfigPush.objects.get().payload["targetHost"] == "db-2.internal"
 
 
 def test_a_new_credential_needs_a_value(admin_client_):
-    response = admin_client_.post(ADD, {"name": "db", "credential_type": "password", "value": ""})
+    response = admin_client_.post(ADD, {"name": "db", "credential_type": "password", "target_host": "db.internal",
+                                        "value": ""})
     assert response.context["adminform"].form.errors == {"value": ["A new credential needs a value."]}
 
 
@@ -68,11 +72,11 @@ def test_assignments_to_relays_the_editor_cannot_see_are_kept(issue_relay, make_
     from django.contrib.auth.models import Permission
 
     a, b = issue_relay("a", "relay-a").relay, issue_relay("b", "relay-b").relay
-    credential = SharedCredential(name="db", credential_type="password")
+    credential = SharedCredential(name="db", credential_type="password", target_host="db.internal")
     credential.set_value(SENTINEL)
     credential.save()
     credential.assigned_relays.set([a, b])
-    editor = make_operator(view=[a])
+    editor = make_operator(configure=[a])
     editor.user_permissions.add(*Permission.objects.filter(codename__in=["view_sharedcredential",
                                                                          "change_sharedcredential"]))
     client = Client()
@@ -80,6 +84,7 @@ def test_assignments_to_relays_the_editor_cannot_see_are_kept(issue_relay, make_
     change = f"/admin/credentials/sharedcredential/{credential.pk}/change/"
 
     assert "relay-b" not in client.get(change).content.decode()
-    client.post(change, {"name": "db", "credential_type": "password", "assigned_relays": []})
+    client.post(change, {"name": "db", "credential_type": "password", "target_host": "db.internal",
+                         "assigned_relays": []})
 
     assert list(credential.assigned_relays.all()) == [b]

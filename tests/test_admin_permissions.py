@@ -102,6 +102,13 @@ def test_running_is_offered_only_where_granted(world, make_operator):
                 {"action": "cancel_commands", "_selected_action": [c.pk for c in world["commands"].values()]})
     assert Command.objects.get(pk=world["commands"]["a"].pk).status == "cancelled"
     assert Command.objects.get(pk=world["commands"]["b"].pk).status == "pending"
+    # Running on a relay is not configuring it: no config push form for a runner.
+    assert client.get("/admin/configpush/configpush/add/").status_code == 403
+
+
+def test_config_pushes_are_offered_only_to_configurers(world, make_operator):
+    client = Client()
+    client.force_login(make_operator("configurer", configure=[world["a"]]))
     push_form = client.get("/admin/configpush/configpush/add/").context["adminform"].form
     assert list(push_form.fields["relay"].queryset) == [world["a"]]
 
