@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import select
 import shlex
@@ -15,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .host_keys import HostKeyError, KnownHostsFiles, accepted_keys, fingerprint, parse_public_key
 from .logs import get_logger
 from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
 from .store import Credential, CredentialStore, binding_example
@@ -42,13 +41,8 @@ class SSHAuthError(SSHError):
     pass
 
 
-class SSHHostKeyError(SSHError):
+class SSHHostKeyError(SSHError, HostKeyError):
     pass
-
-
-def fingerprint(key: paramiko.PKey) -> str:
-    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-    return f"{key.get_name()} SHA256:{digest}"
 
 
 def load_private_key(text: str) -> paramiko.PKey:
@@ -60,15 +54,6 @@ def load_private_key(text: str) -> paramiko.PKey:
         except (paramiko.SSHException, ValueError, TypeError, IndexError):
             continue
     raise SSHAuthError("stored ssh key is not a readable unencrypted private key")
-
-
-def parse_public_key(line: str) -> paramiko.PKey:
-    from paramiko.hostkeys import HostKeyEntry
-
-    entry = HostKeyEntry.from_line(f"pinned {line}")
-    if entry is None or entry.key is None:
-        raise SSHHostKeyError(f"unreadable pinned host key {line.split()[0] if line.split() else ''!r}")
-    return entry.key
 
 
 @dataclass
@@ -92,7 +77,7 @@ class SSHPool:
         kill_grace: float = 2.0,
     ) -> None:
         self.store = store
-        self.known_hosts = [Path(p).expanduser() for p in known_hosts]
+        self.known_hosts = KnownHostsFiles([Path(p).expanduser() for p in known_hosts])
         self.pinned_keys = pinned_keys or (lambda host, port: [])
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -101,7 +86,6 @@ class SSHPool:
         self.kill_grace = kill_grace
         self._conns: dict[tuple[str, int, str], _Connection] = {}
         self._key_locks: dict[tuple[str, int, str], threading.Lock] = {}
-        self._known_hosts_cache: dict[Path, tuple[tuple[int, int, int], paramiko.HostKeys]] = {}
         self._lock = threading.Lock()
 
     # -- pool ---------------------------------------------------------------------------------------
@@ -155,9 +139,12 @@ class SSHPool:
         transport = conn.transport
         if not (transport.is_active() and transport.is_authenticated()):
             return False
-        pins = self.pinned_keys(host, port)
-        # A pin pushed after the connection was made must hold for it too.
-        if pins and conn.host_key not in {parse_public_key(p).asbytes() for p in pins}:
+        # Pins pushed or known_hosts edited after the connection was made must hold for it too.
+        try:
+            accepted, _ = self._accepted_keys(host, port)
+        except HostKeyError:
+            return False
+        if conn.host_key not in {key.asbytes() for key in accepted}:
             return False
         try:
             transport.send_ignore()
@@ -168,37 +155,12 @@ class SSHPool:
     # -- connecting ---------------------------------------------------------------------------------
 
     def _accepted_keys(self, host: str, port: int) -> tuple[list[paramiko.PKey], str]:
-        pins = self.pinned_keys(host, port)
-        if pins:
-            return [parse_public_key(p) for p in pins], "pinned"
-        import paramiko
-
-        name = host if port == 22 else f"[{host}]:{port}"
-        keys: list[paramiko.PKey] = []
-        for path in self.known_hosts:
-            host_keys = self._host_keys(path)
-            found = host_keys.lookup(name) if host_keys is not None else None
-            if found:
-                keys.extend(found.values())
-        return keys, "known_hosts"
-
-    def _host_keys(self, path: Path) -> paramiko.HostKeys | None:
-        """The parsed file, parsed again only when it changes (a fan-out connects to many hosts at once)."""
-        import paramiko
-
+        where = f"{host}:{port}"
         try:
-            stat = path.stat()
-        except OSError:
-            return None
-        version = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        with self._lock:
-            cached = self._known_hosts_cache.get(path)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        host_keys = paramiko.HostKeys(str(path))
-        with self._lock:
-            self._known_hosts_cache[path] = (version, host_keys)
-        return host_keys
+            pins = [parse_public_key(p) for p in self.pinned_keys(host, port)]
+            return accepted_keys(where, pins, self.known_hosts.lookup(host, port))
+        except HostKeyError as exc:
+            raise SSHHostKeyError(str(exc)) from None
 
     def _connect(self, host: str, port: int, username: str) -> _Connection:
         import paramiko
