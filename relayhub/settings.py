@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_filters",
     "guardian",
+    "relayhub.apps.RelayHubConfig",
     "assignments",
     "commands",
     "credentials",

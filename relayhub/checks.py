@@ -1,0 +1,75 @@
+"""System checks for relayhub's own settings, run by every manage.py command and by ``check --deploy``.
+
+Messages name a key ring's entries by position only: they never print any
+part of a setting that may hold key material.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+KEY_BYTES = 32
+KEY_RINGS = (("CREDENTIAL_KEYS", "relayhub.E001"), ("TRANSPORT_KEYS", "relayhub.E002"))
+FORMAT_HINT = "Give 'id:<base64 of 32 random bytes>[,id:...]', e.g. k1:$(head -c32 /dev/urandom | base64)."
+
+
+def _decoded(encoded: str) -> bytes | None:
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return None
+
+
+def key_ring_problems(setting: str, spec: Any, error_id: str) -> list[checks.CheckMessage]:
+    """What is wrong with a key ring setting, in the rules ``crypto.KeyRing.parse`` applies."""
+    if not isinstance(spec, str):
+        return [checks.Error(f"{setting} must be a string", hint=FORMAT_HINT, id=error_id)]
+    entries = [part.strip() for part in spec.split(",")]
+    entries = [entry for entry in entries if entry]
+    if not entries:
+        return [checks.Error(f"{setting} holds no key", hint=FORMAT_HINT, id=error_id)]
+    problems, first_seen = [], {}
+    for number, entry in enumerate(entries, start=1):
+        where = f"{setting}: entry {number} of {len(entries)}"
+        key_id, sep, encoded = entry.partition(":")
+        key = _decoded(encoded)
+        if not sep or not key_id:
+            problem = "has no key id (expected 'id:<base64>')"
+        elif key is None:
+            problem = "is not valid base64 after its key id"
+        elif len(key) != KEY_BYTES:
+            problem = f"decodes to {len(key)} bytes; it must be {KEY_BYTES}"
+        elif key_id in first_seen:
+            problem = f"repeats the key id of entry {first_seen[key_id]}"
+        else:
+            first_seen[key_id] = number
+            continue
+        problems.append(checks.Error(f"{where} {problem}", hint=FORMAT_HINT, id=error_id))
+    return problems
+
+
+@checks.register(checks.Tags.security)
+def key_rings_are_well_formed(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return [problem for setting, error_id in KEY_RINGS
+            for problem in key_ring_problems(setting, getattr(settings, setting, None), error_id)]
+
+
+def allowed_hosts_problems(hosts: list[str]) -> list[checks.CheckMessage]:
+    if "*" not in hosts:
+        return []
+    return [checks.Error(
+        "ALLOWED_HOSTS contains '*': any Host header is accepted, so links the hub builds "
+        "(password resets, redirects) can point at an attacker's host.",
+        hint="List the host names the hub is served under, e.g. ALLOWED_HOSTS=hub.example.com.",
+        id="relayhub.E003",
+    )]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def allowed_hosts_are_explicit(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return allowed_hosts_problems(list(settings.ALLOWED_HOSTS))
