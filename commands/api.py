@@ -14,6 +14,7 @@ from assignments import access
 from commands import output
 from commands.choices import Stream, TargetType
 from commands.models import Command, IllegalTransition
+from relayhub.fields import INT64_MAX
 
 INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "target_username", "command",
                 "timeout_ms", "priority"]
@@ -65,8 +66,8 @@ class RerunSerializer(serializers.Serializer):
 
 
 class OutputSerializer(serializers.Serializer):
-    stdout_offset = serializers.IntegerField(required=False, default=0, min_value=0)
-    stderr_offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    stdout_offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=INT64_MAX)
+    stderr_offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=INT64_MAX)
 
 
 class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,

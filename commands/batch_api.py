@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from commands import batches
 from commands.api import require_run_permission, validate_target
 from commands.choices import TargetType
-from commands.models import CommandBatch
+from commands.models import MAX_BATCH_TARGETS, CommandBatch
 
 
 class BatchCreateSerializer(serializers.Serializer):
@@ -22,8 +22,9 @@ class BatchCreateSerializer(serializers.Serializer):
     target_username = serializers.CharField(required=False, default="", allow_blank=True, max_length=100)
     timeout_ms = serializers.IntegerField(default=30_000, min_value=1, max_value=24 * 3600 * 1000)
     priority = serializers.IntegerField(default=5, min_value=1, max_value=10)
-    max_concurrency = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    max_errors = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    max_concurrency = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                               max_value=MAX_BATCH_TARGETS)
+    max_errors = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_BATCH_TARGETS)
 
     def validate(self, data: dict) -> dict:
         return validate_target(data)

@@ -7,7 +7,7 @@ from django import forms
 
 from assignments import access
 from commands.choices import TargetType
-from commands.models import Command
+from commands.models import MAX_BATCH_TARGETS, Command
 
 MAX_TIMEOUT_S = 24 * 3600
 
@@ -36,9 +36,9 @@ class RunCommandForm(forms.Form):
     timeout_s = forms.DecimalField(label="Timeout (seconds)", initial=30, min_value=Decimal("0.001"),
                                    max_value=MAX_TIMEOUT_S, decimal_places=3)
     priority = forms.IntegerField(initial=5, min_value=1, max_value=10, help_text="1 to 10; higher runs first.")
-    max_concurrency = forms.IntegerField(required=False, min_value=1,
+    max_concurrency = forms.IntegerField(required=False, min_value=1, max_value=MAX_BATCH_TARGETS,
                                          help_text="Several machines: how many run at once (all when empty).")
-    max_errors = forms.IntegerField(required=False, min_value=0,
+    max_errors = forms.IntegerField(required=False, min_value=0, max_value=MAX_BATCH_TARGETS,
                                     help_text="Several machines: past this many failures, the rest are cancelled.")
 
     def __init__(self, *args: Any, user, **kwargs: Any) -> None:

@@ -14,6 +14,10 @@ from commands import notify, queue_sql
 from commands.choices import CommandStatus, Stream, TargetType
 
 
+# A batch's max_concurrency and max_errors count targets; beyond this they mean "no limit" anyway.
+MAX_BATCH_TARGETS = 100_000
+
+
 class IllegalTransition(Exception):
     pass
 
@@ -39,8 +43,9 @@ class CommandBatch(models.Model):
     target_username = models.CharField(max_length=100, blank=True)
     timeout_ms = models.PositiveIntegerField(default=30_000)
     priority = models.PositiveSmallIntegerField(default=5)
-    max_concurrency = models.PositiveIntegerField(null=True, blank=True)
-    max_errors = models.PositiveIntegerField(null=True, blank=True)
+    max_concurrency = models.PositiveIntegerField(null=True, blank=True, validators=[
+        MinValueValidator(1), MaxValueValidator(MAX_BATCH_TARGETS)])
+    max_errors = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(MAX_BATCH_TARGETS)])
     # Set once failures pass max_errors: targets not yet started are cancelled.
     stopped = models.BooleanField(default=False)
     created_by = models.ForeignKey(
@@ -66,7 +71,8 @@ class Command(models.Model):
     machine_id = models.CharField(max_length=200)
     target_type = models.CharField(max_length=10, choices=TargetType.choices, default=TargetType.LOCAL)
     target_host = models.CharField(max_length=255, blank=True)
-    target_port = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(65535)])
+    target_port = models.PositiveIntegerField(null=True, blank=True,
+                                              validators=[MinValueValidator(1), MaxValueValidator(65535)])
     target_username = models.CharField(max_length=100, blank=True)
     command = models.TextField()
     timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(1)])

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 HOST_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-\S+) [A-Za-z0-9+/=]+( \S.*)?$")
 ENCRYPTED_RE = re.compile(r"^[0-9a-f]+:[0-9a-f]{32}:[0-9a-f]*$")
+PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
+# What the agent refuses in a command while an allow-list is set; an entry holding one could never match.
+SHELL_SYNTAX = set(";&|<>()$`\n\r")
+MAX_ALLOWED_COMMANDS = 1000
 
 
 def _require_dict(payload: Any) -> dict:
@@ -44,8 +49,8 @@ def _target(item: Any, index: int) -> dict:
         host, sep, port = item.rpartition(":") if item.count(":") == 1 else (item, "", "")
         if not host.strip():
             raise ValidationError(f"{where}: host must not be empty")
-        if sep and not port.isdigit():
-            raise ValidationError(f"{where}: port must be a number")
+        if sep and not PORT_RE.fullmatch(port):
+            raise ValidationError(f"{where}: port must be a number from 1 to 65535")
         return {"host": host, "port": _port(int(port), where) if sep else 22}
     if not isinstance(item, dict):
         raise ValidationError(f"{where} must be a string or an object with host and port")
@@ -89,7 +94,23 @@ def validate_allowed_commands(payload: Any) -> dict:
     commands = payload.get("commands")
     if not isinstance(commands, list) or not all(isinstance(c, str) and c.strip() for c in commands):
         raise ValidationError("commands must be a list of non-empty strings")
+    if len(commands) > MAX_ALLOWED_COMMANDS or any(len(c) > 1000 for c in commands):
+        raise ValidationError(f"commands: at most {MAX_ALLOWED_COMMANDS} entries of at most 1000 characters")
+    for index, entry in enumerate(commands):
+        _allowed_entry(entry, f"commands[{index}]")
     return {"commands": commands}
+
+
+def _allowed_entry(entry: str, where: str) -> None:
+    """An entry is an argument list with ``*``/``?``/``[...]`` patterns per argument, never shell syntax."""
+    found = sorted(SHELL_SYNTAX & set(entry))
+    if found:
+        raise ValidationError(f"{where}: shell syntax {''.join(found)!r} is not allowed; an entry is a command and "
+                              "its arguments, where * matches within one argument")
+    try:
+        shlex.split(entry)
+    except ValueError as exc:
+        raise ValidationError(f"{where}: {exc}") from None
 
 
 def validate_metrics_interval(payload: Any) -> dict:
