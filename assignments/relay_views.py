@@ -16,7 +16,7 @@ from commands.choices import CommandStatus
 from configpush.models import PushStatus
 from credentials import inventory
 from relayhub.fields import StrictCharField, StrictFloatField
-from relayhub.relay_api import RelayAPIView, ok
+from relayhub.relay_api import RelayAPIView, check_relay_id, ok
 from relayhub.relay_async import relay_route
 from relayhub.relay_schema import relay_schema, success
 from relayhub.relay_auth import resolve_key
@@ -54,7 +54,12 @@ class VerifyView(RelayAPIView):
         )
 
 
+class HeartbeatBody(serializers.Serializer):
+    relayId = serializers.JSONField(required=False)
+
+
 def heartbeat(relay, data: dict) -> dict:
+    check_relay_id(relay, data.get("relayId"))
     # Authentication has recorded the sign of life already (at most every few seconds).
     cancel_ids = relay.claimed_commands.filter(
         status__in=CommandStatus.active(), cancel_requested=True
@@ -62,12 +67,13 @@ def heartbeat(relay, data: dict) -> dict:
     return {"cancelCommandIds": [str(pk) for pk in cancel_ids]}
 
 
-heartbeat_route = relay_route(heartbeat)
+heartbeat_route = relay_route(heartbeat, HeartbeatBody)
 
 
 class HeartbeatDoc(RelayAPIView):
-    @relay_schema(summary="Sign of life; lists commands whose cancel was requested", response=success(
-        "HeartbeatResponse", cancelCommandIds=serializers.ListField(child=serializers.CharField())))
+    @relay_schema(request=HeartbeatBody, summary="Sign of life; lists commands whose cancel was requested",
+                  response=success("HeartbeatResponse",
+                                   cancelCommandIds=serializers.ListField(child=serializers.CharField())))
     def post(self, request: Request) -> Response:
         raise NotImplementedError("served by assignments.relay_views.heartbeat_route")
 

@@ -45,13 +45,17 @@ class RelayAPIView(APIView):
         return serializer.validated_data
 
     def check_relay_id(self, relay_id: object) -> None:
-        """``relayId`` is optional, but when given it must be the caller's own."""
-        if relay_id is None:
-            return
-        if not isinstance(relay_id, str):
-            raise exceptions.ValidationError("relayId must be a string")
-        if relay_id != str(self.relay.pk):
-            raise exceptions.PermissionDenied("relayId does not belong to this API key")
+        check_relay_id(self.relay, relay_id)
+
+
+def check_relay_id(relay: RelayAssignment, relay_id: object) -> None:
+    """``relayId`` is optional, but when given it must be the caller's own."""
+    if relay_id is None:
+        return
+    if not isinstance(relay_id, str):
+        raise exceptions.ValidationError("relayId must be a string")
+    if relay_id != str(relay.pk):
+        raise exceptions.PermissionDenied("relayId does not belong to this API key")
 
 
 def ok(**data: Any) -> Response:

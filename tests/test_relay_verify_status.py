@@ -47,6 +47,15 @@ def test_heartbeat_reports_cancel_requests(relay, relay_client, make_command):
     assert relay_client.post("/relay/heartbeat").json()["cancelCommandIds"] == [str(command.pk)]
 
 
+def test_heartbeat_treats_relay_id_as_status_does(issue_relay, relay, relay_client):
+    other = issue_relay("machine-2", "other").relay
+    refused = relay_client.post("/relay/heartbeat", {"relayId": str(other.pk)}, format="json")
+    assert refused.status_code == 403 and refused.json() == {"success": False,
+                                                             "error": "relayId does not belong to this API key"}
+    assert relay_client.post("/relay/heartbeat", {"relayId": 7}, format="json").status_code == 400
+    assert relay_client.post("/relay/heartbeat", {"relayId": str(relay.pk)}, format="json").status_code == 200
+
+
 def test_online_is_computed_from_the_last_heartbeat(settings, relay, relay_client):
     relay_client.post("/relay/heartbeat")
     settings.RELAYHUB = {**settings.RELAYHUB, "ONLINE_THRESHOLD_S": 0}
