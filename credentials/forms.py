@@ -29,6 +29,10 @@ class SharedCredentialForm(forms.ModelForm):
         help_texts = {"assigned_relays": "Saving queues a credential push to each assigned relay. Changing which "
                                          "relays hold it, or changing one they hold, needs configure_relay on them."}
 
+    def clean_value(self) -> str:
+        # Browsers send a textarea's line breaks as CRLF; a private key's are LF.
+        return self.cleaned_data["value"].replace("\r\n", "\n")
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         if not self.instance.key_id and not cleaned.get("value"):
