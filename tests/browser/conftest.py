@@ -27,6 +27,12 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 ARTIFACTS = ROOT / "test-artifacts"
 PASSWORD = "pw-browser-4711"
 STEP_MS = 5_000
+# Chromium reports a Content-Security-Policy refusal on the console too; this says which directive,
+# and turns it into a console error, which fails the test.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => console.error(
+  `CSP violation: ${event.violatedDirective} blocked ${event.blockedURI || "inline"} on ${location.pathname}`));
+"""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -77,6 +83,7 @@ def browser(hub: Hub, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRe
     with sync_api.sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
         context = chromium.new_context(viewport={"width": 1280, "height": 900})
+        context.add_init_script(REPORT_CSP_VIOLATIONS)
         page = context.new_page()
         page.set_default_timeout(STEP_MS)
         sync_api.expect.set_options(timeout=STEP_MS)
