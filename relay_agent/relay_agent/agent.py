@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__, transport
 from .backoff import Backoff
-from .config import AgentConfig, ConfigError
+from .config import AgentConfig, CommandRefused, ConfigError
 from .executor import LocalExecutor
 from .hub import ExtensionsUnsupported, HubClient, HubError, HubRejected, HubRequestError, HubUnavailable
 from .logs import get_logger
@@ -376,7 +376,12 @@ class Agent:
             return ExecResult.refused("command is empty")
         if not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
             return ExecResult.refused(f"invalid timeoutMs {timeout_ms!r}")
-        refusal = self.config.check_command(text)
+        try:
+            argv, refusal = self.config.authorize_command(text), None
+        except CommandRefused as exc:
+            argv, refusal = None, str(exc)
+        # With an allow-list, only the allowed argument list runs, and without a shell.
+        runnable = text if argv is None else argv
         host, port = command.get("targetHost"), command.get("targetPort") or 22
         try:
             port = int(port)
@@ -409,10 +414,11 @@ class Agent:
         try:
             if target_type == "ssh":
                 result = self.ssh.run(
-                    str(host), port, command.get("targetUsername"), text, int(timeout_ms), streamer.add, running.cancel
+                    str(host), port, command.get("targetUsername"), runnable, int(timeout_ms), streamer.add,
+                    running.cancel,
                 )
             else:
-                result = self.local.run(text, int(timeout_ms), streamer.add, running.cancel)
+                result = self.local.run(runnable, int(timeout_ms), streamer.add, running.cancel)
         finally:
             streamer.close()
         if running.shutting_down and result.status == "cancelled":

@@ -8,16 +8,21 @@ import json
 import struct
 import threading
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from . import transport
+from .allowlist import REFUSED as COMMAND_REFUSED
+from .allowlist import CommandRefused, Pattern, authorize, parse_entries
 from .files import ensure_private_dir, write_private
+from .logs import get_logger
 from .store import CREDENTIAL_TYPES, CredentialStore, CredentialStoreError
 
+__all__ = ["COMMAND_REFUSED", "AgentConfig", "CommandRefused", "ConfigError", "SSHTarget"]
+
+log = get_logger(__name__)
+
 PUSH_TYPES = ("credential", "ssh_targets", "allowed_commands", "metrics_interval")
-COMMAND_REFUSED = "command not allowed by allowed_commands policy"
 MIN_METRICS_INTERVAL_MS = 1000
 MAX_METRICS_INTERVAL_MS = 24 * 3600 * 1000
 
@@ -99,6 +104,7 @@ class AgentConfig:
         self._transport_secret = transport_secret
         self._lock = threading.Lock()
         self.allowed_commands: list[str] | None = None
+        self._command_patterns: list[Pattern] = []
         self.ssh_targets: list[SSHTarget] | None = None
         self.metrics_interval_ms: int | None = None
         self._load()
@@ -116,8 +122,12 @@ class AgentConfig:
             commands = payload.get("commands")
             if not isinstance(commands, list) or not all(isinstance(c, str) and c for c in commands):
                 raise ConfigError("allowed_commands needs commands: a list of non-empty strings")
+            try:
+                patterns = parse_entries(commands)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
             with self._lock:
-                self.allowed_commands = list(commands)
+                self.allowed_commands, self._command_patterns = list(commands), patterns
                 self._save()
         elif push_type == "ssh_targets":
             targets = payload.get("targets")
@@ -164,15 +174,16 @@ class AgentConfig:
         except (transport.TransportDecryptError, CredentialStoreError) as exc:
             raise ConfigError(str(exc)) from None
 
-    def check_command(self, command: str) -> str | None:
-        """None when the command may run, else the error to fail it with."""
-        allowed = self.allowed_commands
+    def authorize_command(self, command: str) -> list[str] | None:
+        """How the command may run: None through `sh -c` (no allow-list), else the arguments to run without a shell.
+
+        Raises CommandRefused, whose text is the error to fail the command with, when it must not run.
+        """
+        with self._lock:
+            allowed, patterns = self.allowed_commands, self._command_patterns
         if allowed is None:
             return None
-        for entry in allowed:
-            if command == entry or (any(c in entry for c in "*?[") and fnmatchcase(command, entry)):
-                return None
-        return COMMAND_REFUSED
+        return authorize(command, patterns)
 
     def check_ssh_target(self, host: str, port: int) -> str | None:
         targets = self.ssh_targets
@@ -189,11 +200,20 @@ class AgentConfig:
         except FileNotFoundError:
             return
         except ValueError:
+            data = None
+        allowed = data.get("allowedCommands") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not (
+            allowed is None or isinstance(allowed, list) and all(isinstance(c, str) for c in allowed)
+        ):
             # Starting without the pushed policy would silently allow everything; refuse instead.
-            raise ConfigError(
-                f"{self._path} is corrupt; delete it to start over and re-push the configuration"
-            ) from None
-        self.allowed_commands = data.get("allowedCommands")
+            raise ConfigError(f"{self._path} is corrupt; delete it to start over and re-push the configuration")
+        self.allowed_commands = allowed
+        for index, entry in enumerate(self.allowed_commands or ()):
+            try:
+                self._command_patterns += parse_entries([entry])
+            except ValueError as exc:
+                # Saved before entries were checked: it can never match, so the list only gets stricter.
+                log.warning("allowed_commands entry ignored", entry=index, error=str(exc).partition(": ")[2])
         targets = data.get("sshTargets")
         self.ssh_targets = None if targets is None else [parse_target(t) for t in targets]
         self.metrics_interval_ms = data.get("metricsIntervalMs")

@@ -1,4 +1,8 @@
-"""Runs a shell command locally in its own process group, streaming and capping its output."""
+"""Runs a command locally in its own process group, streaming and capping its output.
+
+A command is either shell text, run with `sh -c`, or an argument list (what an allow-list
+allowed), run without any shell.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import signal
 import subprocess  # nosec B404 - running shell commands is this agent's purpose
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
@@ -77,7 +82,7 @@ class LocalExecutor:
 
     def run(
         self,
-        command: str,
+        command: str | Sequence[str],
         timeout_ms: int,
         on_output: OutputCallback | None = None,
         cancel: threading.Event | None = None,
@@ -88,7 +93,7 @@ class LocalExecutor:
             return ExecResult(status="cancelled", error="command cancelled")
         try:
             proc = subprocess.Popen(  # nosec B603 - the operator's command, run as asked; policy is enforced before
-                [self.shell, "-c", command],
+                [self.shell, "-c", command] if isinstance(command, str) else list(command),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ import shlex
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -247,7 +247,7 @@ class SSHPool:
         host: str,
         port: int,
         username: str | None,
-        command: str,
+        command: str | Sequence[str],
         timeout_ms: int,
         on_output: OutputCallback | None = None,
         cancel: threading.Event | None = None,
@@ -301,7 +301,7 @@ class SSHPool:
         self,
         conn: _Connection,
         channel: paramiko.Channel,
-        command: str,
+        command: str | Sequence[str],
         timeout_ms: int,
         on_output: OutputCallback | None,
         cancel: threading.Event,
@@ -311,7 +311,7 @@ class SSHPool:
         stderr = StreamCapture("stderr", self.max_output, on_output)
         marker = _MarkerReader(stderr)
         try:
-            channel.exec_command(f'echo "{_PID_MARKER.decode()}$$" >&2; exec /bin/sh -c {shlex.quote(command)}')  # nosec B601 - the operator's command, quoted; policy is enforced before
+            channel.exec_command(f'echo "{_PID_MARKER.decode()}$$" >&2; exec {_remote_argv(command)}')  # nosec B601 - every argument quoted; policy is enforced before
         except Exception as exc:
             return ExecResult(status="failed", error=f"ssh exec failed: {exc}", duration_ms=_ms_since(started))
         deadline = started + timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
@@ -409,6 +409,11 @@ class _MarkerReader:
             self.capture.feed(self._head)
         self._head = None
         self.capture.close()
+
+
+def _remote_argv(command: str | Sequence[str]) -> str:
+    """What the remote login shell execs: shell text through /bin/sh, an argument list as it is."""
+    return f"/bin/sh -c {shlex.quote(command)}" if isinstance(command, str) else shlex.join(command)
 
 
 def _ms_since(started: float) -> int:

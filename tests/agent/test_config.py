@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from relay_agent.config import COMMAND_REFUSED, AgentConfig, ConfigError, SSHTarget
+from relay_agent.config import COMMAND_REFUSED, AgentConfig, CommandRefused, ConfigError, SSHTarget
 from relay_agent.store import CredentialStore
 
 from relay_agent import transport
@@ -23,33 +23,54 @@ def config(store_dir: Path, store: CredentialStore) -> AgentConfig:
     return AgentConfig(store_dir, store, SECRET)
 
 
+def refusal(config: AgentConfig, command: str) -> str | None:
+    try:
+        config.authorize_command(command)
+    except CommandRefused as exc:
+        return str(exc)
+    return None
+
+
 def test_everything_is_allowed_until_a_policy_is_pushed(config: AgentConfig) -> None:
-    assert config.check_command("rm -rf /tmp/x") is None
+    assert config.authorize_command("rm -rf /tmp/x; echo $HOME") is None, "None: run through sh -c, as it is"
     assert config.check_ssh_target("anywhere", 22) is None
 
 
-def test_allowed_commands_match_exactly_or_by_glob(config: AgentConfig) -> None:
+def test_allowed_commands_match_argument_by_argument(config: AgentConfig) -> None:
     config.apply("allowed_commands", json.dumps({"commands": ["uptime", "systemctl status *", "df -[h]"]}))
 
-    assert config.check_command("uptime") is None
-    assert config.check_command("systemctl status nginx") is None
-    assert config.check_command("df -h") is None
-    assert config.check_command("uptime ") == COMMAND_REFUSED
-    assert config.check_command("df -k") == COMMAND_REFUSED
-    assert config.check_command("rm -rf /") == "command not allowed by allowed_commands policy"
+    assert config.authorize_command("uptime") == ["uptime"]
+    assert config.authorize_command("uptime ") == ["uptime"]
+    assert config.authorize_command("systemctl status nginx") == ["systemctl", "status", "nginx"]
+    assert config.authorize_command("systemctl status 'my unit'") == ["systemctl", "status", "my unit"]
+    assert config.authorize_command("df -h") == ["df", "-h"]
+    assert refusal(config, "df -k") == f"{COMMAND_REFUSED}: no entry matches"
+    assert refusal(config, "systemctl status a b") == f"{COMMAND_REFUSED}: no entry matches"
+    assert refusal(config, "systemctl status") == f"{COMMAND_REFUSED}: no entry matches"
+    assert refusal(config, "rm -rf /") == "command not allowed by this relay's allowed_commands policy: no entry matches"
 
 
 def test_an_entry_without_glob_characters_is_not_a_pattern(config: AgentConfig) -> None:
     config.apply("allowed_commands", {"commands": ["ls"]})
 
-    assert config.check_command("ls") is None
-    assert config.check_command("lsblk") == COMMAND_REFUSED
+    assert config.authorize_command("ls") == ["ls"]
+    assert refusal(config, "lsblk") is not None
 
 
 def test_an_empty_list_refuses_everything(config: AgentConfig) -> None:
     config.apply("allowed_commands", {"commands": []})
 
-    assert config.check_command("true") == COMMAND_REFUSED
+    assert refusal(config, "true") == f"{COMMAND_REFUSED}: the list is empty"
+
+
+def test_entries_saved_before_they_were_checked_can_never_match(store_dir: Path, store: CredentialStore) -> None:
+    (store_dir / "config.json").write_text(json.dumps({"allowedCommands": ["echo *; touch x", "uptime"]}))
+
+    config = AgentConfig(store_dir, store, SECRET)
+
+    assert refusal(config, "echo a; touch x") == f"{COMMAND_REFUSED}: shell syntax ';' is not allowed"
+    assert refusal(config, "echo a") == f"{COMMAND_REFUSED}: no entry matches"
+    assert config.authorize_command("uptime") == ["uptime"]
 
 
 def test_pushed_config_persists(store_dir: Path, config: AgentConfig, store: CredentialStore) -> None:
@@ -122,6 +143,11 @@ def test_a_credential_push_is_decrypted_and_stored_as_shared(config: AgentConfig
         ("allowed_commands", {"commands": "uptime"}, "list"),
         ("allowed_commands", {"commands": ["ok", 3]}, "list"),
         ("allowed_commands", {}, "list"),
+        ("allowed_commands", {"commands": ["uptime", "systemctl status *; reboot"]}, r"\[1\]: shell syntax ';'"),
+        ("allowed_commands", {"commands": ["cat $(ls)"]}, r"\[0\]: shell syntax '\$'"),
+        ("allowed_commands", {"commands": ["echo 'unbalanced"]}, "cannot be split into arguments: no closing quotation"),
+        ("allowed_commands", {"commands": ["  "]}, "empty"),
+        ("allowed_commands", {"commands": ["-c *"]}, "cannot start with '-'"),
         ("ssh_targets", {"targets": "h1"}, "list"),
         ("ssh_targets", {"targets": [{"port": 22}]}, "host"),
         ("ssh_targets", {"targets": [{"host": "h", "port": 70000}]}, "port"),
@@ -170,9 +196,12 @@ def test_a_credential_push_without_a_shared_secret_fails(store_dir: Path, store:
         )
 
 
-def test_a_corrupt_config_file_fails_closed(store_dir: Path, config: AgentConfig, store: CredentialStore) -> None:
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"allowedCommands": "uptime"}', '{"allowedCommands": [1]}'])
+def test_a_corrupt_config_file_fails_closed(
+    store_dir: Path, config: AgentConfig, store: CredentialStore, text: str
+) -> None:
     config.apply("allowed_commands", {"commands": ["uptime"]})
-    (store_dir / "config.json").write_text("{not json")
+    (store_dir / "config.json").write_text(text)
 
     with pytest.raises(ConfigError, match="corrupt"):
         AgentConfig(store_dir, store, SECRET)
