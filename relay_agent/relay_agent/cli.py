@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from . import __version__
 
@@ -51,6 +53,20 @@ def _env_number(name: str, default: float, cast: Callable[[str], float]) -> floa
         raise SystemExit(f"relay-agent: error: {name} must be a number, not {raw!r}") from None
 
 
+def _is_loopback(url: str) -> bool:
+    """True for a URL on this machine only: 127.0.0.0/8, ::1 or localhost."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
@@ -75,7 +91,8 @@ def agent_parser() -> argparse.ArgumentParser:
   RELAY_API_KEY, RELAY_HUB_URL, RELAY_POLL_INTERVAL_MS, RELAY_HEARTBEAT_INTERVAL_MS,
   RELAY_METRICS_INTERVAL_MS, RELAY_LOG_LEVEL, RELAY_STORE_DIR, RELAY_CONCURRENCY,
   RELAY_SHARED_SECRET, RELAY_SHUTDOWN_GRACE, RELAY_KNOWN_HOSTS (colon-separated),
-  RELAY_MAX_OUTPUT, RELAY_SSH_IDLE_TIMEOUT, RELAY_LONG_POLL_WAIT_MS.
+  RELAY_MAX_OUTPUT, RELAY_SSH_IDLE_TIMEOUT, RELAY_LONG_POLL_WAIT_MS,
+  RELAY_ALLOW_INSECURE_HTTP=1.
   RELAY_API_KEY_FILE and RELAY_SHARED_SECRET_FILE read the secret from a file.
 
 credential store:
@@ -133,6 +150,12 @@ credential store:
         type=_non_negative_float,
         metavar="S",
         help="close SSH connections idle this long (default 300)",
+    )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="accept a plain http:// HUB_URL on a host other than loopback: the API key, results "
+        "and credential pushes then cross the network unencrypted",
     )
     parser.add_argument(
         "--long-poll-wait",
@@ -250,6 +273,12 @@ def agent_main(argv: list[str]) -> int:
         parser.error("API_KEY and HUB_URL are required (arguments or RELAY_API_KEY / RELAY_HUB_URL)")
     if not hub_url.startswith(("http://", "https://")):
         parser.error(f"HUB_URL must start with http:// or https://, not {hub_url!r}")
+    allow_http = args.allow_insecure_http or (_env("RELAY_ALLOW_INSECURE_HTTP") or "").lower() in ("1", "true", "yes")
+    if hub_url.startswith("http://") and not allow_http and not _is_loopback(hub_url):
+        parser.error(
+            f"refusing plain http:// hub URL for {urlsplit(hub_url).hostname or '?'}: use https://, "
+            "or pass --allow-insecure-http (RELAY_ALLOW_INSECURE_HTTP=1) to send the API key unencrypted"
+        )
     known_hosts = args.known_hosts or [p for p in (_env("RELAY_KNOWN_HOSTS") or DEFAULT_KNOWN_HOSTS).split(":") if p]
 
     from . import logs

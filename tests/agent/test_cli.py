@@ -4,6 +4,10 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from .stub_http import stub_server
+
 SECRET_VALUE = "SENTINEL-credential-value-7f3a"
 
 
@@ -130,3 +134,56 @@ def test_credentials_add_refuses_an_unreadable_target_host(run_cli, store_dir: P
 
     assert result.returncode == 1
     assert "invalid port in target host 'h:ssh'" in result.stderr
+
+
+def without_relay_env(**extra: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_") and k.lower() not in ("no_proxy",)}
+    return {**env, **extra}
+
+
+def reject_key(path: str, body: dict) -> tuple[int, dict]:
+    return 401, {"success": False, "error": "invalid api key"}
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://hub.example.com", "hub.example.com"),
+        ("http://user:pw@10.0.0.8:8000/", "10.0.0.8"),
+        ("http://[2001:db8::1]/", "2001:db8::1"),
+        ("http://localhost.attacker.example", "localhost.attacker.example"),
+    ],
+)
+def test_a_plain_http_hub_url_off_this_machine_is_refused(run_cli, url: str, host: str) -> None:
+    result = run_cli("rly_key", url, env=without_relay_env())
+
+    assert result.returncode == 2
+    assert f"refusing plain http:// hub URL for {host}: use https://, or pass --allow-insecure-http" in result.stderr
+    assert "user:pw" not in result.stderr
+    assert "relay agent starting" not in result.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.9.10", "[::1]", "localhost"])
+def test_plain_http_on_loopback_is_accepted(run_cli, host: str, store_dir: Path) -> None:
+    with stub_server(reject_key) as (hub, received):
+        port = hub.rsplit(":", 1)[1]
+        # The stub listens on 127.0.0.1 only; other loopback names reach it through it as a proxy.
+        proxy = {} if host == "127.0.0.1" else {"HTTP_PROXY": hub}
+        result = run_cli("rly_key", f"http://{host}:{port}", "--store-dir", str(store_dir),
+                         env=without_relay_env(**proxy))
+
+    assert result.returncode == 2, result.stderr
+    assert "refusing plain http://" not in result.stderr
+    assert "hub rejected the api key" in result.stderr
+    assert received, "the agent must have talked to the hub"
+
+
+@pytest.mark.parametrize("how", [("--allow-insecure-http",), ()])
+def test_plain_http_off_this_machine_needs_the_explicit_option(run_cli, how: tuple, store_dir: Path) -> None:
+    with stub_server(reject_key) as (proxy, received):
+        env = without_relay_env(HTTP_PROXY=proxy, **({} if how else {"RELAY_ALLOW_INSECURE_HTTP": "1"}))
+        result = run_cli("rly_key", "http://hub.example.test:8000", *how, "--store-dir", str(store_dir), env=env)
+
+    assert "refusing plain http://" not in result.stderr
+    assert "hub rejected the api key" in result.stderr
+    assert [path for path, _ in received] == ["http://hub.example.test:8000/relay/verify"]
