@@ -7,6 +7,7 @@ The development defaults below are fixed strings so that several processes
 
 import base64
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -47,7 +48,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
@@ -173,7 +174,7 @@ WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "relayhub.operator_tokens.OperatorTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         # Last, so that a relay key on an operator route is recognised and refused (403).
         "relayhub.relay_auth.RelayKeyAuthentication",
@@ -196,6 +197,14 @@ REST_FRAMEWORK = {
         # A busy agent sends a few requests per command; this allows hundreds per second.
         "relay": env.str("RELAYHUB_RELAY_RATE", default="60000/min"),
     },
+}
+
+# Operator API tokens (relayhub.operator_tokens): only a digest is stored; 0 days means no expiry.
+API_TOKEN_TTL_DAYS = env.int("RELAYHUB_API_TOKEN_TTL_DAYS", default=30)
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS) if API_TOKEN_TTL_DAYS > 0 else None,
+    "AUTH_HEADER_PREFIX": "Token",
+    "AUTO_REFRESH": False,
 }
 
 SPECTACULAR_SETTINGS = {

@@ -106,10 +106,10 @@ def make_command(db) -> Callable[..., Command]:
 
 
 def api_client_for(user) -> APIClient:
-    from rest_framework.authtoken.models import Token
+    from relayhub import operator_tokens
 
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {operator_tokens.issue(user)}")
     return client
 
 

@@ -2,11 +2,10 @@
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from assignments.models import RelayAssignment
-from relayhub import relay_urls
+from relayhub import operator_tokens, relay_urls
 
 HEADER_ROUTES = [
     ("get", "/relay/commands"),
@@ -81,7 +80,7 @@ def test_options_answers_without_a_key(method, path):
 def test_operator_token_on_a_relay_route_is_401(db):
     user = User.objects.create_superuser("op", password="pw-123456789")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {operator_tokens.issue(user)}")
     assert client.get("/relay/commands").status_code == 401
 
 

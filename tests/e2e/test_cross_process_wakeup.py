@@ -9,10 +9,10 @@ import time
 import pytest
 import redis
 import requests
+from django.contrib.auth.models import User
 from django.db import connection
 
-from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from relayhub import operator_tokens
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -31,7 +31,7 @@ def backend_env(backend: str) -> dict[str, str]:
 
 def operator_token() -> str:
     user = User.objects.create_superuser("op", "op@example.com", "pw-op-123456")
-    return Token.objects.create(user=user).key
+    return operator_tokens.issue(user)
 
 
 @pytest.mark.parametrize("backend", ["redis", "postgres"])

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import requests
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 
 from assignments.models import RelayAssignment
 from commands.models import Command
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
+from relayhub import operator_tokens
 from tests.agent.sshd import SSHDUnavailable, run_sshd
 from tests.e2e.processes import ROOT, Agent, test_database_url, wait_for
 
@@ -65,7 +65,7 @@ def test_no_secret_appears_anywhere(hub, tmp_path: Path):
 
         operator = User.objects.create_superuser("auditor", "a@example.com", "pw-auditor-123456")
         api = Recorder()
-        api.headers["Authorization"] = f"Token {Token.objects.create(user=operator).key}"
+        api.headers["Authorization"] = f"Token {operator_tokens.issue(operator)}"
         for name, kind, value in (("ssh-key", "ssh_key", server.client_key), ("db", "password", PASSWORD_SENTINEL)):
             response = api.post(f"{hub.url}/api/v1/shared-credentials/", json={
                 "name": name, "credential_type": kind, "target_host": "127.0.0.1", "value": value,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 
+from relayhub import operator_tokens
 from tests.e2e.processes import BIN, ROOT
 
 MAX_EXAMPLES = os.environ.get("RELAYHUB_FUZZ_EXAMPLES", "15")
@@ -43,7 +43,7 @@ def fuzz_hub(start_hub):
 
 def test_operator_api(fuzz_hub, schema, tmp_path):
     user = User.objects.create_superuser("fuzzer", "f@example.com", "pw-fuzz-123456")
-    token = Token.objects.create(user=user).key
+    token = operator_tokens.issue(user)
     result = fuzz(schema, fuzz_hub.url, f"Authorization: Token {token}", "^/api/", tmp_path)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "/api/v1/commands/" in result.stdout
