@@ -7,4 +7,8 @@ class RelayHubConfig(AppConfig):
     name = "relayhub"
 
     def ready(self) -> None:
-        from relayhub import checks  # noqa: F401 - registers the checks
+        from django.db.backends.signals import connection_created
+
+        from relayhub import checks, private_files  # noqa: F401 - checks registers itself
+
+        connection_created.connect(private_files.make_sqlite_files_private, dispatch_uid="relayhub.private_sqlite")

@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 
+from relayhub.private_files import private_dir
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("RELAYHUB_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -123,7 +125,13 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'relayhub.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+    # VAR_DIR 0700 and the database files 0600 (relayhub.private_files, on each new connection);
+    # a directory elsewhere is someone's own: made 0700 if missing, never changed.
+    _db_dir = Path(DATABASES["default"]["NAME"]).parent
+    if _db_dir == VAR_DIR:
+        private_dir(VAR_DIR)
+    else:
+        _db_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     # WAL lets readers run beside the writer; IMMEDIATE takes the write lock at
     # BEGIN so that two writers queue on the busy timeout instead of failing
     # with "database is locked" when a read transaction upgrades.
@@ -274,8 +282,7 @@ CACHES = {
 # which needs no server (the embedded mode).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
-    _queue_dir = VAR_DIR / "celery-queue"
-    _queue_dir.mkdir(parents=True, exist_ok=True)
+    _queue_dir = private_dir(private_dir(VAR_DIR) / "celery-queue")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
         "data_folder_out": str(_queue_dir),

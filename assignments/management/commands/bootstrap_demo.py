@@ -10,12 +10,13 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from assignments.models import RelayAssignment
+from relayhub.private_files import private_dir, tighten
 
 DEMO_MACHINE = "local"
 
 
 def _write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
@@ -25,7 +26,10 @@ class Command(BaseCommand):
     help = "Create the demo admin and relay key once (under var/), and print the admin login."
 
     def handle(self, *args, **options) -> None:
-        var = settings.VAR_DIR
+        var = private_dir(settings.VAR_DIR)
+        # O_CREAT's mode below reaches only new files; these may be older and looser.
+        for name in ("admin-password", "demo-relay.json", "demo-relay.key", "demo-relay.secret"):
+            tighten(var / name, 0o600)
         self._admin(var / "admin-password")
         self._relay(var / "demo-relay.json", var / "demo-relay.key", var / "demo-relay.secret")
 
