@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import select
-import shlex
 import socket
 import threading
 import time
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 from .host_keys import HostKeyError, KnownHostsFiles, accepted_keys, fingerprint, parse_public_key
 from .logs import get_logger
 from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
+from .remote_line import PidMarkerReader, remote_line
 from .store import Credential, CredentialStore, binding_example
 
 if TYPE_CHECKING:
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-# The remote login shell runs our line; it is the session leader sshd created with setsid(), so its
-# pid is the process group we kill on timeout or cancel. It reports that pid on the first stderr line.
-_PID_MARKER = b"__relay_agent_pgid="
 _POLL_SECONDS = 0.05
 
 
@@ -309,9 +306,9 @@ class SSHPool:
     ) -> ExecResult:
         stdout = StreamCapture("stdout", self.max_output, on_output)
         stderr = StreamCapture("stderr", self.max_output, on_output)
-        marker = _MarkerReader(stderr)
+        marker = PidMarkerReader(stderr)
         try:
-            channel.exec_command(f'echo "{_PID_MARKER.decode()}$$" >&2; exec {_remote_argv(command)}')  # nosec B601 - every argument quoted; policy is enforced before
+            channel.exec_command(remote_line(command))  # nosec B601 - every argument quoted; policy is enforced before
         except Exception as exc:
             return ExecResult(status="failed", error=f"ssh exec failed: {exc}", duration_ms=_ms_since(started))
         deadline = started + timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
@@ -378,42 +375,6 @@ class SSHPool:
             killer.close()
         except Exception as exc:
             log.warning("remote kill failed", error=str(exc))
-
-
-class _MarkerReader:
-    """Takes the pid line off the front of stderr and passes the rest through."""
-
-    def __init__(self, capture: StreamCapture) -> None:
-        self.capture = capture
-        self.pgid: int | None = None
-        self._head: bytes | None = b""
-
-    def feed(self, data: bytes) -> None:
-        if self._head is None:
-            self.capture.feed(data)
-            return
-        self._head += data
-        line, newline, rest = self._head.partition(b"\n")
-        if newline and line.startswith(_PID_MARKER) and line[len(_PID_MARKER) :].isdigit():
-            self.pgid = int(line[len(_PID_MARKER) :])
-        elif newline or len(self._head) > 256 or not _PID_MARKER.startswith(self._head[: len(_PID_MARKER)]):
-            rest = self._head
-        else:
-            return
-        self._head = None
-        if rest:
-            self.capture.feed(rest)
-
-    def close(self) -> None:
-        if self._head:
-            self.capture.feed(self._head)
-        self._head = None
-        self.capture.close()
-
-
-def _remote_argv(command: str | Sequence[str]) -> str:
-    """What the remote login shell execs: shell text through /bin/sh, an argument list as it is."""
-    return f"/bin/sh -c {shlex.quote(command)}" if isinstance(command, str) else shlex.join(command)
 
 
 def _ms_since(started: float) -> int:

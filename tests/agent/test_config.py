@@ -47,7 +47,9 @@ def test_allowed_commands_match_argument_by_argument(config: AgentConfig) -> Non
     assert refusal(config, "df -k") == f"{COMMAND_REFUSED}: no entry matches"
     assert refusal(config, "systemctl status a b") == f"{COMMAND_REFUSED}: no entry matches"
     assert refusal(config, "systemctl status") == f"{COMMAND_REFUSED}: no entry matches"
-    assert refusal(config, "rm -rf /") == "command not allowed by this relay's allowed_commands policy: no entry matches"
+    assert refusal(config, "rm -rf /") == (
+        "command not allowed by this relay's allowed_commands policy: no entry matches"
+    )
 
 
 def test_an_entry_without_glob_characters_is_not_a_pattern(config: AgentConfig) -> None:
@@ -145,7 +147,7 @@ def test_a_credential_push_is_decrypted_and_stored_as_shared(config: AgentConfig
         ("allowed_commands", {}, "list"),
         ("allowed_commands", {"commands": ["uptime", "systemctl status *; reboot"]}, r"\[1\]: shell syntax ';'"),
         ("allowed_commands", {"commands": ["cat $(ls)"]}, r"\[0\]: shell syntax '\$'"),
-        ("allowed_commands", {"commands": ["echo 'unbalanced"]}, "cannot be split into arguments: no closing quotation"),
+        ("allowed_commands", {"commands": ["echo 'unbalanced"]}, "cannot be split into arguments: no closing quot"),
         ("allowed_commands", {"commands": ["  "]}, "empty"),
         ("allowed_commands", {"commands": ["-c *"]}, "cannot start with '-'"),
         ("ssh_targets", {"targets": "h1"}, "list"),

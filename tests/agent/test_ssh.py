@@ -200,7 +200,9 @@ def test_a_key_not_bound_to_the_target_is_never_offered(
     without_user = pool.run(sshd.host, sshd.port, None, f"touch {marker}", timeout_ms=10_000)
 
     assert f"no ssh_key or password credential bound to {sshd.host}:{sshd.port}" in with_user.error
-    assert without_user.error == f"no ssh username for {sshd.host}:{sshd.port}: set targetUsername or a credential username"
+    assert without_user.error == (
+        f"no ssh username for {sshd.host}:{sshd.port}: set targetUsername or a credential username"
+    )
     assert pool.transport_for(sshd.host, sshd.port, sshd.user) is None
     assert not marker.exists()
 
