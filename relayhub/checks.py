@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from rest_framework.throttling import SimpleRateThrottle
 
 KEY_BYTES = 32
 KEY_RINGS = (("CREDENTIAL_KEYS", "relayhub.E001"), ("TRANSPORT_KEYS", "relayhub.E002"))
@@ -73,3 +74,25 @@ def allowed_hosts_problems(hosts: list[str]) -> list[checks.CheckMessage]:
 @checks.register(checks.Tags.security, deploy=True)
 def allowed_hosts_are_explicit(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     return allowed_hosts_problems(list(settings.ALLOWED_HOSTS))
+
+
+def failed_auth_problems(rate: Any, proxy_count: Any) -> list[checks.CheckMessage]:
+    problems = []
+    try:
+        allowed, period = SimpleRateThrottle.parse_rate(None, rate)
+        valid = allowed is not None and allowed > 0
+    except (AttributeError, KeyError, IndexError, ValueError):
+        valid = False
+    if not valid:
+        problems.append(checks.Error(
+            f"RELAYHUB_FAILED_AUTH_RATE must be like '60/min' (a positive count per s, min, hour or day), "
+            f"not {rate!r}", id="relayhub.E004"))
+    if not isinstance(proxy_count, int) or proxy_count < 0:
+        problems.append(checks.Error(
+            f"RELAYHUB_TRUSTED_PROXY_COUNT must be 0 or more, not {proxy_count!r}", id="relayhub.E005"))
+    return problems
+
+
+@checks.register(checks.Tags.security)
+def failed_auth_limit_is_valid(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    return failed_auth_problems(settings.RELAYHUB["FAILED_AUTH_RATE"], settings.RELAYHUB["TRUSTED_PROXY_COUNT"])

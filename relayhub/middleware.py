@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 
+from relayhub import failed_auth
 from relayhub.errors import error_response
 
 
@@ -44,6 +45,40 @@ class BodySizeLimitMiddleware:
         if length > limit:
             return error_response(request, 413, f"request body exceeds {limit} bytes")
         return None
+
+
+class ClientAddressMiddleware:
+    """Let credential checks anywhere below count their failures against the request's address.
+
+    ``relayhub.failed_auth.guard`` runs deep inside authentication, on
+    another thread for async relay routes, where the request itself is not at
+    hand; a context variable carries its META there.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self._acall(request)
+        token = failed_auth.bind(request.META)
+        try:
+            return self.get_response(request)
+        finally:
+            failed_auth.unbind(token)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        token = failed_auth.bind(request.META)
+        try:
+            return await self.get_response(request)
+        finally:
+            failed_auth.unbind(token)
 
 
 class OnTheLoop:

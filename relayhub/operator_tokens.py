@@ -12,6 +12,8 @@ from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework import exceptions
 
+from relayhub import failed_auth
+
 
 def issue(user: AbstractBaseUser) -> str:
     """A new token for ``user``; the caller shows it once, since only its digest is kept."""
@@ -24,6 +26,10 @@ def revoke_all(user: AbstractBaseUser) -> int:
 
 
 class OperatorTokenAuthentication(TokenAuthentication):
+    def authenticate(self, request):  # noqa: ANN001, ANN201 - DRF's signature
+        """A refused token counts against the client's address; past the limit any token from there is a 429."""
+        return failed_auth.guard(lambda: super(OperatorTokenAuthentication, self).authenticate(request))
+
     def authenticate_credentials(self, token: bytes):  # noqa: ANN201 - knox's signature
         try:
             token.decode("utf-8")

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 
 from assignments import keys
 from assignments.models import RelayApiKey, RelayAssignment, RelayStatus
-from relayhub import rawsql
+from relayhub import failed_auth, rawsql
 from relayhub.rawsql import RowReader
 
 HEADER = "HTTP_X_API_KEY"
@@ -74,7 +74,14 @@ class RelayPrincipal:
 
 
 def resolve_key(raw: object) -> RelayAssignment:
-    """The relay for a key; 401 for a bad key, 403 for a disabled or unassigned relay."""
+    """The relay for a key; 401 for a bad key, 403 for a disabled or unassigned relay.
+
+    A 401 counts against the client's address, and past the limit any key from there is a 429.
+    """
+    return failed_auth.guard(lambda: _resolve_key(raw))
+
+
+def _resolve_key(raw: object) -> RelayAssignment:
     try:
         parsed = keys.parse(raw)
     except keys.MalformedKey as exc:

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "relayhub.middleware.ClientAddressMiddleware",
     "relayhub.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -78,6 +79,7 @@ MIDDLEWARE = [
 # Under ASGI, /relay/ is served by a handler of its own (relayhub.asgi): relays
 # authenticate by key, so sessions, CSRF, users and messages are not needed there.
 RELAY_MIDDLEWARE = [
+    "relayhub.middleware.ClientAddressMiddleware",
     "relayhub.middleware.BodySizeLimitMiddleware",
     "relayhub.middleware.AsyncSecurityMiddleware",
     "relayhub.middleware.AsyncCommonMiddleware",
@@ -250,6 +252,10 @@ RELAYHUB = {
     "MAX_JSON_DEPTH": env.int("RELAYHUB_MAX_JSON_DEPTH", default=64),
     "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
+    # Refused relay keys and operator tokens per client address, then 429 (relayhub.failed_auth).
+    "FAILED_AUTH_RATE": env.str("RELAYHUB_FAILED_AUTH_RATE", default="60/min"),
+    # Proxies in front of the hub that append the client to X-Forwarded-For; 0 trusts no such header.
+    "TRUSTED_PROXY_COUNT": env.int("RELAYHUB_TRUSTED_PROXY_COUNT", default=0),
     # Threads that relay requests share for their database work (relayhub.asgi).
     "RELAY_THREADS": env.int("RELAYHUB_RELAY_THREADS", default=8),
     # Without a broker, a queue from another process is only seen by polling.

@@ -51,6 +51,14 @@ def clear_cache() -> None:
         client.delete(key)
 
 
+@pytest.fixture(autouse=True)
+def _forget_failed_authentication() -> None:
+    """Each test starts with no failed attempts counted against the test client's address."""
+    from relayhub import failed_auth
+
+    failed_auth.forget("127.0.0.1")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_connection_pools(django_db_setup, django_db_blocker):
     """Pooled connections outlive tests; close them before the test database is dropped."""

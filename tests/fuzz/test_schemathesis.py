@@ -38,7 +38,8 @@ def schema(tmp_path: Path) -> Path:
 def fuzz_hub(start_hub):
     # Fuzzing sends many requests per second: lift the rate limits for this run only.
     return start_hub(env={"RELAYHUB_OPERATOR_RATE": "100000/min", "RELAYHUB_RELAY_RATE": "100000/min",
-                          "RELAYHUB_VERIFY_RATE": "100000/min", "RELAYHUB_LONGPOLL_MAX_MS": "200"})
+                          "RELAYHUB_VERIFY_RATE": "100000/min", "RELAYHUB_FAILED_AUTH_RATE": "100000/min",
+                          "RELAYHUB_LONGPOLL_MAX_MS": "200"})
 
 
 def test_operator_api(fuzz_hub, schema, tmp_path):
