@@ -28,7 +28,8 @@ def test_allowed_commands_are_enforced(hub, e2e_relay, start_agent, tmp_path: Pa
     refused = finished(Command.objects.create(machine_id="e2e-machine", command=f"touch {marker}", timeout_ms=5000))
     allowed = finished(Command.objects.create(machine_id="e2e-machine", command="echo fine", timeout_ms=5000))
 
-    assert (refused.status, refused.error) == ("failed", "command not allowed by allowed_commands policy")
+    assert (refused.status, refused.error) == (
+        "failed", "command not allowed by this relay's allowed_commands policy: no entry matches")
     assert refused.exit_code is None
     assert not marker.exists()
     assert (allowed.status, allowed.output, allowed.exit_code) == ("completed", "fine\n", 0)
@@ -45,7 +46,7 @@ def test_a_push_to_a_running_agent_applies_to_later_commands(hub, e2e_relay, sta
     assert settled(push).status == "acked"
     refused = finished(Command.objects.create(machine_id="e2e-machine", command=f"touch {marker}", timeout_ms=5000))
 
-    assert refused.error == "command not allowed by allowed_commands policy"
+    assert refused.error == "command not allowed by this relay's allowed_commands policy: no entry matches"
     assert not marker.exists()
 
 
