@@ -12,7 +12,7 @@ HOST_KEY_RE = re.compile(r"^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)
 ENCRYPTED_RE = re.compile(r"^[0-9a-f]+:[0-9a-f]{32}:[0-9a-f]*$")
 PORT_RE = re.compile(r"[0-9]{1,5}", re.ASCII)
 # What the agent refuses in a command while an allow-list is set; an entry holding one could never match.
-SHELL_SYNTAX = set(";&|<>()$`\n\r")
+SHELL_SYNTAX = set(";&|<>()$`\n\r\0")
 MAX_ALLOWED_COMMANDS = 1000
 
 

@@ -61,7 +61,8 @@ def parse_host_key(value: Any) -> str:
 
 
 def _parse_port(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
+    # isdigit() alone admits '²' (int() refuses it) and Arabic-Indic digits (int() reads them).
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 5:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
         raise ConfigError(f"invalid port {value!r}")
