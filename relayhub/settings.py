@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "commands",
     "credentials",
     "configpush",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -75,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: it turns a login that axes refused into the lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 # Under ASGI, /relay/ is served by a handler of its own (relayhub.asgi): relays
 # authenticate by key, so sessions, CSRF, users and messages are not needed there.
@@ -166,9 +169,22 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username and address before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+
+# Admin logins lock out per username and client address after repeated failures (django-axes).
+# Locked-out pairs are in the admin (Axes: access attempts; delete one to unlock) and `manage.py axes_reset`.
+# API tokens and relay keys never go through these backends; relayhub.failed_auth limits those.
+AXES_FAILURE_LIMIT = env.int("RELAYHUB_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("RELAYHUB_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "relayhub.failed_auth.login_client_address"
+AXES_LOCKOUT_CALLABLE = "relayhub.failed_auth.login_lockout_response"
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -240,6 +256,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # Its version banner on every manage.py command; lockouts still log (axes.handlers).
+    "loggers": {"axes.apps": {"level": "WARNING"}},
 }
 
 # relayhub's own knobs; each limit of SPEC §7 has a default here.

@@ -12,8 +12,11 @@ ADDRESSES = ["127.0.0.1", OTHER_ADDRESS, "203.0.113.7", "203.0.113.8"]
 
 
 @pytest.fixture
-def limit_of_three(settings):
+def limit_of_three(settings, monkeypatch):
     settings.RELAYHUB = {**settings.RELAYHUB, "FAILED_AUTH_RATE": "3/min"}
+    # One window for the whole test: a minute boundary passing mid-test would reset the count.
+    now = failed_auth.clock()
+    monkeypatch.setattr(failed_auth, "clock", lambda: now)
     yield
     for address in ADDRESSES:
         failed_auth.forget(address)
