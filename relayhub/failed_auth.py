@@ -38,7 +38,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from relayhub import cache
 
 T = TypeVar("T")
-MESSAGE = "too many failed authentication attempts from this address"
+# DRF appends " Expected available in N seconds."
+MESSAGE = "too many failed authentication attempts from this address."
 
 _request_meta: ContextVar[Mapping[str, Any] | None] = ContextVar("relayhub_request_meta", default=None)
 _refused_until: dict[str, float] = {}  # address -> end of its window (time.time())
@@ -57,8 +58,7 @@ def unbind(token: Token) -> None:
 
 @functools.cache
 def _parse_rate(rate: str) -> tuple[int, int]:
-    count, seconds = SimpleRateThrottle.parse_rate(None, rate)
-    return count, seconds
+    return SimpleRateThrottle.parse_rate(None, rate)  # uses nothing of the instance
 
 
 def rate() -> tuple[int, int]:
