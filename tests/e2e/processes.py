@@ -89,7 +89,12 @@ class Hub(Process):
     def __init__(self, log: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {"DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1", **(env or {})}
+        from tests.conftest import CACHE_KEY_PREFIX
+
+        # The test process's own rate counters: concurrent runs sharing one Redis never count each other's
+        # failed keys, and what a test clears for 127.0.0.1 is what the hub counts.
+        env = {"DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
+               "RELAYHUB_CACHE_KEY_PREFIX": CACHE_KEY_PREFIX, **(env or {})}
         argv = [str(BIN / "uvicorn"), "relayhub.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
                 "--no-access-log", "--log-level", "warning"]
         super().__init__(argv, log, env)
