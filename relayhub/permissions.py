@@ -24,3 +24,12 @@ class IsOperator(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
         return bool(user and user.is_authenticated and not getattr(user, "relay", None))
+
+
+class IsStaffOperator(IsOperator):
+    """A signed-in staff user: the OpenAPI schema and docs map every route, which only staff need."""
+
+    message = "the API schema is for staff users"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return super().has_permission(request, view) and bool(request.user.is_staff)

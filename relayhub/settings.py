@@ -241,7 +241,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Relay wire protocol (X-API-Key) and operator REST API.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["relayhub.permissions.IsOperator"],
+    "SERVE_PERMISSIONS": ["relayhub.permissions.IsStaffOperator"],
     "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType"},
     "PREPROCESSING_HOOKS": ["relayhub.relay_schema.add_async_relay_routes"],
     # Swagger UI served from our static files, never from a CDN.

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.test import Client
 
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
@@ -105,3 +106,17 @@ def test_renaming_drops_the_unsent_push_under_the_old_name(admin_api, issued):
     response = admin_api.patch(f"/api/v1/shared-credentials/{credential_id}/", {"name": "db-renamed"}, format="json")
     assert response.status_code == 200
     assert [p.payload["name"] for p in ConfigPush.objects.filter(push_type="credential")] == ["db-renamed"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_are_for_staff_only(path):
+    from django.contrib.auth.models import User
+
+    client = api_client_for(User.objects.create_user("service", password="pw-service-123456"))
+    assert client.get(path).status_code == 403
+    signed_in = Client()
+    signed_in.force_login(User.objects.get(username="service"))
+    assert signed_in.get(path).status_code == 403
+    staff = User.objects.create_user("staff", password="pw-staff-123456", is_staff=True)
+    assert api_client_for(staff).get(path).status_code == 200
