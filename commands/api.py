@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+
 import django_filters
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -49,11 +52,28 @@ def require_run_permission(user, machine_id: str) -> None:
         raise exceptions.PermissionDenied(f"you may not run commands on machine {machine_id!r}")
 
 
+class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 moment, turned to UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows."""
+
+    def to_python(self, value):  # noqa: ANN001, ANN201 - Django's signature
+        moment = super().to_python(value)
+        if moment is None:
+            return None
+        try:
+            return moment.astimezone(datetime.timezone.utc)
+        except OverflowError:
+            raise ValidationError("this moment is out of range") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
+
+
 class CommandFilter(django_filters.FilterSet):
     relay = django_filters.UUIDFilter(field_name="claimed_by")
     creator = django_filters.CharFilter(field_name="created_by__username")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Command

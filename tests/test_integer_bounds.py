@@ -1,4 +1,6 @@
-"""Every integer an operator sends has bounds; ports are 1-65535 in ASCII digits; nothing out of range is a 500."""
+"""Every number an operator sends has bounds (integers, ports in ASCII digits, moments); none gives a 500."""
+
+import datetime
 
 import pytest
 from django.test import Client
@@ -76,3 +78,21 @@ def test_an_operator_client_sees_json_for_huge_integers(admin_user_api, relay):
     response = client.post("/api/v1/batches/", {"machine_ids": ["m-1"], "command": "x", "max_errors": 10**30},
                            content_type="application/json")
     assert response.status_code == 400 and response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("moment", ["3296-06-03T07:56:59+17:05", "0001-01-01T00:00:00+17:05",
+                                    "9999-12-31T23:59:59-17:00", "2026-01-01T00:00:00+23:59"])
+def test_filter_moments_with_any_offset_are_answered_not_500(admin_api, make_command, moment):
+    make_command()
+    for name in ("created_after", "created_before"):
+        response = admin_api.get("/api/v1/commands/", {name: moment})
+        assert response.status_code in (200, 400), (name, response.status_code)
+        assert response["Content-Type"].startswith("application/json")
+
+
+def test_filter_moments_compare_in_utc(admin_api, make_command):
+    command = make_command()
+    shifted = command.created_at.astimezone(datetime.timezone(datetime.timedelta(hours=17, minutes=5)))
+    listed = admin_api.get("/api/v1/commands/", {"created_after": shifted.isoformat()}).json()["results"]
+    assert [item["id"] for item in listed] == [command.pk]
+    assert admin_api.get("/api/v1/commands/", {"created_before": shifted.isoformat()}).json()["results"] == []
