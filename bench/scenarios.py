@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay_agent.agent import AgentSettings
+from relay_agent.settings import AgentSettings
 
 from bench import profiling
 from bench.measure import CpuWindow, cpu_seconds, percentile, pss_mb, rss_mb, total_cpu_busy

@@ -9,7 +9,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,7 +19,8 @@ from .executor import LocalExecutor
 from .hub import ExtensionsUnsupported, HubClient, HubError, HubRejected, HubRequestError, HubUnavailable
 from .logs import get_logger
 from .metrics import MetricsCollector
-from .output import DEFAULT_MAX_OUTPUT, ExecResult
+from .output import ExecResult
+from .settings import AgentSettings
 from .spool import ResultSpool
 from .ssh import SSHPool
 from .store import CredentialStore, CredentialStoreError
@@ -34,26 +34,6 @@ DEFAULT_TIMEOUT_MS = 30_000
 # How long a command waits for the hub to record its start before it is left to the hub.
 STARTED_RETRY_S = 60
 MAX_BATCH_CHARS = 2 * 1024 * 1024
-
-
-@dataclass
-class AgentSettings:
-    api_key: str
-    hub_url: str
-    store_dir: Path
-    shared_secret: str | None = None
-    concurrency: int = 4
-    poll_interval_ms: int = 5000
-    heartbeat_interval_ms: int = 30_000
-    metrics_interval_ms: int = 60_000
-    shutdown_grace: float = 30.0
-    known_hosts: list[Path] = field(default_factory=list)
-    max_output: int = DEFAULT_MAX_OUTPUT
-    ssh_idle_timeout: float = 300.0
-    long_poll_wait_ms: int = 25_000
-    output_flush_ms: int = 200
-    # While commands run, heartbeat at least this often: it is how a silent command learns of a cancel.
-    busy_heartbeat_ms: int = 2000
 
 
 @dataclass
