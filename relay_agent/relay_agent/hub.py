@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -31,6 +32,13 @@ class ExtensionsUnsupported(HubError):
 
 class HubRequestError(HubError):
     """Any other 4xx: this request will not succeed by repeating it."""
+
+
+@dataclass
+class HubExtensions:
+    """Whether the hub has the long-poll extensions, as far as the agent has learned: None until a long-poll answers."""
+
+    supported: bool | None = None
 
 
 class HubClient:

@@ -8,6 +8,10 @@ import threading
 import time
 from typing import Any
 
+# One logger name for the agent's own events (claiming, running, results, status, pushes), whichever module emits
+# them: log filters and alerts match on `logger=relay_agent.agent`.
+AGENT_LOGGER = "relay_agent.agent"
+
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from relay_agent.agent import Agent, RunningCommand
+from relay_agent.agent import Agent
 from relay_agent.allowlist import REFUSED, CommandRefused, authorize, parse_entries
 from relay_agent.output import ExecResult
 from relay_agent.settings import AgentSettings
+from relay_agent.slots import RunningCommand
 
 from .sshd import SSHServer
 from .test_executor import live_processes_with, unique_sleep

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relay_agent.agent import Agent, RunningCommand
+from relay_agent.agent import Agent
 from relay_agent.allowlist import REFUSED, SHELL_SYNTAX, CommandRefused, authorize, parse_entries
 from relay_agent.settings import AgentSettings
+from relay_agent.slots import RunningCommand
 
 from .sshd import SSHServer
 

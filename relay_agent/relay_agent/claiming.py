@@ -1,0 +1,159 @@
+"""Claiming: long-polls the hub for commands (or polls an older hub), announces them, and runs each in a free slot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from .backoff import Backoff
+from .hub import ExtensionsUnsupported, HubClient, HubError, HubExtensions, HubRejected, HubRequestError, HubUnavailable
+from .logs import AGENT_LOGGER, get_logger
+from .output import ExecResult
+from .results import ResultDelivery
+from .runner import SHUTDOWN_ERROR, CommandRunner
+from .slots import RunningCommand, Slots
+
+log = get_logger(AGENT_LOGGER)
+
+# How long a command waits for the hub to record its start before it is left to the hub.
+STARTED_RETRY_S = 60
+
+
+class Claimer:
+    """`run` is the poller thread: it claims while a slot is free, until `stopping` is set."""
+
+    def __init__(
+        self,
+        hub: HubClient,
+        extensions: HubExtensions,
+        slots: Slots,
+        runner: CommandRunner,
+        results: ResultDelivery,
+        stopping: threading.Event,
+        in_grace: Callable[[], bool],
+        poll_interval_ms: int,
+        long_poll_wait_ms: int,
+    ) -> None:
+        self.hub = hub
+        self.extensions = extensions
+        self.slots = slots
+        self.runner = runner
+        self.results = results
+        self.stopping = stopping
+        self._in_grace = in_grace
+        self.poll_interval_ms = poll_interval_ms
+        self.long_poll_wait_ms = long_poll_wait_ms
+        self._workers = ThreadPoolExecutor(max_workers=slots.size, thread_name_prefix="command")
+
+    def run(self) -> None:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            free = self.slots.wait_for_free(self.stopping)
+            if self.stopping.is_set():
+                return
+            try:
+                if self.extensions.supported is not False:
+                    holding = self.slots.holding()
+                    commands = self.hub.next_commands(free, self.long_poll_wait_ms, holding)
+                    if self.extensions.supported is None:
+                        log.info("hub supports long-poll")
+                    self.extensions.supported = True
+                    admitted = [(command, running) for command in commands
+                                if (running := self._admit(command)) is not None]
+                    # Announced before they run, and before we ask for more: together, in one request.
+                    self._announce([running for _, running in admitted if running.attempt is not None])
+                    for command, running in admitted:
+                        self._dispatch(command, running)
+                else:
+                    self._poll_once()
+                    self.stopping.wait(self.poll_interval_ms / 1000)
+                backoff.reset()
+            except ExtensionsUnsupported:
+                log.info(
+                    "hub has no long-poll extensions; falling back to polling",
+                    intervalMs=self.poll_interval_ms,
+                )
+                self.extensions.supported = False
+            except HubError as exc:
+                delay = backoff.next()
+                log.warning("claiming commands failed", error=str(exc), retryInS=round(delay, 1))
+                self.stopping.wait(delay)
+
+    def shutdown(self) -> None:
+        """Wait for the commands handed to workers; none is taken after this."""
+        self._workers.shutdown(wait=True)
+
+    def _poll_once(self) -> None:
+        for listed in self.hub.list_commands():
+            if self.stopping.is_set() or self.slots.free() <= 0:
+                return
+            command = self.hub.claim(str(listed.get("_id")))
+            running = self._admit(command) if command else None
+            if running is not None:
+                self._dispatch(command, running)
+
+    def _admit(self, command: dict) -> RunningCommand | None:
+        """Take a claimed command into a slot; None if it is ours already or too late to run."""
+        command_id = str(command.get("_id"))
+        if self.slots.holds(command_id):
+            return None  # handed out again before our `started` reached the hub: it is ours already
+        attempt = command.get("attempt")
+        running = RunningCommand(command_id, attempt if isinstance(attempt, int) else None)
+        if self.stopping.is_set() and not self._in_grace():
+            # Claimed by a long-poll that was in flight when we were told to stop, too late to run it.
+            self.results.record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
+            return None
+        self.slots.take(running)
+        return running
+
+    def _dispatch(self, command: dict, running: RunningCommand) -> None:
+        try:
+            self._workers.submit(self._execute, command, running)
+        except RuntimeError:
+            self.slots.release(running)
+            self.results.record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
+
+    def _execute(self, command: dict, running: RunningCommand) -> None:
+        result: ExecResult | None
+        try:
+            result = self.runner.execute(command, running)
+        except Exception as exc:
+            log.error("command crashed the agent's executor", commandId=running.command_id, exc_info=True)
+            result = ExecResult(status="failed", error=f"relay agent error: {type(exc).__name__}")
+        finally:
+            self.slots.release(running)
+        if result is not None:
+            self.results.record(running, result)
+
+    def _announce(self, admitted: list[RunningCommand]) -> None:
+        """Tell the hub these commands start, before any does; each learns whether it is still ours.
+
+        Nothing runs until the hub has recorded the start, so a command the hub
+        still sees as merely claimed has certainly not run, and the hub may hand
+        it out again (after a lost answer or an agent restart). The hub takes a
+        repeated `started` as the same one, so an unanswered announce is retried.
+        """
+        if not admitted:
+            return
+        backoff = Backoff(base=0.2, cap=5.0)
+        deadline = time.monotonic() + STARTED_RETRY_S
+        reason = "refused by the hub"
+        while True:
+            try:
+                accepted = self.hub.started_many([(running.command_id, running.attempt) for running in admitted])
+                break
+            except (HubRequestError, HubRejected) as exc:
+                accepted, reason = {}, str(exc)
+                break
+            except HubUnavailable as exc:
+                if time.monotonic() >= deadline or self.stopping.is_set():
+                    accepted, reason = {}, f"could not announce it: {exc}"
+                    break
+                self.stopping.wait(backoff.next())
+        for running in admitted:
+            if running.command_id in accepted:
+                running.announced, running.cancel_requested = True, accepted[running.command_id]
+            else:
+                log.warning("command no longer ours; not running it", commandId=running.command_id, error=reason)

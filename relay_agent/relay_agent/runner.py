@@ -1,0 +1,98 @@
+"""Runs one claimed command: checks it against the relay's policy, runs it locally or over SSH, streams its output."""
+
+from __future__ import annotations
+
+from .config import AgentConfig, CommandRefused
+from .executor import LocalExecutor
+from .hub import HubClient, HubExtensions
+from .logs import AGENT_LOGGER, get_logger
+from .output import ExecResult
+from .slots import RunningCommand
+from .ssh import SSHPool
+from .streaming import OutputStreamer
+
+log = get_logger(AGENT_LOGGER)
+
+SHUTDOWN_ERROR = "agent shutting down"
+DEFAULT_TIMEOUT_MS = 30_000
+
+
+class CommandRunner:
+    def __init__(
+        self,
+        hub: HubClient,
+        extensions: HubExtensions,
+        config: AgentConfig,
+        local: LocalExecutor,
+        ssh: SSHPool,
+        output_flush_ms: int,
+    ) -> None:
+        self.hub = hub
+        self.extensions = extensions
+        self.config = config
+        self.local = local
+        self.ssh = ssh
+        self.output_flush_ms = output_flush_ms
+
+    def execute(self, command: dict, running: RunningCommand) -> ExecResult | None:
+        if self.extensions.supported is True and running.attempt is not None:
+            # Announced by the poller: run only what the hub recorded as started.
+            if not running.announced:
+                return None
+            if running.cancel_requested:
+                return ExecResult(status="cancelled", error="cancelled before it started")
+        text = command.get("command")
+        target_type = command.get("targetType") or "local"
+        timeout_ms = command.get("timeoutMs") or DEFAULT_TIMEOUT_MS
+        if not isinstance(text, str) or not text.strip():
+            return ExecResult.refused("command is empty")
+        if not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
+            return ExecResult.refused(f"invalid timeoutMs {timeout_ms!r}")
+        try:
+            argv, refusal = self.config.authorize_command(text), None
+        except CommandRefused as exc:
+            argv, refusal = None, str(exc)
+        # With an allow-list, only the allowed argument list runs, and without a shell.
+        runnable = text if argv is None else argv
+        host, port = command.get("targetHost"), command.get("targetPort") or 22
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            return ExecResult.refused(f"invalid targetPort {port!r}")
+        if refusal is None and target_type == "ssh":
+            refusal = "ssh command without targetHost" if not host else self.config.check_ssh_target(host, port)
+        elif refusal is None and target_type != "local":
+            refusal = f"unknown targetType {target_type!r}"
+        if refusal:
+            log.warning("command refused", commandId=running.command_id, reason=refusal)
+            return ExecResult.refused(refusal)
+        log.info(
+            "command started",
+            commandId=running.command_id,
+            attempt=running.attempt,
+            targetType=target_type,
+            targetHost=host or "",
+        )
+        streamer = OutputStreamer(
+            self.hub,
+            running.command_id,
+            running.attempt,
+            running.cancel,
+            interval=self.output_flush_ms / 1000,
+            enabled=self.extensions.supported is True,
+            announced=running.announced,
+        )
+        streamer.start()
+        try:
+            if target_type == "ssh":
+                result = self.ssh.run(
+                    str(host), port, command.get("targetUsername"), runnable, int(timeout_ms), streamer.add,
+                    running.cancel,
+                )
+            else:
+                result = self.local.run(runnable, int(timeout_ms), streamer.add, running.cancel)
+        finally:
+            streamer.close()
+        if running.shutting_down and result.status == "cancelled":
+            result.status, result.error = "failed", SHUTDOWN_ERROR
+        return result
