@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml relay_agent/pyproject.toml requirements.lock
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py bootstrap_demo
-	$(BIN)/honcho start -f Procfile
+	umask 077 && $(BIN)/honcho start -f Procfile  # var/ and everything written there stay private
 
 test: $(STAMP)
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
