@@ -49,7 +49,7 @@ def parse_binding(target_host: str) -> tuple[str, int | None]:
         host = text  # a name, an IPv4 address, or an IPv6 address without a port
     port: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
             raise ValueError(f"invalid port in target host {target_host!r}")
         port = int(port_text)
     if not host or any(c.isspace() or c in "[]/@" for c in host):

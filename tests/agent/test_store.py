@@ -184,7 +184,9 @@ def test_username_binding_still_applies(store_dir: Path) -> None:
     assert [c.name for c in store.for_ssh("h1", 22, None)] == ["bob-key"]
 
 
-@pytest.mark.parametrize("target_host", ["h1:ssh", "h1:0", "h1:70000", "[::1", "[::1]2200", "user@h1", "a b", ":22"])
+@pytest.mark.parametrize(
+    "target_host", ["h1:ssh", "h1:0", "h1:70000", "[::1", "[::1]2200", "user@h1", "a b", ":22", "h1:\u00b2",
+                    "h1:\u0662\u0662"])
 def test_an_unreadable_ssh_binding_is_refused(store_dir: Path, target_host: str) -> None:
     with pytest.raises(CredentialStoreError, match="target host"):
         CredentialStore(store_dir).put("k", "ssh_key", "v", target_host=target_host)
