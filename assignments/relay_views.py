@@ -15,11 +15,11 @@ from assignments.models import Capability, MetricSample, RelayStatus
 from commands.choices import CommandStatus
 from configpush.models import PushStatus
 from credentials import inventory
-from relayhub.fields import StrictCharField, StrictFloatField
-from relayhub.relay_api import RelayAPIView, check_relay_id, ok
-from relayhub.relay_async import relay_route
-from relayhub.relay_schema import relay_schema, success
-from relayhub.relay_auth import resolve_key
+from relayhub.web.fields import StrictCharField, StrictFloatField
+from relayhub.relay.views import RelayAPIView, check_relay_id, ok
+from relayhub.relay.routes import relay_route
+from relayhub.relay.schema import relay_schema, success
+from relayhub.relay.auth import resolve_key
 
 METRIC_KEYS = (
     "cpuPercent", "memoryPercent", "memoryUsedMb", "memoryTotalMb", "diskPercent",

@@ -16,7 +16,7 @@ from commands import batches, output
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
 from commands.models import Command, CommandBatch, IllegalTransition
-from relayhub.fields import wire_id
+from relayhub.web.fields import wire_id
 
 RUN_FIELDSETS = [
     (None, {"fields": ["machines", "command"]}),

@@ -17,7 +17,7 @@ from assignments import access
 from commands import output
 from commands.choices import Stream, TargetType
 from commands.models import Command, IllegalTransition
-from relayhub.fields import INT64_MAX
+from relayhub.web.fields import INT64_MAX
 
 INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "target_username", "command",
                 "timeout_ms", "priority"]

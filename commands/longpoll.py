@@ -19,11 +19,11 @@ from rest_framework.response import Response
 
 from commands import notify
 from commands.models import Command
-from relayhub.fields import StrictCharField, StrictIntegerField, wire_id
-from relayhub.relay_api import RelayAPIView
-from relayhub.relay_async import authenticate, error_for, in_db, parse_body, preflight
-from relayhub.relay_auth import HEADER
-from relayhub.relay_schema import WireCommand, relay_schema
+from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
+from relayhub.relay.views import RelayAPIView
+from relayhub.relay.routes import authenticate, error_for, in_db, parse_body, preflight
+from relayhub.relay.auth import HEADER
+from relayhub.relay.schema import WireCommand, relay_schema
 
 MAX_BATCH = 50
 

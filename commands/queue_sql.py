@@ -3,7 +3,7 @@
 (``nosec B608``: the SQL text holds only names quoted from the model's ``_meta``
 and placeholders; every value is a parameter.)
 
-Hand-written once per database (``relayhub.rawsql`` says why), each one
+Hand-written once per database (``relayhub.relay.rawsql`` says why), each one
 conditional UPDATE ... RETURNING whose row count decides who won, like every
 other move of ``Command``. ``Command.claim_next``, ``start_claimed`` and
 ``finish_claimed`` call them; the rest of the state machine stays in the ORM.
@@ -19,8 +19,8 @@ from typing import Any
 from django.db import connection, models
 
 from commands.choices import CommandStatus
-from relayhub import rawsql
-from relayhub.rawsql import RowReader
+from relayhub.relay import rawsql
+from relayhub.relay.rawsql import RowReader
 
 # What the wire needs of a claimed command (``Command.to_wire``), and its order.
 WIRE_FIELDS = ("id", "command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",

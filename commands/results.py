@@ -12,7 +12,7 @@ from rest_framework import serializers
 
 from commands.choices import CommandStatus
 from commands.models import Command, IllegalTransition
-from relayhub.fields import INT32_MAX, INT32_MIN, StrictBooleanField, StrictCharField, StrictIntegerField, wire_id
+from relayhub.web.fields import INT32_MAX, INT32_MIN, StrictBooleanField, StrictCharField, StrictIntegerField, wire_id
 
 
 class ResultBody(serializers.Serializer):

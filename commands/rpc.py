@@ -12,7 +12,7 @@ from assignments import access
 from commands.api import require_run_permission, validate_target
 from commands.choices import TargetType
 from commands.execution import exec_async
-from relayhub.fields import StrictCharField, StrictIntegerField, wire_id
+from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
 
 
 class RpcExecBody(serializers.Serializer):

@@ -10,7 +10,7 @@ from assignments.models import RelayAssignment
 from credentials import assignment
 from credentials.models import SSH_TYPES, CredentialType, SharedCredential
 from credentials.pushes import queue_credential_pushes
-from relayhub.permissions import IsOperator
+from relayhub.web.permissions import IsOperator
 
 
 class SharedCredentialSerializer(serializers.ModelSerializer):

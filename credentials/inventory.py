@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from credentials.models import CredentialInventoryItem, CredentialType, StorageMode
-from relayhub.fields import StrictCharField, StrictIntegerField
+from relayhub.web.fields import StrictCharField, StrictIntegerField
 
 FIELDS = {"credentialName", "credentialType", "targetHost", "storageMode", "lastUpdatedAt"}
 # The last millisecond a datetime holds.

@@ -8,8 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from commands.models import epoch_ms
-from relayhub.relay_api import RelayAPIView
-from relayhub.relay_schema import RELAY_ID, relay_schema
+from relayhub.relay.views import RelayAPIView
+from relayhub.relay.schema import RELAY_ID, relay_schema
 
 SharedCredentialItem = inline_serializer("SharedCredentialItem", {
     "name": serializers.CharField(), "credentialType": serializers.CharField(),

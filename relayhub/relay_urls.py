@@ -1,6 +1,6 @@
 """Relay wire routes, each served with and without a trailing slash.
 
-The hot routes are async views (``relayhub.relay_async``); the rest are DRF views.
+The hot routes are async views (``relayhub.relay.routes``); the rest are DRF views.
 """
 
 from django.urls import re_path

@@ -65,11 +65,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "relayhub.middleware.ClientAddressMiddleware",
-    "relayhub.middleware.BodySizeLimitMiddleware",
+    "relayhub.web.middleware.ClientAddressMiddleware",
+    "relayhub.web.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "relayhub.static_files.AsyncCapableWhiteNoiseMiddleware",
+    "relayhub.web.static_files.AsyncCapableWhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -82,10 +82,10 @@ MIDDLEWARE = [
 # Under ASGI, /relay/ is served by a handler of its own (relayhub.asgi): relays
 # authenticate by key, so sessions, CSRF, users and messages are not needed there.
 RELAY_MIDDLEWARE = [
-    "relayhub.middleware.ClientAddressMiddleware",
-    "relayhub.middleware.BodySizeLimitMiddleware",
-    "relayhub.middleware.AsyncSecurityMiddleware",
-    "relayhub.middleware.AsyncCommonMiddleware",
+    "relayhub.web.middleware.ClientAddressMiddleware",
+    "relayhub.web.middleware.BodySizeLimitMiddleware",
+    "relayhub.web.middleware.AsyncSecurityMiddleware",
+    "relayhub.web.middleware.AsyncCommonMiddleware",
 ]
 
 # No inline script anywhere: templates load theirs from static files, and the
@@ -107,7 +107,7 @@ CONTENT_SECURITY_POLICY = {
 
 ROOT_URLCONF = "relayhub.urls"
 # A CSRF refusal is an error like any other: JSON, never Django's HTML page.
-CSRF_FAILURE_VIEW = "relayhub.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "relayhub.web.errors.csrf_failure"
 WSGI_APPLICATION = "relayhub.wsgi.application"
 ASGI_APPLICATION = "relayhub.asgi.application"
 
@@ -160,7 +160,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Sessions in the database, keyed by a digest of the cookie: a dump gives no usable session.
-SESSION_ENGINE = "relayhub.sessions"
+SESSION_ENGINE = "relayhub.web.sessions"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -177,13 +177,13 @@ AUTHENTICATION_BACKENDS = [
 
 # Admin logins lock out per username and client address after repeated failures (django-axes).
 # Locked-out pairs are in the admin (Axes: access attempts; delete one to unlock) and `manage.py axes_reset`.
-# API tokens and relay keys never go through these backends; relayhub.failed_auth limits those.
+# API tokens and relay keys never go through these backends; relayhub.web.failed_auth limits those.
 AXES_FAILURE_LIMIT = env.int("RELAYHUB_LOGIN_FAILURE_LIMIT", default=10)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("RELAYHUB_LOGIN_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "relayhub.failed_auth.login_client_address"
-AXES_LOCKOUT_CALLABLE = "relayhub.failed_auth.login_lockout_response"
+AXES_CLIENT_IP_CALLABLE = "relayhub.web.failed_auth.login_client_address"
+AXES_LOCKOUT_CALLABLE = "relayhub.web.failed_auth.login_lockout_response"
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
 
 LANGUAGE_CODE = "en-us"
@@ -203,23 +203,23 @@ WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "relayhub.operator_tokens.OperatorTokenAuthentication",
+        "relayhub.web.operator_tokens.OperatorTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         # Last, so that a relay key on an operator route is recognised and refused (403).
-        "relayhub.relay_auth.RelayKeyAuthentication",
+        "relayhub.relay.auth.RelayKeyAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["relayhub.permissions.IsOperator"],
+    "DEFAULT_PERMISSION_CLASSES": ["relayhub.web.permissions.IsOperator"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["relayhub.json_body.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["relayhub.web.json_body.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "relayhub.errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "relayhub.web.errors.json_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "relayhub.pagination.CappedPagination",
-    "DEFAULT_THROTTLE_CLASSES": ["relayhub.throttling.OperatorThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "relayhub.web.pagination.CappedPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["relayhub.web.throttling.OperatorThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "operator": env.str("RELAYHUB_OPERATOR_RATE", default="1200/min"),
         "anon": env.str("RELAYHUB_VERIFY_RATE", default="600/min"),
@@ -228,7 +228,7 @@ REST_FRAMEWORK = {
     },
 }
 
-# Operator API tokens (relayhub.operator_tokens): only a digest is stored; 0 days means no expiry.
+# Operator API tokens (relayhub.web.operator_tokens): only a digest is stored; 0 days means no expiry.
 API_TOKEN_TTL_DAYS = env.int("RELAYHUB_API_TOKEN_TTL_DAYS", default=30)
 REST_KNOX = {
     "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS) if API_TOKEN_TTL_DAYS > 0 else None,
@@ -241,9 +241,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Relay wire protocol (X-API-Key) and operator REST API.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    "SERVE_PERMISSIONS": ["relayhub.permissions.IsStaffOperator"],
+    "SERVE_PERMISSIONS": ["relayhub.web.permissions.IsStaffOperator"],
     "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType"},
-    "PREPROCESSING_HOOKS": ["relayhub.relay_schema.add_async_relay_routes"],
+    "PREPROCESSING_HOOKS": ["relayhub.relay.schema.add_async_relay_routes"],
     # Swagger UI served from our static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -270,7 +270,7 @@ RELAYHUB = {
     "MAX_JSON_DEPTH": env.int("RELAYHUB_MAX_JSON_DEPTH", default=64),
     "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
-    # Refused relay keys and operator tokens per client address, then 429 (relayhub.failed_auth).
+    # Refused relay keys and operator tokens per client address, then 429 (relayhub.web.failed_auth).
     "FAILED_AUTH_RATE": env.str("RELAYHUB_FAILED_AUTH_RATE", default="60/min"),
     # Proxies in front of the hub that append the client to X-Forwarded-For; 0 trusts no such header.
     "TRUSTED_PROXY_COUNT": env.int("RELAYHUB_TRUSTED_PROXY_COUNT", default=0),
@@ -297,7 +297,7 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                 "KEY_PREFIX": env.str("RELAYHUB_CACHE_KEY_PREFIX", default=""),
-                "OPTIONS": {"pool_class": "relayhub.cache.SharedConnectionPool"}}
+                "OPTIONS": {"pool_class": "relayhub.web.cache.SharedConnectionPool"}}
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from relayhub import errors
+from relayhub.web import errors
 
 urlpatterns = [
     path("", include("relayhub.relay_urls")),
@@ -16,7 +16,7 @@ urlpatterns = [
     re_path(r"^(relay|api)/", csrf_exempt(errors.handler404)),
 ]
 
-handler400 = "relayhub.errors.handler400"
-handler403 = "relayhub.errors.handler403"
-handler404 = "relayhub.errors.handler404"
-handler500 = "relayhub.errors.handler500"
+handler400 = "relayhub.web.errors.handler400"
+handler403 = "relayhub.web.errors.handler403"
+handler404 = "relayhub.web.errors.handler404"
+handler500 = "relayhub.web.errors.handler500"

@@ -54,7 +54,7 @@ def clear_cache() -> None:
 @pytest.fixture(autouse=True)
 def _forget_failed_authentication() -> None:
     """Each test starts with no failed attempts counted against the test client's address."""
-    from relayhub import failed_auth
+    from relayhub.web import failed_auth
 
     failed_auth.forget("127.0.0.1")
 
@@ -114,7 +114,7 @@ def make_command(db) -> Callable[..., Command]:
 
 
 def api_client_for(user) -> APIClient:
-    from relayhub import operator_tokens
+    from relayhub.web import operator_tokens
 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {operator_tokens.issue(user)}")

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from relayhub import operator_tokens
+from relayhub.web import operator_tokens
 
 PASSWORD = "pw-lockout-123456"
 WRONG = "wrong-password-sentinel-4711"

@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from relayhub import json_body
+from relayhub.web import json_body
 
 TOO_DEEP_FOR_PYTHON = [b"[" * 2000, b'{"a":' * 2000, b"[" * 5000 + b"]" * 5000]
 # Parsed by Python, but deeper than MAX_JSON_DEPTH (64): refused before it can be stored or rendered.

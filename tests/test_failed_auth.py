@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from relayhub import cache, failed_auth, operator_tokens
+from relayhub.web import cache, failed_auth, operator_tokens
 from relayhub.checks import failed_auth_problems
 
 WRONG_KEY = "rly_AAAAAAAAAAAA_" + "A" * 38

@@ -3,14 +3,15 @@
 import pytest
 from rest_framework.test import APIClient
 
-from relayhub import throttling
+from relayhub.relay import throttling as relay_throttling
+from relayhub.web import throttling
 from tests.conftest import clear_cache
 
 
 @pytest.fixture
 def low_rates(settings, monkeypatch):
     rates = {"operator": "3/min", "relay": "3/min", "anon": "3/min"}
-    monkeypatch.setattr(throttling.RelayKeyThrottle, "THROTTLE_RATES", rates)
+    monkeypatch.setattr(relay_throttling.RelayKeyThrottle, "THROTTLE_RATES", rates)
     monkeypatch.setattr(throttling.OperatorThrottle, "THROTTLE_RATES", rates)
     from rest_framework.throttling import AnonRateThrottle
 
@@ -58,7 +59,7 @@ def test_oversized_operator_body_is_413(settings, admin_api):
 
 def test_a_throttled_relay_is_told_when_to_retry_and_is_let_in_next_window(low_rates, relay_client, monkeypatch):
     clock = [6000.0]  # the start of a one-minute window
-    monkeypatch.setattr(throttling.RelayKeyThrottle, "timer", staticmethod(lambda: clock[0]))
+    monkeypatch.setattr(relay_throttling.RelayKeyThrottle, "timer", staticmethod(lambda: clock[0]))
     assert [relay_client.post("/relay/heartbeat").status_code for _ in range(3)] == [200, 200, 200]
     clock[0] += 50
     refused = relay_client.post("/relay/commands/started", {"commandId": "1", "attempt": 1}, format="json")
@@ -73,7 +74,7 @@ def test_rate_counters_carry_the_cache_key_prefix(settings):
         pytest.skip("needs a Redis server (REDIS_URL; .ci/run sets it)")
     import redis
 
-    from relayhub.cache import count
+    from relayhub.web.cache import count
     from tests.conftest import CACHE_KEY_PREFIX
 
     key = f"prefix-check-{id(settings)}"

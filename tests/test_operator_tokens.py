@@ -16,7 +16,7 @@ from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
-from relayhub import operator_tokens
+from relayhub.web import operator_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 

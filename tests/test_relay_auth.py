@@ -5,7 +5,8 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from assignments.models import RelayAssignment
-from relayhub import operator_tokens, relay_urls
+from relayhub.web import operator_tokens
+from relayhub import relay_urls
 
 HEADER_ROUTES = [
     ("get", "/relay/commands"),

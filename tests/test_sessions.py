@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from relayhub.sessions import SessionStore, stored_key
+from relayhub.web.sessions import SessionStore, stored_key
 
 PASSWORD = "pw-session-123456"
 
@@ -35,7 +35,7 @@ def client_with_cookie(value: str) -> Client:
 
 
 def test_the_engine_is_the_hashing_one():
-    assert settings.SESSION_ENGINE == "relayhub.sessions"
+    assert settings.SESSION_ENGINE == "relayhub.web.sessions"
 
 
 def test_a_row_from_the_table_is_no_cookie_but_the_real_cookie_works(staff):

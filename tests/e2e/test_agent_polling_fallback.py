@@ -24,7 +24,7 @@ URLS = """
 from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from relayhub import errors
+from relayhub.web import errors
 from relayhub.relay_urls import urlpatterns as relay_routes
 
 EXTENSIONS = {"relay-next", "relay-started", "relay-output", "relay-results"}

@@ -12,7 +12,7 @@ import requests
 from django.contrib.auth.models import User
 from django.db import connection
 
-from relayhub import operator_tokens
+from relayhub.web import operator_tokens
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -21,7 +21,7 @@ from assignments.models import RelayAssignment
 from commands.models import Command
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
-from relayhub import operator_tokens
+from relayhub.web import operator_tokens
 from tests.agent.sshd import SSHDUnavailable, run_sshd
 from tests.e2e.processes import ROOT, Agent, test_database_url, wait_for
 

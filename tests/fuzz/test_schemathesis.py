@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
 
-from relayhub import operator_tokens
+from relayhub.web import operator_tokens
 from tests.e2e.processes import BIN, ROOT
 
 MAX_EXAMPLES = os.environ.get("RELAYHUB_FUZZ_EXAMPLES", "15")

@@ -7,7 +7,7 @@ its digest); ``--reset`` revokes the user's other tokens first.
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from relayhub import operator_tokens
+from relayhub.web import operator_tokens
 
 
 class Command(BaseCommand):

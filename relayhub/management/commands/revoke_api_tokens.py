@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from knox.models import AuthToken
 
-from relayhub import operator_tokens
+from relayhub.web import operator_tokens
 
 
 class Command(BaseCommand):

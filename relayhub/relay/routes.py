@@ -3,7 +3,7 @@
 A relay request here costs one hand-off to a thread, where the key is checked,
 the rate counted and the work done, and nothing else: no DRF request wrapping,
 content negotiation or parser machinery. Errors have the same JSON shape as
-the DRF relay views (``relayhub.errors``). Each route keeps a DRF view class
+the DRF relay views (``relayhub.web.errors``). Each route keeps a DRF view class
 that documents it in the OpenAPI schema (``relay_schema.add_async_relay_routes``).
 """
 
@@ -19,10 +19,10 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers
 
 from assignments.models import RelayAssignment
-from relayhub import json_body
-from relayhub.errors import error_body, error_response
-from relayhub.relay_auth import HEADER, authenticate_relay
-from relayhub.throttling import RelayKeyThrottle
+from relayhub.web import json_body
+from relayhub.web.errors import error_body, error_response
+from relayhub.relay.auth import HEADER, authenticate_relay
+from relayhub.relay.throttling import RelayKeyThrottle
 
 T = TypeVar("T")
 Action = Callable[[RelayAssignment, dict], dict]

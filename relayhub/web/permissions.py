@@ -1,3 +1,5 @@
+"""Who may use the operator API and its schema: signed-in users, never relay keys."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -7,13 +9,6 @@ from rest_framework.permissions import BasePermission
 if TYPE_CHECKING:
     from rest_framework.request import Request
     from rest_framework.views import APIView
-
-
-class IsRelay(BasePermission):
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        from assignments.models import RelayAssignment
-
-        return isinstance(request.auth, RelayAssignment)
 
 
 class IsOperator(BasePermission):

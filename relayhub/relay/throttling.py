@@ -1,13 +1,13 @@
-"""Rate limits: per relay key on relay routes, per operator on the API (answer 429)."""
+"""The rate limit per relay key on relay routes (answer 429)."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from rest_framework.throttling import SimpleRateThrottle, UserRateThrottle
+from rest_framework.throttling import SimpleRateThrottle
 
 from assignments.models import RelayAssignment
-from relayhub import cache
+from relayhub.web import cache
 
 
 class RelayKeyThrottle(SimpleRateThrottle):
@@ -43,7 +43,3 @@ class RelayKeyThrottle(SimpleRateThrottle):
     def allow_relay(self, relay: RelayAssignment) -> bool:
         """The same limit for views outside DRF (the async relay routes)."""
         return self.allow_request(SimpleNamespace(auth=relay), None)
-
-
-class OperatorThrottle(UserRateThrottle):
-    scope = "operator"

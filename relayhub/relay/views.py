@@ -10,11 +10,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from assignments.models import RelayAssignment
-from relayhub import json_body
-from relayhub.permissions import IsRelay
-from relayhub.relay_auth import RelayKeyAuthentication
-from relayhub.throttling import RelayKeyThrottle
-from relayhub import relay_schema  # noqa: F401  (registers the X-API-Key OpenAPI scheme)
+from relayhub.relay import schema  # noqa: F401  (registers the X-API-Key OpenAPI scheme)
+from relayhub.relay.auth import IsRelay, RelayKeyAuthentication
+from relayhub.relay.throttling import RelayKeyThrottle
+from relayhub.web import json_body
 
 
 class RelayAPIView(APIView):

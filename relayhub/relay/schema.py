@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 
 class RelayKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "relayhub.relay_auth.RelayKeyAuthentication"
+    target_class = "relayhub.relay.auth.RelayKeyAuthentication"
     name = "RelayApiKey"
 
     def get_security_definition(self, auto_schema):

@@ -35,7 +35,7 @@ from django.http import HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.throttling import SimpleRateThrottle
 
-from relayhub import cache
+from relayhub.web import cache
 
 T = TypeVar("T")
 # DRF appends " Expected available in N seconds."

@@ -12,7 +12,7 @@ from knox.auth import TokenAuthentication
 from knox.models import AuthToken
 from rest_framework import exceptions
 
-from relayhub import failed_auth
+from relayhub.web import failed_auth
 
 
 def issue(user: AbstractBaseUser) -> str:

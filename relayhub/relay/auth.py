@@ -7,12 +7,14 @@ import functools
 from django.db import connection
 from django.utils import timezone
 from rest_framework import authentication, exceptions
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from assignments import keys
 from assignments.models import RelayApiKey, RelayAssignment, RelayStatus
-from relayhub import failed_auth, rawsql
-from relayhub.rawsql import RowReader
+from relayhub.web import failed_auth
+from relayhub.relay import rawsql
+from relayhub.relay.rawsql import RowReader
 
 HEADER = "HTTP_X_API_KEY"
 # What relay routes use of the key, the relay and its status; the rest loads on first use.
@@ -119,3 +121,8 @@ class RelayKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return "X-API-Key"
+
+
+class IsRelay(BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.auth, RelayAssignment)

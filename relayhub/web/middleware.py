@@ -6,8 +6,8 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 
-from relayhub import failed_auth
-from relayhub.errors import error_response
+from relayhub.web import failed_auth
+from relayhub.web.errors import error_response
 
 
 class BodySizeLimitMiddleware:
@@ -50,7 +50,7 @@ class BodySizeLimitMiddleware:
 class ClientAddressMiddleware:
     """Let credential checks anywhere below count their failures against the request's address.
 
-    ``relayhub.failed_auth.guard`` runs deep inside authentication, on
+    ``relayhub.web.failed_auth.guard`` runs deep inside authentication, on
     another thread for async relay routes, where the request itself is not at
     hand; a context variable carries its META there.
     """
