@@ -10,8 +10,7 @@ from django.utils.timesince import timesince
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 
 from assignments import access, admin_views
-from assignments.models import Capability, RelayApiKey, RelayAssignment, RelayEvent
-from relayhub.admin_dashboard import online_since
+from assignments.models import Capability, RelayApiKey, RelayAssignment, RelayEvent, online_since
 
 
 def may_see_relays(user) -> bool:

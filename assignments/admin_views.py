@@ -24,10 +24,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from assignments import access
+from assignments import access, metrics_chart
 from assignments.forms import IssueRelayForm
 from assignments.models import IssuedKey, MetricSample, RelayAssignment
-from relayhub import admin_charts
 
 METRICS = [("cpuPercent", "CPU", "rh-cpu"), ("memoryPercent", "memory", "rh-mem"), ("diskPercent", "disk", "rh-disk")]
 KEY_ACTIONS = {
@@ -75,7 +74,7 @@ def relay_panels(request: HttpRequest, relay: RelayAssignment) -> dict[str, Any]
         "recent_commands": access.commands_for(request.user).filter(machine_id=relay.machine_id)
         .select_related("created_by")[:15],
         "config_pushes": relay.config_pushes.select_related("created_by").order_by("-created_at")[:15],
-        "metrics_chart": admin_charts.percent_chart(admin_charts.thin(samples, 300), METRICS),
+        "metrics_chart": metrics_chart.percent_chart(metrics_chart.thin(samples, 300), METRICS),
         "may_run_here": access.can_run_on(request.user, relay.machine_id),
         "may_push_config": access.relays_for(request.user, access.CONFIGURE).filter(pk=relay.pk).exists(),
     }

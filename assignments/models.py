@@ -144,6 +144,11 @@ class RelayAssignment(models.Model):
         return bool(status and status.is_online)
 
 
+def online_since() -> datetime:
+    """Relays with a sign of life after this moment are online."""
+    return timezone.now() - timedelta(seconds=settings.RELAYHUB["ONLINE_THRESHOLD_S"])
+
+
 class RelayStatus(models.Model):
     """What a relay last told us about itself. Liveness is derived, not stored."""
 
@@ -164,10 +169,7 @@ class RelayStatus(models.Model):
 
     @property
     def is_online(self) -> bool:
-        if self.last_heartbeat_at is None:
-            return False
-        threshold = timedelta(seconds=settings.RELAYHUB["ONLINE_THRESHOLD_S"])
-        return timezone.now() - self.last_heartbeat_at < threshold
+        return self.last_heartbeat_at is not None and self.last_heartbeat_at > online_since()
 
     def record_sign_of_life(self, now: datetime, *, force: bool = False) -> None:
         """Note that the relay is alive, writing at most every few seconds."""

@@ -42,7 +42,7 @@ CREDENTIAL_KEYS = env.str("CREDENTIAL_KEYS", default=DEV_CREDENTIAL_KEYS)
 TRANSPORT_KEYS = env.str("TRANSPORT_KEYS", default=DEV_TRANSPORT_KEYS)
 
 INSTALLED_APPS = [
-    "relayhub.admin_site.RelayHubAdminConfig",
+    "relayhub.admin_site.site.RelayHubAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -5,20 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count, F, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from assignments import access
+from assignments.models import online_since
 from commands.choices import CommandStatus
-from relayhub import admin_charts
+from relayhub.admin_site import charts
 
 FAILURES = (CommandStatus.FAILED, CommandStatus.TIMEOUT)
-
-
-def online_since():
-    return timezone.now() - timedelta(seconds=settings.RELAYHUB["ONLINE_THRESHOLD_S"])
 
 
 def dashboard(user) -> dict[str, Any]:
@@ -44,7 +40,7 @@ def dashboard(user) -> dict[str, Any]:
     }
 
 
-def hourly_chart(recent, now) -> admin_charts.BarChart:
+def hourly_chart(recent, now) -> charts.BarChart:
     per_hour = {
         row["hour"]: row
         for row in recent.order_by().annotate(hour=TruncHour("created_at")).values("hour").annotate(
@@ -56,4 +52,4 @@ def hourly_chart(recent, now) -> admin_charts.BarChart:
         hour = this_hour - timedelta(hours=back)
         row = per_hour.get(hour, {"total": 0, "failed": 0})
         buckets.append((f"{hour:%H}:00", row["total"], row["failed"]))
-    return admin_charts.bar_chart(buckets)
+    return charts.bar_chart(buckets)

@@ -25,7 +25,7 @@ class RelayHubAdminSite(admin.AdminSite):
     index_template = "admin/relayhub/dashboard.html"
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
-        from relayhub.admin_dashboard import dashboard
+        from relayhub.admin_site.dashboard import dashboard
 
         return super().index(request, {**dashboard(request.user), **(extra_context or {})})
 
@@ -42,4 +42,8 @@ class RelayHubAdminSite(admin.AdminSite):
 
 
 class RelayHubAdminConfig(AdminConfig):
-    default_site = "relayhub.admin_site.RelayHubAdminSite"
+    default_site = "relayhub.admin_site.site.RelayHubAdminSite"
+
+    def ready(self) -> None:
+        super().ready()  # autodiscovery: every app's admin module, knox's among them
+        from relayhub.admin_site import tokens  # noqa: F401 - replaces knox's token admin
