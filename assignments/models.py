@@ -7,8 +7,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from assignments import keys
-from relayhub import crypto
+from assignments import keys, transport
 
 
 class Capability(models.TextChoices):
@@ -125,14 +124,14 @@ class RelayAssignment(models.Model):
     def _attach_new_key(self, *, save: bool) -> IssuedKey:
         full, parsed = keys.generate()
         self.api_key = RelayApiKey.objects.create(lookup=parsed.lookup, secret_hash=keys.hash_secret(parsed.secret))
-        self.transport_key_id = crypto.transport_keys().primary_id
+        self.transport_key_id = transport.transport_keys().primary_id
         if save:
             self.save()
         return IssuedKey(self, full)
 
     def transport_secret(self) -> str:
         lookup = self.api_key.lookup if self.api_key else ""
-        return crypto.derive_transport_secret(self.transport_key_id, str(self.pk), lookup)
+        return transport.derive_transport_secret(self.transport_key_id, str(self.pk), lookup)
 
     def revoke_key(self) -> None:
         if self.api_key is not None:

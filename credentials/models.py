@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from relayhub import crypto
+from credentials import crypto
 
 
 class CredentialType(models.TextChoices):

@@ -27,7 +27,7 @@ def _decoded(encoded: str) -> bytes | None:
 
 
 def key_ring_problems(setting: str, spec: Any, error_id: str) -> list[checks.CheckMessage]:
-    """What is wrong with a key ring setting, in the rules ``crypto.KeyRing.parse`` applies."""
+    """What is wrong with a key ring setting, in the rules ``assignments.transport.KeyRing.parse`` applies."""
     if not isinstance(spec, str):
         return [checks.Error(f"{setting} must be a string", hint=FORMAT_HINT, id=error_id)]
     entries = [part.strip() for part in spec.split(",")]

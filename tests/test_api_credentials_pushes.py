@@ -7,7 +7,7 @@ from django.test import Client
 
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
-from relayhub import crypto
+from credentials import crypto
 from tests.conftest import api_client_for
 
 SECRET = "sentinel-credential-value-0xC0FFEE"

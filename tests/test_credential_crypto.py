@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from credentials.models import SharedCredential
-from relayhub import crypto
+from credentials import crypto
 
 
 def ring(*ids: str) -> str:

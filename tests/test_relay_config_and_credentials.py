@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
-from relayhub import crypto
+from credentials import crypto
 from tests.conftest import client_for
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from commands.models import Command
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
-from relayhub import crypto
+from credentials import crypto
 from tests.e2e.processes import BIN, Process, wait_for
 
 FAST = ("--long-poll-wait", "500")

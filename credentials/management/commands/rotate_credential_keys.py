@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from credentials.models import SharedCredential
-from relayhub import crypto
+from credentials import crypto
 
 
 class Command(BaseCommand):
