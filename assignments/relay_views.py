@@ -67,15 +67,10 @@ def heartbeat(relay, data: dict) -> dict:
     return {"cancelCommandIds": [str(pk) for pk in cancel_ids]}
 
 
-heartbeat_route = relay_route(heartbeat, HeartbeatBody)
-
-
-class HeartbeatDoc(RelayAPIView):
-    @relay_schema(request=HeartbeatBody, summary="Sign of life; lists commands whose cancel was requested",
-                  response=success("HeartbeatResponse",
-                                   cancelCommandIds=serializers.ListField(child=serializers.CharField())))
-    def post(self, request: Request) -> Response:
-        raise NotImplementedError("served by assignments.relay_views.heartbeat_route")
+heartbeat_route = relay_schema(
+    request=HeartbeatBody, summary="Sign of life; lists commands whose cancel was requested",
+    response=success("HeartbeatResponse", cancelCommandIds=serializers.ListField(child=serializers.CharField())),
+)(relay_route(heartbeat, HeartbeatBody))
 
 
 class MetricsField(serializers.DictField):

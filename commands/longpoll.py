@@ -14,14 +14,11 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
-from rest_framework.request import Request
-from rest_framework.response import Response
 
 from commands import notify
 from commands.models import Command
 from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
-from relayhub.relay.views import RelayAPIView
-from relayhub.relay.routes import authenticate, error_for, in_db, parse_body, preflight
+from relayhub.relay.routes import authenticate, error_for, in_db, listed_in_schema, parse_body, preflight
 from relayhub.relay.auth import HEADER
 from relayhub.relay.schema import WireCommand, relay_schema
 
@@ -56,6 +53,9 @@ def _answer(claimed: list[Command]) -> JsonResponse:
     return JsonResponse({"commands": [command.to_wire(attempt=True) for command in claimed]})
 
 
+@relay_schema(request=NextBody, summary="Extension: claim up to max commands, waiting up to waitMs",
+              response=inline_serializer("NextCommands", {"commands": WireCommand(many=True)}))
+@listed_in_schema
 @csrf_exempt
 async def next_commands(request: HttpRequest) -> JsonResponse:
     answer = preflight(request, ("POST",))
@@ -86,11 +86,3 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
                 # The broker wakes every waiter when it reconnects, so a quiet wait means nothing was queued.
                 return _answer([])
 
-
-class NextCommandsDoc(RelayAPIView):
-    """Describes ``next_commands`` in the OpenAPI schema; never routed."""
-
-    @relay_schema(request=NextBody, summary="Extension: claim up to max commands, waiting up to waitMs",
-                  response=inline_serializer("NextCommands", {"commands": WireCommand(many=True)}))
-    def post(self, request: Request) -> Response:
-        raise NotImplementedError("served by next_commands")

@@ -145,35 +145,21 @@ def apply_results(relay, data: dict) -> dict:
     return {"results": answers}
 
 
-started = relay_route(mark_started, StartedRequest)
-result = relay_route(apply_result, results.ResultBody)
-results_batch = relay_route(apply_results, ResultsBody)
-
-
-class ResultDoc(RelayAPIView):
-    @relay_schema(request=results.ResultBody, summary="Report a command's result (idempotent)",
-                  response=success("ResultResponse"), extra_errors={409: RelayError})
-    def post(self, request: Request) -> Response:
-        raise NotImplementedError("served by commands.relay_views.result")
-
-
-class StartedDoc(RelayAPIView):
-    @relay_schema(
-        request=PolymorphicProxySerializer("StartedRequest", [StartedBody, StartedManyBody], None),
-        summary="Extension: the command is about to run (or several, each answered on its own)",
-        extra_errors={409: RelayError},
-        response=PolymorphicProxySerializer("StartedResponse", [
-            success("StartedOne", cancelRequested=serializers.BooleanField()),
-            success("StartedMany", commands=serializers.ListField(child=serializers.DictField()))], None))
-    def post(self, request: Request) -> Response:
-        raise NotImplementedError("served by commands.relay_views.started")
-
-
-class ResultsDoc(RelayAPIView):
-    @relay_schema(request=ResultsBody, summary="Extension: several results at once, each answered on its own",
-                  response=success("ResultsResponse", results=serializers.ListField(child=serializers.DictField())))
-    def post(self, request: Request) -> Response:
-        raise NotImplementedError("served by commands.relay_views.results_batch")
+started = relay_schema(
+    request=PolymorphicProxySerializer("StartedRequest", [StartedBody, StartedManyBody], None),
+    summary="Extension: the command is about to run (or several, each answered on its own)",
+    extra_errors={409: RelayError},
+    response=PolymorphicProxySerializer("StartedResponse", [
+        success("StartedOne", cancelRequested=serializers.BooleanField()),
+        success("StartedMany", commands=serializers.ListField(child=serializers.DictField()))], None),
+)(relay_route(mark_started, StartedRequest))
+result = relay_schema(request=results.ResultBody, summary="Report a command's result (idempotent)",
+                      response=success("ResultResponse"), extra_errors={409: RelayError},
+                      )(relay_route(apply_result, results.ResultBody))
+results_batch = relay_schema(
+    request=ResultsBody, summary="Extension: several results at once, each answered on its own",
+    response=success("ResultsResponse", results=serializers.ListField(child=serializers.DictField())),
+)(relay_route(apply_results, ResultsBody))
 
 
 class ChunkBody(serializers.Serializer):

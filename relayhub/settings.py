@@ -243,7 +243,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["relayhub.web.permissions.IsStaffOperator"],
     "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType"},
-    "PREPROCESSING_HOOKS": ["relayhub.relay.schema.add_async_relay_routes"],
     # Swagger UI served from our static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

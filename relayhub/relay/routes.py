@@ -3,8 +3,8 @@
 A relay request here costs one hand-off to a thread, where the key is checked,
 the rate counted and the work done, and nothing else: no DRF request wrapping,
 content negotiation or parser machinery. Errors have the same JSON shape as
-the DRF relay views (``relayhub.web.errors``). Each route keeps a DRF view class
-that documents it in the OpenAPI schema (``relay_schema.add_async_relay_routes``).
+the DRF relay views (``relayhub.web.errors``). Each route is described in the
+OpenAPI schema by ``extend_schema`` on the route itself (``listed_in_schema``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, serializers
+from rest_framework.views import APIView
 
 from assignments.models import RelayAssignment
 from relayhub.web import json_body
 from relayhub.web.errors import error_body, error_response
 from relayhub.relay.auth import HEADER, authenticate_relay
 from relayhub.relay.throttling import RelayKeyThrottle
+from relayhub.relay.views import RelayAPIView
 
 T = TypeVar("T")
 Action = Callable[[RelayAssignment, dict], dict]
@@ -127,4 +129,21 @@ def relay_route(action: Action, body: type[serializers.Serializer] | None = None
         return JsonResponse({"success": True, **data})
 
     view.relay_action = action  # type: ignore[attr-defined]
+    return listed_in_schema(view, methods, action.__name__)
+
+
+def listed_in_schema(view: Callable, methods: tuple[str, ...] = ("POST",), name: str = "") -> Callable:
+    """Let drf-spectacular list an async route and ``extend_schema`` describe it, as for an ``@api_view`` function.
+
+    Like DRF's ``@api_view``, this gives the function a view class (``cls``),
+    whose key scheme and parsers (those of ``RelayAPIView``) the schema shows.
+    Requests never reach that class: the route answers them itself.
+    """
+    def unserved(self: APIView, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError(f"{view.__module__}.{name or view.__name__} answers its own requests")
+
+    handlers = {method.lower(): unserved for method in methods}
+    view.cls = type(name or view.__name__, (RelayAPIView,),  # type: ignore[attr-defined]
+                    {"__module__": view.__module__, "http_method_names": list(handlers), **handlers})
+    view.initkwargs = {}  # type: ignore[attr-defined]
     return view

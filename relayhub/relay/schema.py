@@ -38,18 +38,6 @@ ERRORS = {400: RelayError, 401: RelayError, 403: RelayError, 404: RelayError}
 RELAY_ID = OpenApiParameter("relayId", str, description="optional; must be the caller's own assignmentId")
 
 
-def add_async_relay_routes(endpoints: list, **kwargs) -> list:
-    """drf-spectacular preprocessing hook: the async relay routes, documented by DRF view classes."""
-    from assignments.relay_views import HeartbeatDoc
-    from commands.longpoll import NextCommandsDoc
-    from commands.relay_views import ResultDoc, ResultsDoc, StartedDoc
-
-    documented = {"heartbeat": HeartbeatDoc, "commands/result": ResultDoc, "commands/next": NextCommandsDoc,
-                  "commands/started": StartedDoc, "commands/results": ResultsDoc}
-    return [*endpoints, *((f"/relay/{path}/", rf"^relay/{path}/?$", "POST", doc.as_view())
-                          for path, doc in documented.items())]
-
-
 def relay_schema(*, request=None, response, parameters=(), extra_errors=None, summary: str = ""):
     return extend_schema(
         tags=["relay"], request=request, parameters=list(parameters), summary=summary,
