@@ -31,17 +31,6 @@ def machine_ids_for(user, perm: str = VIEW) -> QuerySet:
     return relays_for(user, perm).values("machine_id")
 
 
-def commands_for(user) -> QuerySet:
-    """Commands on machines the user may see; model-wide viewers see them all."""
-    from commands.models import Command
-
-    if getattr(user, "relay", None) or not getattr(user, "is_authenticated", False):
-        return Command.objects.none()
-    if user.has_perm(VIEW):
-        return Command.objects.all()
-    return Command.objects.filter(machine_id__in=machine_ids_for(user))
-
-
 def can_run_on(user, machine_id: str) -> bool:
     """Model-wide holders may queue anywhere (a relay may come later); others where a granted relay serves."""
     if getattr(user, "relay", None):

@@ -1,5 +1,8 @@
 """Relay pages of the admin: the panels of the relay page, enable/disable, and key issuance.
 
+The relay page shows what the apps above hold for the relay through panels they
+register (``relay_page_panel``); this app knows none of them.
+
 A new key and transport secret go out in the body of the POST response that
 made them and nowhere else: no redirect, message, session, log line or log
 entry ever carries them, and ``admin_view`` marks the response ``no-store``.
@@ -12,6 +15,7 @@ another key or add another relay; it leads back with a message instead.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -63,21 +67,33 @@ def relay_state(relay: RelayAssignment) -> str:
     return "online" if relay.is_online else "offline"
 
 
+Panel = Callable[[HttpRequest, RelayAssignment], dict[str, Any]]
+# What the apps above show on the relay page (its commands, config pushes, inventory), each
+# registered from that app's admin module with ``relay_page_panel``.
+PANELS: list[Panel] = []
+
+
+def relay_page_panel(panel: Panel) -> Panel:
+    """Register a function answering entries of the relay page's context for a request and relay."""
+    if panel not in PANELS:
+        PANELS.append(panel)
+    return panel
+
+
 def relay_panels(request: HttpRequest, relay: RelayAssignment) -> dict[str, Any]:
     samples = list(MetricSample.objects.filter(relay=relay, created_at__gte=timezone.now() - timedelta(hours=24))
                    .order_by("created_at").values_list("created_at", "metrics"))
-    return {
+    panels = {
         "relay": relay,
         "relay_status": getattr(relay, "status", None),
         "state": relay_state(relay),
-        "inventory": relay.inventory.all(),
-        "recent_commands": access.commands_for(request.user).filter(machine_id=relay.machine_id)
-        .select_related("created_by")[:15],
-        "config_pushes": relay.config_pushes.select_related("created_by").order_by("-created_at")[:15],
         "metrics_chart": metrics_chart.percent_chart(metrics_chart.thin(samples, 300), METRICS),
         "may_run_here": access.can_run_on(request.user, relay.machine_id),
         "may_push_config": access.relays_for(request.user, access.CONFIGURE).filter(pk=relay.pk).exists(),
     }
+    for panel in PANELS:
+        panels.update(panel(request, relay))
+    return panels
 
 
 def _relay_or_404(model_admin, request: HttpRequest, object_id: str) -> RelayAssignment:

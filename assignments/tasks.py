@@ -9,13 +9,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from assignments.models import ConnectionEvent, MetricSample, RelayEvent, RelayStatus
-from commands.choices import CommandStatus
-from commands.models import Command
+from assignments.signals import lost_relays_swept
 
 
 @shared_task
 def mark_lost_relays() -> int:
-    """Write ``heartbeat_lost`` once per loss, and time out what the lost relays held."""
+    """Write ``heartbeat_lost`` once per loss; receivers of ``lost_relays_swept`` release what lost relays held."""
     config, now = settings.RELAYHUB, timezone.now()
     threshold = config["ONLINE_THRESHOLD_S"]
     cutoff = now - timedelta(seconds=threshold)
@@ -27,13 +26,7 @@ def mark_lost_relays() -> int:
         changed += status.record_event(
             ConnectionEvent.HEARTBEAT_LOST, now, f"no sign of life for {threshold} s", silent_since=cutoff
         )
-    active = CommandStatus.active()
-    held = Command.objects.filter(
-        status__in=active, claimed_by__status__last_connection_event=ConnectionEvent.HEARTBEAT_LOST
-    )[: config["SWEEP_BATCH"]]
-    for command in held:
-        changed += command.expire(active, "relay lost")
-    return changed
+    return changed + sum(count for _, count in lost_relays_swept.send(sender=RelayStatus, now=now))
 
 
 @shared_task

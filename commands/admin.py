@@ -13,7 +13,9 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from assignments import access
+from commands import visibility
 from assignments.admin import may_see_relays
+from assignments.admin_views import relay_page_panel
 from commands import admin_views, batches
 from commands.models import Command, CommandBatch
 
@@ -102,7 +104,7 @@ class CommandAdmin(admin.ModelAdmin):
         css = {"all": ["relayhub/admin.css"]}
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Command]:
-        return access.commands_for(request.user)
+        return visibility.commands_for(request.user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return may_see_relays(request.user)
@@ -110,7 +112,7 @@ class CommandAdmin(admin.ModelAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Command | None = None) -> bool:
         if obj is None:
             return may_see_relays(request.user)
-        return access.commands_for(request.user).filter(pk=obj.pk).exists()
+        return visibility.commands_for(request.user).filter(pk=obj.pk).exists()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return may_run_somewhere(request.user)
@@ -241,3 +243,9 @@ class CommandBatchAdmin(admin.ModelAdmin):
     @admin.display(description="status")
     def overall(self, batch: CommandBatch):
         return status_badge(batches.overall_status(batch, batches.targets(batch)))
+
+
+@relay_page_panel
+def recent_commands(request: HttpRequest, relay) -> dict:
+    return {"recent_commands": visibility.commands_for(request.user).filter(machine_id=relay.machine_id)
+            .select_related("created_by")[:15]}

@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from assignments import access
+from commands import visibility
 from commands import batches, output
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
@@ -35,7 +36,7 @@ def run_command(model_admin, request: HttpRequest) -> HttpResponse:
         raise Http404("no machines to run on")
     initial: dict[str, Any] = {}
     source_id = wire_id(request.GET.get("from"))
-    if source_id and (source := access.commands_for(request.user).filter(pk=source_id).first()):
+    if source_id and (source := visibility.commands_for(request.user).filter(pk=source_id).first()):
         initial = initial_from(source)
     elif machine := request.GET.get("machine"):
         initial = {"machines": [machine]}

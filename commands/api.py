@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access
+from commands import visibility
 from commands import output
 from commands.choices import Stream, TargetType
 from commands.models import Command, IllegalTransition
@@ -97,7 +98,7 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     search_fields = ["command", "machine_id"]
 
     def get_queryset(self):
-        return access.commands_for(self.request.user).select_related("created_by")
+        return visibility.commands_for(self.request.user).select_related("created_by")
 
     def perform_create(self, serializer: CommandSerializer) -> None:
         require_run_permission(self.request.user, serializer.validated_data["machine_id"])

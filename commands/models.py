@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from commands import notify, queue_sql
 from commands.choices import CommandStatus, Stream, TargetType
+from relayhub.web.fields import epoch_ms
 
 
 # A batch's max_concurrency and max_errors count targets; beyond this they mean "no limit" anyway.
@@ -26,10 +27,6 @@ def _live_relay(relay: Any) -> models.QuerySet:
     from assignments.models import RelayAssignment
 
     return RelayAssignment.objects.filter(pk=relay.pk, enabled=True, api_key__revoked_at__isnull=True)
-
-
-def epoch_ms(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
 
 
 class CommandBatch(models.Model):

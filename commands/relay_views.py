@@ -1,4 +1,4 @@
-"""Relay routes for the command queue (SPEC §3)."""
+"""Relay routes for the command queue (SPEC §3), and the heartbeat, which answers the cancels."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from commands import output, results
-from commands.choices import Stream
+from commands.choices import CommandStatus, Stream
 from commands.longpoll import MAX_BATCH
 from commands.models import Command, IllegalTransition
 from relayhub.web.errors import flatten
 from relayhub.web.fields import INT32_MAX, INT64_MAX, StrictCharField, StrictIntegerField, wire_id
-from relayhub.relay.views import RelayAPIView, ok
+from relayhub.relay.views import RelayAPIView, check_relay_id, ok
 from relayhub.relay.routes import Refusal, relay_route
 from relayhub.relay.schema import RelayError, WireCommand, relay_schema, success
 
@@ -160,6 +160,25 @@ results_batch = relay_schema(
     request=ResultsBody, summary="Extension: several results at once, each answered on its own",
     response=success("ResultsResponse", results=serializers.ListField(child=serializers.DictField())),
 )(relay_route(apply_results, ResultsBody))
+
+
+class HeartbeatBody(serializers.Serializer):
+    relayId = serializers.JSONField(required=False)
+
+
+def heartbeat(relay, data: dict) -> dict:
+    check_relay_id(relay, data.get("relayId"))
+    # Authentication has recorded the sign of life already (at most every few seconds).
+    cancel_ids = relay.claimed_commands.filter(
+        status__in=CommandStatus.active(), cancel_requested=True
+    ).values_list("pk", flat=True)
+    return {"cancelCommandIds": [str(pk) for pk in cancel_ids]}
+
+
+heartbeat_route = relay_schema(
+    request=HeartbeatBody, summary="Sign of life; lists commands whose cancel was requested",
+    response=success("HeartbeatResponse", cancelCommandIds=serializers.ListField(child=serializers.CharField())),
+)(relay_route(heartbeat, HeartbeatBody))
 
 
 class ChunkBody(serializers.Serializer):

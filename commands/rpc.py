@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from assignments import access
+from commands import visibility
 from commands.api import require_run_permission, validate_target
 from commands.choices import TargetType
 from commands.execution import exec_async
@@ -49,7 +49,7 @@ class RpcCommandView(APIView):
         "exitCode": serializers.IntegerField(required=False), "error": serializers.CharField(required=False),
         "durationMs": serializers.IntegerField(required=False)})})
     def get(self, request: Request, command_id: str) -> Response:
-        commands = access.commands_for(request.user)
+        commands = visibility.commands_for(request.user)
         pk = wire_id(command_id)
         command = commands.filter(pk=pk).first() if pk is not None else None
         if command is None:

@@ -1,4 +1,8 @@
-"""Sweeps of the command queue; each is idempotent and bounded by SWEEP_BATCH."""
+"""Sweeps of the command queue; each is idempotent and bounded by SWEEP_BATCH.
+
+The heartbeat-lost sweep of ``assignments`` reaches the commands of lost relays
+through ``lost_relays_swept``, received here.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,11 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.dispatch import receiver
 from django.utils import timezone
 
+from assignments.models import ConnectionEvent
+from assignments.signals import lost_relays_swept
 from commands.choices import CommandStatus
 from commands.models import Command, OutputChunk
 
@@ -30,6 +37,17 @@ def expire_commands() -> int:
     for command in unclaimed:
         changed += command.expire({CommandStatus.PENDING}, f"not claimed within {ttl} s")
     return changed
+
+
+
+@receiver(lost_relays_swept, dispatch_uid="commands.time_out_commands_of_lost_relays")
+def time_out_commands_of_lost_relays(sender: type, **kwargs: object) -> int:
+    """Time out what relays declared lost had claimed."""
+    active = CommandStatus.active()
+    held = Command.objects.filter(
+        status__in=active, claimed_by__status__last_connection_event=ConnectionEvent.HEARTBEAT_LOST
+    )[: settings.RELAYHUB["SWEEP_BATCH"]]
+    return sum(command.expire(active, "relay lost") for command in held)
 
 
 @shared_task

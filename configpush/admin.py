@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from assignments import access
 from assignments.admin import RelayScopedAdmin, may_see_relays
+from assignments.admin_views import relay_page_panel
 from configpush.forms import ConfigPushForm
 from configpush.models import ConfigPush, PushType
 
@@ -67,3 +68,8 @@ class ConfigPushAdmin(RelayScopedAdmin):
         if "encryptedValue" in payload:
             payload["encryptedValue"] = "(encrypted for this relay)"
         return format_html("<pre>{}</pre>", json.dumps(payload, indent=2))
+
+
+@relay_page_panel
+def config_pushes(request: HttpRequest, relay) -> dict:
+    return {"config_pushes": relay.config_pushes.select_related("created_by").order_by("-created_at")[:15]}

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from commands.models import epoch_ms
 from configpush import payloads
+from relayhub.web.fields import epoch_ms
 
 
 class PushType(models.TextChoices):

@@ -5,6 +5,7 @@ from django.http import HttpRequest
 
 from assignments import access
 from assignments.admin import RelayScopedAdmin, may_see_relays
+from assignments.admin_views import relay_page_panel
 from credentials.forms import SharedCredentialForm
 from credentials.models import CredentialInventoryItem, SharedCredential
 from credentials.pushes import queue_credential_pushes
@@ -73,3 +74,8 @@ class CredentialInventoryItemAdmin(RelayScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
+
+
+@relay_page_panel
+def inventory(request: HttpRequest, relay) -> dict:
+    return {"inventory": relay.inventory.all()}

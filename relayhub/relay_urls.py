@@ -5,11 +5,11 @@ The hot routes are async views (``relayhub.relay.routes``); the rest are DRF vie
 
 from django.urls import re_path
 
-from assignments import relay_views as relays
 from commands import longpoll
 from commands import relay_views as commands
 from configpush import relay_views as pushes
 from credentials import relay_views as credentials
+from relayhub.relay import verify
 
 
 def route(path: str, view, name: str):
@@ -17,9 +17,9 @@ def route(path: str, view, name: str):
 
 
 urlpatterns = [
-    route("verify", relays.VerifyView, "relay-verify"),
-    route("heartbeat", relays.heartbeat_route, "relay-heartbeat"),
-    route("status", relays.StatusView, "relay-status"),
+    route("verify", verify.VerifyView, "relay-verify"),
+    route("heartbeat", commands.heartbeat_route, "relay-heartbeat"),
+    route("status", credentials.StatusView, "relay-status"),
     route("commands", commands.PendingCommandsView, "relay-commands"),
     route("commands/claim", commands.ClaimView, "relay-claim"),
     route("commands/result", commands.result, "relay-result"),

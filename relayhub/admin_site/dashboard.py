@@ -10,6 +10,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from assignments import access
+from commands import visibility
 from assignments.models import online_since
 from commands.choices import CommandStatus
 from relayhub.admin_site import charts
@@ -23,7 +24,7 @@ def dashboard(user) -> dict[str, Any]:
     alive = Q(status__last_heartbeat_at__gt=online_since())
     enabled = relays.filter(enabled=True)
     day_ago = now - timedelta(hours=24)
-    commands = access.commands_for(user)
+    commands = visibility.commands_for(user)
     recent = commands.filter(created_at__gte=day_ago)
     counts = dict(recent.order_by().values_list("status").annotate(n=Count("id")))
     return {

@@ -1,5 +1,6 @@
-"""Serializer fields that refuse type coercion: ``1`` is not the string ``"1"``."""
+"""Serializer fields that refuse type coercion (``1`` is not the string ``"1"``), and the wire's ids and times."""
 
+from datetime import datetime
 from typing import Any
 
 from rest_framework import serializers
@@ -48,3 +49,8 @@ class StrictFloatField(serializers.FloatField):
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+def epoch_ms(value: datetime | None) -> int | None:
+    """A time as the wire carries it: milliseconds since the epoch."""
+    return None if value is None else int(value.timestamp() * 1000)
