@@ -5,6 +5,6 @@ class CommandsConfig(AppConfig):
     name = "commands"
 
     def ready(self) -> None:
-        from commands import checks, fanout, notify, tasks  # noqa: F401 - checks and tasks' receiver register themselves
+        from commands import batches, checks, fanout, notify, tasks  # noqa: F401 - checks and receivers register themselves
 
         fanout.configure(notify.notifier)

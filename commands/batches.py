@@ -7,10 +7,12 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
+from django.dispatch import receiver
 
 from assignments import access
 from commands.choices import CommandStatus
 from commands.models import Command, CommandBatch
+from commands.signals import batch_command_ended
 
 WAITING = "waiting"
 TEMPLATE_FIELDS = ("command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
@@ -43,6 +45,11 @@ def create(*, machine_ids: list[str], created_by: Any = None, max_concurrency: i
                                             max_concurrency=max_concurrency, max_errors=max_errors, **template)
         _dispatch(batch)
     return batch
+
+
+@receiver(batch_command_ended, dispatch_uid="commands.batches.advance")
+def _on_batch_command_ended(sender: type, batch_id: int, **kwargs: object) -> None:
+    advance(batch_id)
 
 
 def advance(batch_id: int) -> None:

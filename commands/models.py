@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from commands import notify, queue_sql
 from commands.choices import CommandStatus, Stream, TargetType
+from commands.signals import batch_command_ended
 from relayhub.web.fields import epoch_ms
 
 
@@ -164,9 +165,8 @@ class Command(models.Model):
         topics = [notify.command_topic(pk) for pk, _ in ended]
         transaction.on_commit(lambda: notify.publish_many(topics))
         for batch_id in dict.fromkeys(batch_id for _, batch_id in ended if batch_id is not None):
-            from commands.batches import advance
-
-            transaction.on_commit(lambda batch_id=batch_id: advance(batch_id))
+            transaction.on_commit(
+                lambda batch_id=batch_id: batch_command_ended.send(sender=CommandBatch, batch_id=batch_id))
 
     def _refuse(self, action: str) -> IllegalTransition:
         self.refresh_from_db(fields=["status", "claimed_by", "attempt"])
