@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: run test test-quick lock audit compose-env clean
+.PHONY: run test test-quick lint-imports lock audit compose-env clean
 
 $(STAMP): pyproject.toml relay_agent/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,15 @@ run: $(STAMP)
 	umask 077 && $(BIN)/honcho start -f Procfile  # var/ and everything written there stay private
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
 
 test-quick: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n auto -m "not e2e" $(PYTEST_ARGS)
+
+lint-imports: $(STAMP)  # the layering contracts in pyproject.toml (README, "Architecture")
+	$(BIN)/lint-imports
 
 lock:  # re-pin every dependency after changing pyproject.toml
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

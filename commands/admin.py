@@ -13,10 +13,9 @@ from django.utils.html import format_html
 from django.utils.text import Truncator
 
 from assignments import access
-from commands import visibility
 from assignments.admin import may_see_relays
 from assignments.admin_views import relay_page_panel
-from commands import admin_views, batches
+from commands import admin_views, batches, visibility
 from commands.models import Command, CommandBatch
 
 

@@ -12,8 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from assignments import access
-from commands import visibility
-from commands import batches, output
+from commands import batches, output, visibility
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
 from commands.models import Command, CommandBatch, IllegalTransition

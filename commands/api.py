@@ -14,8 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access
-from commands import visibility
-from commands import output
+from commands import output, visibility
 from commands.choices import Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX

@@ -17,10 +17,10 @@ from rest_framework import exceptions, serializers
 
 from commands import notify
 from commands.models import Command
-from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
-from relayhub.relay.routes import authenticate, error_for, in_db, listed_in_schema, parse_body, preflight
 from relayhub.relay.auth import HEADER
+from relayhub.relay.routes import authenticate, error_for, in_db, listed_in_schema, parse_body, preflight
 from relayhub.relay.schema import WireCommand, relay_schema
+from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
 
 MAX_BATCH = 50
 

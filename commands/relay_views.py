@@ -15,11 +15,11 @@ from commands import output, results
 from commands.choices import CommandStatus, Stream
 from commands.longpoll import MAX_BATCH
 from commands.models import Command, IllegalTransition
-from relayhub.web.errors import flatten
-from relayhub.web.fields import INT32_MAX, INT64_MAX, StrictCharField, StrictIntegerField, wire_id
-from relayhub.relay.views import RelayAPIView, check_relay_id, ok
 from relayhub.relay.routes import Refusal, relay_route
 from relayhub.relay.schema import RelayError, WireCommand, relay_schema, success
+from relayhub.relay.views import RelayAPIView, check_relay_id, ok
+from relayhub.web.errors import flatten
+from relayhub.web.fields import INT32_MAX, INT64_MAX, StrictCharField, StrictIntegerField, wire_id
 
 
 def failure(status: int, error: str) -> Response:

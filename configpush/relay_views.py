@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from configpush.models import ConfigPush
-from relayhub.web.fields import StrictBooleanField, StrictCharField, wire_id
-from relayhub.relay.views import RelayAPIView, ok
 from relayhub.relay.schema import RELAY_ID, relay_schema, success
+from relayhub.relay.views import RelayAPIView, ok
+from relayhub.web.fields import StrictBooleanField, StrictCharField, wire_id
 
 
 class PendingPushesView(RelayAPIView):

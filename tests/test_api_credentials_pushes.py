@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 
 from configpush.models import ConfigPush
-from credentials.models import SharedCredential
 from credentials import crypto
+from credentials.models import SharedCredential
 from tests.conftest import api_client_for
 
 SECRET = "sentinel-credential-value-0xC0FFEE"

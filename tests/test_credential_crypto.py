@@ -6,8 +6,8 @@ import os
 import pytest
 from django.core.management import call_command
 
-from credentials.models import SharedCredential
 from credentials import crypto
+from credentials.models import SharedCredential
 
 
 def ring(*ids: str) -> str:

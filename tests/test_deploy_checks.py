@@ -11,8 +11,8 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
-from relayhub.checks import allowed_hosts_problems, key_ring_problems
 from assignments.transport import KeyRing
+from relayhub.checks import allowed_hosts_problems, key_ring_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_BYTES = b"sentinel-key-material-0123456789"  # 32 bytes

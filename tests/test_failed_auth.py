@@ -3,8 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
-from relayhub.web import cache, failed_auth, operator_tokens
 from relayhub.checks import failed_auth_problems
+from relayhub.web import cache, failed_auth, operator_tokens
 
 WRONG_KEY = "rly_AAAAAAAAAAAA_" + "A" * 38
 OTHER_ADDRESS = "10.1.2.3"

@@ -5,8 +5,8 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from assignments.models import RelayAssignment
-from relayhub.web import operator_tokens
 from relayhub import relay_urls
+from relayhub.web import operator_tokens
 
 HEADER_ROUTES = [
     ("get", "/relay/commands"),

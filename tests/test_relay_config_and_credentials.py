@@ -6,8 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from configpush.models import ConfigPush
-from credentials.models import SharedCredential
 from credentials import crypto
+from credentials.models import SharedCredential
 from tests.conftest import client_for
 
 

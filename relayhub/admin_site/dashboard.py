@@ -10,8 +10,8 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from assignments import access
-from commands import visibility
 from assignments.models import online_since
+from commands import visibility
 from commands.choices import CommandStatus
 from relayhub.admin_site import charts
 

@@ -12,9 +12,9 @@ from rest_framework.request import Request
 
 from assignments import keys
 from assignments.models import RelayApiKey, RelayAssignment, RelayStatus
-from relayhub.web import failed_auth
 from relayhub.relay import rawsql
 from relayhub.relay.rawsql import RowReader
+from relayhub.web import failed_auth
 
 HEADER = "HTTP_X_API_KEY"
 # What relay routes use of the key, the relay and its status; the rest loads on first use.

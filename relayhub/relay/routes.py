@@ -20,11 +20,11 @@ from rest_framework import exceptions, serializers
 from rest_framework.views import APIView
 
 from assignments.models import RelayAssignment
-from relayhub.web import json_body
-from relayhub.web.errors import error_body, error_response
 from relayhub.relay.auth import HEADER, authenticate_relay
 from relayhub.relay.throttling import RelayKeyThrottle
 from relayhub.relay.views import RelayAPIView
+from relayhub.web import json_body
+from relayhub.web.errors import error_body, error_response
 
 T = TypeVar("T")
 Action = Callable[[RelayAssignment, dict], dict]

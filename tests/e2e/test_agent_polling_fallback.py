@@ -24,8 +24,8 @@ URLS = """
 from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 
-from relayhub.web import errors
 from relayhub.relay_urls import urlpatterns as relay_routes
+from relayhub.web import errors
 
 EXTENSIONS = {"relay-next", "relay-started", "relay-output", "relay-results"}
 urlpatterns = [route for route in relay_routes if route.name not in EXTENSIONS]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from commands.models import Command
 from configpush.models import ConfigPush
-from credentials.models import SharedCredential
 from credentials import crypto
+from credentials.models import SharedCredential
 from tests.e2e.processes import BIN, Process, wait_for
 
 FAST = ("--long-poll-wait", "500")

@@ -11,8 +11,8 @@ from relay_agent.store import CredentialStore
 
 from assignments.models import MetricSample, RelayStatus
 from configpush.models import ConfigPush
-from credentials.models import CredentialInventoryItem, SharedCredential
 from credentials import crypto
+from credentials.models import CredentialInventoryItem, SharedCredential
 from tests.e2e.processes import wait_for
 
 FAST = ("--long-poll-wait", "500")

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from credentials.models import SharedCredential
 from credentials import crypto
+from credentials.models import SharedCredential
 
 
 class Command(BaseCommand):
