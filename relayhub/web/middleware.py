@@ -10,21 +10,28 @@ from relayhub.web import failed_auth
 from relayhub.web.errors import error_response
 
 
-class BodySizeLimitMiddleware:
-    """Answer 413 before reading a body larger than ``MAX_BODY_BYTES``.
+class SyncAndAsync:
+    """A middleware that is sync or async as the handler after it is.
 
-    Sync and async capable: one sync-only middleware would make Django run
-    every request on a thread, and a waiting long-poll would then hold one.
+    One sync-only middleware would make Django run every request on a thread,
+    and a waiting long-poll would then hold one.
     """
 
     sync_capable = True
     async_capable = True
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
-        self.get_response = get_response
+    def run_as(self, get_response: Callable) -> None:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
+
+
+class BodySizeLimitMiddleware(SyncAndAsync):
+    """Answer 413 before reading a body larger than ``MAX_BODY_BYTES``."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        self.run_as(get_response)
 
     def __call__(self, request: HttpRequest):
         refusal = self.refuse(request)
@@ -47,7 +54,7 @@ class BodySizeLimitMiddleware:
         return None
 
 
-class ClientAddressMiddleware:
+class ClientAddressMiddleware(SyncAndAsync):
     """Let credential checks anywhere below count their failures against the request's address.
 
     ``relayhub.web.failed_auth.guard`` runs deep inside authentication, on
@@ -55,14 +62,9 @@ class ClientAddressMiddleware:
     hand; a context variable carries its META there.
     """
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
         self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        self.run_as(get_response)
 
     def __call__(self, request: HttpRequest):
         if self.is_async:

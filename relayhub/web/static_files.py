@@ -1,23 +1,19 @@
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 from whitenoise.middleware import WhiteNoiseMiddleware
 
+from relayhub.web.middleware import SyncAndAsync
 
-class AsyncCapableWhiteNoiseMiddleware(WhiteNoiseMiddleware):
+
+class AsyncCapableWhiteNoiseMiddleware(SyncAndAsync, WhiteNoiseMiddleware):
     """WhiteNoise that does not force every ASGI request onto a thread.
 
     The lookup is an in-memory dict (or a stat with finders), cheap enough to
     run on the event loop; everything that is not a static file is awaited.
     """
 
-    sync_capable = True
-    async_capable = True
-
     def __init__(self, get_response=None, settings=None) -> None:
         super().__init__(get_response, **({"settings": settings} if settings is not None else {}))
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        self.run_as(get_response)
 
     def __call__(self, request: HttpRequest):
         if self.is_async:
