@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connections
 
-from tests.e2e.conftest import e2e_relay, hub, start_agent, start_hub  # noqa: F401 - shared fixtures
+from tests.e2e.conftest import e2e_relay, hub, sshd, start_agent, start_hub  # noqa: F401 - shared fixtures
 from tests.e2e.processes import ROOT, Hub
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
 from playwright.sync_api import expect
 
 from configpush.models import ConfigPush
@@ -12,16 +9,6 @@ from credentials.models import SharedCredential
 from relay_agent.config import AgentConfig
 from relay_agent.ssh import SSHPool
 from relay_agent.store import CredentialStore
-from tests.agent.sshd import SSHDUnavailable, run_sshd
-
-
-@pytest.fixture
-def sshd(tmp_path: Path):
-    try:
-        with run_sshd(tmp_path / "sshd") as server:
-            yield server
-    except SSHDUnavailable as exc:
-        pytest.skip(f"no sshd: {exc}")
 
 
 def test_a_private_key_saved_in_the_admin_logs_in_to_sshd(browser, superuser, e2e_relay, sshd, tmp_path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from assignments.models import IssuedKey, RelayAssignment, RelayStatus
+from tests.agent.sshd import SSHDUnavailable, SSHServer, run_sshd
 from tests.e2e.processes import Agent, Hub, wait_for
 
 
@@ -64,3 +65,13 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[..., Agent]]:
 def _reported(relay: RelayAssignment, agent: Agent) -> bool:
     assert agent.proc.poll() is None, f"agent exited:\n{agent.output}"
     return bool(RelayStatus.objects.get(pk=relay.pk).hostname)
+
+
+@pytest.fixture
+def sshd(tmp_path: Path) -> Iterator[SSHServer]:
+    """A real OpenSSH server on 127.0.0.1 for this test, logging each login (``INFO``) to ``sshd.dir / "sshd.log"``."""
+    try:
+        with run_sshd(tmp_path / "sshd", log_level="INFO") as server:
+            yield server
+    except SSHDUnavailable as exc:
+        pytest.skip(f"no sshd: {exc}")

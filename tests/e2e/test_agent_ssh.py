@@ -7,7 +7,7 @@ secret; the host key is pinned by an `ssh_targets` push.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,19 +15,11 @@ import pytest
 from commands.models import Command
 from configpush.models import ConfigPush
 from credentials.models import CredentialInventoryItem, SharedCredential
-from tests.agent.sshd import SSHDUnavailable, SSHServer, run_sshd
+from tests.agent.sshd import SSHServer
 from tests.e2e.processes import Agent, wait_for
 
 FAST = ("--long-poll-wait", "500")
 
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SSHServer]:
-    try:
-        with run_sshd(tmp_path / "sshd", log_level="INFO") as server:
-            yield server
-    except SSHDUnavailable as exc:
-        pytest.skip(f"no sshd: {exc}")
 
 
 @pytest.fixture

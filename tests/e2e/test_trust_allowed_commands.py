@@ -5,7 +5,6 @@ Under the entry `echo *`, `echo x; touch FILE` used to run both commands, locall
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,11 @@ import pytest
 from commands.models import Command
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
-from tests.agent.sshd import SSHDUnavailable, SSHServer, run_sshd
+from tests.agent.sshd import SSHServer
 from tests.e2e.processes import finished, wait_for
 
 FAST = ("--long-poll-wait", "500")
 REFUSED = "command not allowed by this relay's allowed_commands policy"
-
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SSHServer]:
-    try:
-        with run_sshd(tmp_path / "sshd") as server:
-            yield server
-    except SSHDUnavailable as exc:
-        pytest.skip(f"no sshd: {exc}")
 
 
 def settled(push: ConfigPush) -> ConfigPush:

@@ -23,7 +23,7 @@ from commands.models import Command
 from configpush.models import ConfigPush
 from credentials.models import SharedCredential
 from credentials.pushes import queue_credential_pushes
-from tests.agent.sshd import SSHDUnavailable, SSHServer, run_sshd
+from tests.agent.sshd import SSHServer
 from tests.e2e.processes import finished, wait_for
 
 FAST = ("--long-poll-wait", "500")
@@ -104,14 +104,6 @@ def attacker_sshd(tmp_path: Path) -> Iterator[AttackerSSHD]:
     yield server
     server.close()
 
-
-@pytest.fixture
-def sshd(tmp_path: Path) -> Iterator[SSHServer]:
-    try:
-        with run_sshd(tmp_path / "sshd", log_level="INFO") as server:
-            yield server
-    except SSHDUnavailable as exc:
-        pytest.skip(f"no sshd: {exc}")
 
 
 def share(relay, name: str, kind: str, value: str, target_host: str = "") -> SharedCredential:
