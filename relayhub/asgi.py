@@ -9,8 +9,11 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 from django.core.handlers.asgi import ASGIHandler
 
+from relayhub.checks import refuse_to_serve_with_errors
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "relayhub.settings")
 django_application = get_asgi_application()
+refuse_to_serve_with_errors()
 
 
 class RelayASGIHandler(ASGIHandler):

@@ -96,3 +96,16 @@ def failed_auth_problems(rate: Any, proxy_count: Any) -> list[checks.CheckMessag
 @checks.register(checks.Tags.security)
 def failed_auth_limit_is_valid(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     return failed_auth_problems(settings.RELAYHUB["FAILED_AUTH_RATE"], settings.RELAYHUB["TRUSTED_PROXY_COUNT"])
+
+
+def refuse_to_serve_with_errors() -> None:
+    """Run the security checks when a server loads the app (uvicorn runs no system checks), and stop on an error.
+
+    A malformed key ring would otherwise start serving and fail on the first credential it touched.
+    """
+    from django.core.exceptions import ImproperlyConfigured
+
+    errors = [message for message in checks.run_checks(tags=[checks.Tags.security])
+              if message.level >= checks.ERROR]
+    if errors:
+        raise ImproperlyConfigured("; ".join(f"{error.id}: {error.msg}" for error in errors))

@@ -98,3 +98,17 @@ def test_check_deploy_fails_under_production_settings(tmp_path, overrides, error
     output = result.stdout + result.stderr
     assert result.returncode != 0 and error_id in output, output
     assert SECRET not in output and SHORT not in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize("module", ["relayhub.asgi", "relayhub.wsgi"])
+def test_a_server_refuses_to_load_the_app_with_a_malformed_key_ring(tmp_path, module):
+    """uvicorn or gunicorn run no system checks: loading the application runs the security ones."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "relayhub.settings", "CREDENTIAL_KEYS": f"k1:{SHORT}",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    load = [sys.executable, "-c", f"import {module}"]
+    refused = subprocess.run(load, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "relayhub.E001" in refused.stderr, refused.stderr
+    assert SHORT not in refused.stderr
+    env["CREDENTIAL_KEYS"] = f"k1:{SECRET}"
+    loaded = subprocess.run(load, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
