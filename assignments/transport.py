@@ -24,6 +24,44 @@ class DecryptionError(Exception):
     """A ciphertext that does not open: wrong key, wrong row, or tampered."""
 
 
+KEY_BYTES = 32
+
+
+def read_key_ring(spec: object) -> tuple[dict[str, bytes], list[str]]:
+    """The keys of a key ring setting by id, the primary first, and what is wrong with it.
+
+    Each problem names its entry by position only, never any part of the key material, so that
+    the system checks (``relayhub.checks``) and start-up errors can show it.
+    """
+    if not isinstance(spec, str):
+        return {}, ["must be a string"]
+    entries = [entry for entry in (part.strip() for part in spec.split(",")) if entry]
+    if not entries:
+        return {}, ["holds no key"]
+    keys: dict[str, bytes] = {}
+    problems: list[str] = []
+    numbers: dict[str, int] = {}
+    for number, entry in enumerate(entries, start=1):
+        key_id, sep, encoded = entry.partition(":")
+        try:
+            key: bytes | None = base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            key = None
+        if not sep or not key_id:
+            problem = "has no key id (expected 'id:<base64>')"
+        elif key is None:
+            problem = "is not valid base64 after its key id"
+        elif len(key) != KEY_BYTES:
+            problem = f"decodes to {len(key)} bytes; it must be {KEY_BYTES}"
+        elif key_id in keys:
+            problem = f"repeats the key id of entry {numbers[key_id]}"
+        else:
+            keys[key_id], numbers[key_id] = key, number
+            continue
+        problems.append(f"entry {number} of {len(entries)} {problem}")
+    return keys, problems
+
+
 @dataclass(frozen=True)
 class KeyRing:
     keys: dict[str, bytes]
@@ -31,23 +69,10 @@ class KeyRing:
 
     @classmethod
     def parse(cls, spec: str, setting: str) -> KeyRing:
-        keys: dict[str, bytes] = {}
-        primary = ""
-        for item in filter(None, (part.strip() for part in spec.split(","))):
-            key_id, sep, encoded = item.partition(":")
-            try:
-                key = base64.b64decode(encoded, validate=True)
-            except binascii.Error:
-                key = b""
-            if not sep or not key_id or len(key) != 32:
-                raise ImproperlyConfigured(f"{setting}: each entry must be 'id:<base64 of 32 bytes>'")
-            if key_id in keys:
-                raise ImproperlyConfigured(f"{setting}: key id {key_id!r} appears twice")
-            keys[key_id] = key
-            primary = primary or key_id
-        if not keys:
-            raise ImproperlyConfigured(f"{setting} holds no key")
-        return cls(keys=keys, primary_id=primary)
+        keys, problems = read_key_ring(spec)
+        if problems:
+            raise ImproperlyConfigured(f"{setting}: {'; '.join(problems)}")
+        return cls(keys=keys, primary_id=next(iter(keys)))
 
     def key(self, key_id: str) -> bytes:
         try:

@@ -6,52 +6,22 @@ part of a setting that may hold key material.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
 from rest_framework.throttling import SimpleRateThrottle
 
-KEY_BYTES = 32
+from assignments.transport import read_key_ring
+
 KEY_RINGS = (("CREDENTIAL_KEYS", "relayhub.E001"), ("TRANSPORT_KEYS", "relayhub.E002"))
 FORMAT_HINT = "Give 'id:<base64 of 32 random bytes>[,id:...]', e.g. k1:$(head -c32 /dev/urandom | base64)."
 
 
-def _decoded(encoded: str) -> bytes | None:
-    try:
-        return base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        return None
-
-
 def key_ring_problems(setting: str, spec: Any, error_id: str) -> list[checks.CheckMessage]:
-    """What is wrong with a key ring setting, in the rules ``assignments.transport.KeyRing.parse`` applies."""
-    if not isinstance(spec, str):
-        return [checks.Error(f"{setting} must be a string", hint=FORMAT_HINT, id=error_id)]
-    entries = [part.strip() for part in spec.split(",")]
-    entries = [entry for entry in entries if entry]
-    if not entries:
-        return [checks.Error(f"{setting} holds no key", hint=FORMAT_HINT, id=error_id)]
-    problems, first_seen = [], {}
-    for number, entry in enumerate(entries, start=1):
-        where = f"{setting}: entry {number} of {len(entries)}"
-        key_id, sep, encoded = entry.partition(":")
-        key = _decoded(encoded)
-        if not sep or not key_id:
-            problem = "has no key id (expected 'id:<base64>')"
-        elif key is None:
-            problem = "is not valid base64 after its key id"
-        elif len(key) != KEY_BYTES:
-            problem = f"decodes to {len(key)} bytes; it must be {KEY_BYTES}"
-        elif key_id in first_seen:
-            problem = f"repeats the key id of entry {first_seen[key_id]}"
-        else:
-            first_seen[key_id] = number
-            continue
-        problems.append(checks.Error(f"{where} {problem}", hint=FORMAT_HINT, id=error_id))
-    return problems
+    """What is wrong with a key ring setting, as the parser used at run time reads it."""
+    _, problems = read_key_ring(spec)
+    return [checks.Error(f"{setting}: {problem}", hint=FORMAT_HINT, id=error_id) for problem in problems]
 
 
 @checks.register(checks.Tags.security)
