@@ -10,6 +10,7 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from assignments.models import RelayAssignment
 from commands import notify, queue_sql
 from commands.choices import CommandStatus, Stream, TargetType
 from commands.signals import batch_command_ended
@@ -25,8 +26,6 @@ class IllegalTransition(Exception):
 
 
 def _live_relay(relay: Any) -> models.QuerySet:
-    from assignments.models import RelayAssignment
-
     return RelayAssignment.objects.filter(pk=relay.pk, enabled=True, api_key__revoked_at__isnull=True)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import connection, models
 
+from assignments.models import RelayApiKey, RelayAssignment
 from commands.choices import CommandStatus
 from relayhub.relay import rawsql
 from relayhub.relay.rawsql import RowReader
@@ -49,8 +50,6 @@ def _relay_live_sql() -> str:
     Authentication checks this at the start of a request; checking it inside each statement too means a
     long-poll opened before a relay was disabled or its key revoked cannot claim, start or finish anything.
     """
-    from assignments.models import RelayApiKey, RelayAssignment
-
     relay, key = rawsql.table(RelayAssignment), rawsql.table(RelayApiKey)
     return (f"EXISTS (SELECT 1 FROM {relay} r JOIN {key} k "  # nosec B608
             f"ON k.{rawsql.column(RelayApiKey, 'id')} = r.{rawsql.column(RelayAssignment, 'api_key')} "
@@ -59,8 +58,6 @@ def _relay_live_sql() -> str:
 
 
 def _live_params(relay: Any) -> list[Any]:
-    from assignments.models import RelayAssignment
-
     return [rawsql.param(RelayAssignment, "id", relay.pk), rawsql.param(RelayAssignment, "enabled", True)]
 
 
