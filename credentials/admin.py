@@ -6,11 +6,13 @@ from django.http import HttpRequest
 from assignments import access
 from assignments.admin import RelayScopedAdmin, may_see_relays
 from assignments.admin_views import relay_page_panel
+from credentials import assignment
 from credentials.forms import SharedCredentialForm
 from credentials.models import CredentialInventoryItem, SharedCredential
 from credentials.pushes import queue_credential_pushes
 
-PUSHED_FIELDS = {"name", "credential_type", "target_host", "value", "assigned_relays"}
+# Saving pushes the credential again when what its relays receive, or which relays hold it, changed.
+PUSHED_FIELDS = {*assignment.PUSHED_FIELDS, "value", "assigned_relays"}
 
 
 @admin.register(SharedCredential)

@@ -49,13 +49,14 @@ class SharedCredentialSerializer(serializers.ModelSerializer):
         credential_type = data.get("credential_type", getattr(self.instance, "credential_type", ""))
         if credential_type in SSH_TYPES and not data.get("target_host", getattr(self.instance, "target_host", "")):
             raise serializers.ValidationError({"target_host": "an SSH credential needs the host it is bound to"})
+        # What the relays holding it receive changes: it needs configure_relay there, and is pushed again.
+        self.content_changed = bool(data.get("value")) or any(
+            name in data and data[name] != getattr(self.instance, name, None) for name in assignment.PUSHED_FIELDS)
         request = self.context.get("request")
         if request is not None:
-            changed = bool(data.get("value")) or any(
-                name in data and data[name] != getattr(self.instance, name, None) for name in assignment.PUSHED_FIELDS)
             current = self.instance.assigned_relays.all() if self.instance else []
             try:
-                merged = assignment.merge(request.user, current, data.get("assigned_relays"), changed)
+                merged = assignment.merge(request.user, current, data.get("assigned_relays"), self.content_changed)
             except assignment.AssignmentRefused as exc:
                 raise exceptions.PermissionDenied(str(exc)) from None
             if "assigned_relays" in data:
@@ -66,8 +67,6 @@ class SharedCredentialSerializer(serializers.ModelSerializer):
         value = self.validated_data.pop("value", None)
         relays = self.validated_data.pop("assigned_relays", None)
         previous_name = self.instance.name if self.instance else ""
-        changed = any(getattr(self.instance, name, None) != self.validated_data[name]
-                      for name in assignment.PUSHED_FIELDS if name in self.validated_data)
         with transaction.atomic():
             credential = self.instance or SharedCredential(**self.validated_data, **kwargs)
             for name, field_value in self.validated_data.items():
@@ -77,7 +76,7 @@ class SharedCredentialSerializer(serializers.ModelSerializer):
             credential.save()
             if relays is not None:
                 credential.assigned_relays.set(relays)
-            if value or relays is not None or changed:
+            if self.content_changed or relays is not None:
                 queue_credential_pushes(credential, created_by=kwargs.get("created_by"), replaces=previous_name)
         self.instance = credential
         return credential
