@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import select
 import socket
 import threading
@@ -16,6 +15,7 @@ from .host_keys import HostKeyError, KnownHostsFiles, accepted_keys, fingerprint
 from .logs import get_logger
 from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
 from .remote_line import PidMarkerReader, remote_line
+from .ssh_auth import SSHAuthError, SSHConnectError, SSHError, authenticate
 from .store import Credential, CredentialStore, binding_example
 
 if TYPE_CHECKING:
@@ -26,31 +26,12 @@ log = get_logger(__name__)
 _POLL_SECONDS = 0.05
 
 
-class SSHError(Exception):
-    pass
-
-
-class SSHConnectError(SSHError):
-    pass
-
-
-class SSHAuthError(SSHError):
-    pass
-
-
 class SSHHostKeyError(SSHError, HostKeyError):
-    pass
+    """`unknown`: neither a pin nor known_hosts names the host; otherwise the key is not the one expected."""
 
-
-def load_private_key(text: str) -> paramiko.PKey:
-    import paramiko
-
-    for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
-        try:
-            return cls.from_private_key(io.StringIO(text))
-        except (paramiko.SSHException, ValueError, TypeError, IndexError):
-            continue
-    raise SSHAuthError("stored ssh key is not a readable unencrypted private key")
+    def __init__(self, message: str, unknown: bool = False) -> None:
+        super().__init__(message)
+        self.unknown = unknown
 
 
 @dataclass
@@ -138,7 +119,7 @@ class SSHPool:
             return False
         # Pins pushed or known_hosts edited after the connection was made must hold for it too.
         try:
-            accepted, _ = self._accepted_keys(host, port)
+            accepted, _ = self.accepted_keys(host, port)
         except HostKeyError:
             return False
         if conn.host_key not in {key.asbytes() for key in accepted}:
@@ -151,7 +132,7 @@ class SSHPool:
 
     # -- connecting ---------------------------------------------------------------------------------
 
-    def _accepted_keys(self, host: str, port: int) -> tuple[list[paramiko.PKey], str]:
+    def accepted_keys(self, host: str, port: int) -> tuple[list[paramiko.PKey], str]:
         where = f"{host}:{port}"
         try:
             pins = [parse_public_key(p) for p in self.pinned_keys(host, port)]
@@ -159,19 +140,49 @@ class SSHPool:
         except HostKeyError as exc:
             raise SSHHostKeyError(str(exc)) from None
 
-    def _connect(self, host: str, port: int, username: str) -> _Connection:
-        import paramiko
-
+    def verify_host_key(
+        self, host: str, port: int, key: paramiko.PKey, accepted: list[paramiko.PKey], source: str
+    ) -> None:
+        """Raise SSHHostKeyError unless `key` is among the `accepted` keys (from `accepted_keys`)."""
         where = f"{host}:{port}"
+        if key.asbytes() in {k.asbytes() for k in accepted}:
+            return
+        known = self.known_hosts.lookup(host, port)
+        if accepted or known.named or key.asbytes() in known.revoked:
+            revoked = " (revoked there)" if key.asbytes() in known.revoked else ""
+            raise SSHHostKeyError(
+                f"ssh host key mismatch for {where}: server offered {fingerprint(key)}{revoked}, "
+                f"which matches no {source} key; refusing to connect"
+            )
+        raise SSHHostKeyError(
+            f"ssh host key for {where} is unknown ({fingerprint(key)}): "
+            "pin it with an ssh_targets hostKey or add it to known_hosts; refusing to connect",
+            unknown=True,
+        )
+
+    def credentials_for(self, host: str, port: int, username: str) -> list[Credential]:
+        """The credentials `for_ssh` offers this target; SSHAuthError when there are none."""
         credentials = self.store.for_ssh(host, port, username)
         if not credentials:
             raise SSHAuthError(
-                f"ssh authentication failed for {username}@{where}: "
-                f"no ssh_key or password credential bound to {where} in the store; a credential is offered "
+                f"ssh authentication failed for {username}@{host}:{port}: "
+                f"no ssh_key or password credential bound to {host}:{port} in the store; a credential is offered "
                 f"only to the host its target host names (here {host} or {binding_example(host, port)}), "
                 "and one without a target host to none"
             )
-        accepted, source = self._accepted_keys(host, port)
+        return credentials
+
+    def username_for(self, host: str, port: int, username: str | None) -> str | None:
+        """`username`, or else that of the first credential offered to the target."""
+        if username:
+            return username
+        return next((c.username for c in self.store.for_ssh(host, port, None) if c.username), None)
+
+    def open_transport(self, host: str, port: int, accepted: list[paramiko.PKey]) -> paramiko.Transport:
+        """A new TCP connection with the SSH handshake done, nothing verified or sent beyond it."""
+        import paramiko
+
+        where = f"{host}:{port}"
         try:
             sock = socket.create_connection((host, port), timeout=self.connect_timeout)
         except OSError as exc:
@@ -186,18 +197,19 @@ class SSHPool:
                 transport.start_client(timeout=self.connect_timeout)
             except (paramiko.SSHException, EOFError, OSError) as exc:
                 raise SSHConnectError(f"ssh connection to {where} failed: {exc or type(exc).__name__}") from None
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    def _connect(self, host: str, port: int, username: str) -> _Connection:
+        credentials = self.credentials_for(host, port, username)
+        accepted, source = self.accepted_keys(host, port)
+        transport = self.open_transport(host, port, accepted)
+        try:
             server_key = transport.get_remote_server_key()
-            if not accepted:
-                raise SSHHostKeyError(
-                    f"ssh host key for {where} is unknown ({fingerprint(server_key)}): "
-                    "pin it with an ssh_targets hostKey or add it to known_hosts; refusing to connect"
-                )
-            if server_key.asbytes() not in {k.asbytes() for k in accepted}:
-                raise SSHHostKeyError(
-                    f"ssh host key mismatch for {where}: server offered {fingerprint(server_key)}, "
-                    f"which matches no {source} key; refusing to connect"
-                )
-            self._authenticate(transport, username, credentials, where)
+            self.verify_host_key(host, port, server_key, accepted, source)
+            authenticate(transport, username, credentials, f"{host}:{port}")
             transport.set_keepalive(self.keepalive)
         except BaseException:
             transport.close()
@@ -217,26 +229,6 @@ class SSHPool:
         ordered = [t for t in preferred if t in available]
         options.key_types = ordered + [t for t in available if t not in ordered]
 
-    @staticmethod
-    def _authenticate(transport: paramiko.Transport, username: str, credentials: list[Credential], where: str) -> None:
-        import paramiko
-
-        reasons = []
-        for cred in credentials:
-            try:
-                if cred.credential_type == "ssh_key":
-                    transport.auth_publickey(username, load_private_key(cred.value))
-                else:
-                    transport.auth_password(username, cred.value, fallback=False)
-            except (paramiko.AuthenticationException, SSHAuthError) as exc:
-                reasons.append(f"{cred.name}: {type(exc).__name__}")
-                continue
-            except (paramiko.SSHException, EOFError, OSError) as exc:
-                raise SSHConnectError(f"ssh connection to {where} failed during authentication: {exc}") from None
-            if transport.is_authenticated():
-                return
-        raise SSHAuthError(f"ssh authentication failed for {username}@{where} ({'; '.join(reasons)})")
-
     # -- running ------------------------------------------------------------------------------------
 
     def run(
@@ -254,13 +246,9 @@ class SSHPool:
         cancel = cancel or threading.Event()
         started = time.monotonic()
         port = int(port or 22)
+        username = self.username_for(host, port, username)
         if not username:
-            users = [c.username for c in self.store.for_ssh(host, port, None) if c.username]
-            if not users:
-                return ExecResult.refused(
-                    f"no ssh username for {host}:{port}: set targetUsername or a credential username"
-                )
-            username = users[0]
+            return ExecResult.refused(f"no ssh username for {host}:{port}: set targetUsername or a credential username")
         if cancel.is_set():
             return ExecResult(status="cancelled", error="command cancelled")
         channel = conn = None
