@@ -6,7 +6,8 @@
   fallback, announcing starts), ``results`` and ``spool`` (durable results),
   ``streaming`` (live output), ``status`` and ``metrics``, ``backoff``.
 - Running commands: ``slots``, ``runner``, ``executor`` (local), ``ssh``,
-  ``ssh_auth``, ``host_keys`` and ``remote_line`` (over SSH), ``output`` (capture and caps).
+  ``ssh_auth``, ``host_keys`` and ``remote_line`` (over SSH), ``probe`` (SSH "test
+  connection"), ``output`` (capture and caps).
 - What the relay trusts: ``config`` and ``hub_sync`` (pushed configuration),
   ``allowlist`` (allowed_commands), ``store`` (the encrypted credential store and
   its host bindings), ``transport`` (decrypting shared credentials),

@@ -26,8 +26,12 @@ class HostKeyError(Exception):
 
 
 def fingerprint(key: paramiko.PKey) -> str:
-    digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-    return f"{key.get_name()} SHA256:{digest}"
+    return f"{key.get_name()} {sha256_fingerprint(key)}"
+
+
+def sha256_fingerprint(key: paramiko.PKey) -> str:
+    """As `ssh-keygen -l` prints it: "SHA256:" and the unpadded base64 digest."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
 def parse_public_key(line: str) -> paramiko.PKey:

@@ -7,6 +7,7 @@ from .executor import LocalExecutor
 from .hub import HubClient, HubExtensions
 from .logs import AGENT_LOGGER, get_logger
 from .output import ExecResult
+from .probe import probe_ssh
 from .slots import RunningCommand
 from .ssh import SSHPool
 from .streaming import OutputStreamer
@@ -48,10 +49,14 @@ class CommandRunner:
             return ExecResult.refused("command is empty")
         if not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
             return ExecResult.refused(f"invalid timeoutMs {timeout_ms!r}")
+        # A probe runs nothing, so allowed_commands does not apply to it; ssh_targets does.
+        probe = bool(command.get("probe"))
         try:
-            argv, refusal = self.config.authorize_command(text), None
+            argv, refusal = (None if probe else self.config.authorize_command(text)), None
         except CommandRefused as exc:
             argv, refusal = None, str(exc)
+        if probe and target_type != "ssh":
+            refusal = f"a probe needs targetType 'ssh', not {target_type!r}"
         # With an allow-list, only the allowed argument list runs, and without a shell.
         runnable = text if argv is None else argv
         host, port = command.get("targetHost"), command.get("targetPort") or 22
@@ -72,7 +77,10 @@ class CommandRunner:
             attempt=running.attempt,
             targetType=target_type,
             targetHost=host or "",
+            probe=probe,
         )
+        if probe:
+            return probe_ssh(self.ssh, str(host), port, command.get("targetUsername"))
         streamer = OutputStreamer(
             self.hub,
             running.command_id,
