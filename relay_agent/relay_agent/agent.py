@@ -52,6 +52,7 @@ class Agent:
         self._stopped_at = 0.0
         self._background_stop = threading.Event()
         self._status_wake = threading.Event()
+        self._config_wake = threading.Event()
         self.sync = HubSync(self.hub, self.config, self.store, settings.shared_secret, self._status_wake.set)
         self.slots = Slots(settings.concurrency)
         self.results = ResultDelivery(self.hub, self.spool, self.extensions, self._background_stop)
@@ -68,6 +69,7 @@ class Agent:
             self._in_grace,
             poll_interval_ms=settings.poll_interval_ms,
             long_poll_wait_ms=settings.long_poll_wait_ms,
+            on_config_pending=self._config_wake.set,
         )
         self._threads: list[threading.Thread] = []
         self._poller: threading.Thread | None = None
@@ -119,6 +121,7 @@ class Agent:
             (self.results.run, "flusher"),
             (self._heartbeat_loop, "heartbeat"),
             (self._status_loop, "status"),
+            (self._config_loop, "config"),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -179,6 +182,7 @@ class Agent:
         self._background_stop.set()
         self.results.wake()
         self._status_wake.set()
+        self._config_wake.set()
         for thread in self._threads:
             thread.join(timeout=5)
         if not self.results.flush_spool():
@@ -230,6 +234,23 @@ class Agent:
             pending = self.status.report(self.relay_id)
             if pending:
                 self.sync.sync_config(self.relay_id)
+            if self.sync.sync_shared_credentials(self.relay_id):
+                self.status.report(self.relay_id)
+
+
+    def _config_loop(self) -> None:
+        """Fetch config pushes and shared credentials as soon as a long-poll says some wait (`configPending`).
+
+        One thread, woken by an event: flags that arrive while it syncs make one more sync, not one each.
+        """
+        while True:
+            self._config_wake.wait()
+            self._config_wake.clear()
+            if self._background_stop.is_set():
+                return
+            if self.stopping.is_set():
+                continue
+            self.sync.sync_config(self.relay_id)
             if self.sync.sync_shared_credentials(self.relay_id):
                 self.status.report(self.relay_id)
 

@@ -22,7 +22,10 @@ STARTED_RETRY_S = 60
 
 
 class Claimer:
-    """`run` is the poller thread: it claims while a slot is free, until `stopping` is set."""
+    """`run` is the poller thread: it claims while a slot is free, until `stopping` is set.
+
+    A long-poll answer with `"configPending": true` calls `on_config_pending`.
+    """
 
     def __init__(
         self,
@@ -35,6 +38,7 @@ class Claimer:
         in_grace: Callable[[], bool],
         poll_interval_ms: int,
         long_poll_wait_ms: int,
+        on_config_pending: Callable[[], None] = lambda: None,
     ) -> None:
         self.hub = hub
         self.extensions = extensions
@@ -45,6 +49,8 @@ class Claimer:
         self._in_grace = in_grace
         self.poll_interval_ms = poll_interval_ms
         self.long_poll_wait_ms = long_poll_wait_ms
+        # Must not block: it only wakes whoever fetches the configuration.
+        self._on_config_pending = on_config_pending
         self._workers = ThreadPoolExecutor(max_workers=slots.size, thread_name_prefix="command")
 
     def run(self) -> None:
@@ -56,7 +62,10 @@ class Claimer:
             try:
                 if self.extensions.supported is not False:
                     holding = self.slots.holding()
-                    commands = self.hub.next_commands(free, self.long_poll_wait_ms, holding)
+                    batch = self.hub.next_batch(free, self.long_poll_wait_ms, holding)
+                    if batch.config_pending:
+                        self._on_config_pending()
+                    commands = batch.commands
                     if self.extensions.supported is None:
                         log.info("hub supports long-poll")
                     self.extensions.supported = True

@@ -41,6 +41,14 @@ class HubExtensions:
     supported: bool | None = None
 
 
+@dataclass
+class NextBatch:
+    """An answer to a long-poll: the commands claimed, and whether config pushes or shared credentials wait."""
+
+    commands: list[dict]
+    config_pending: bool = False
+
+
 class HubClient:
     def __init__(
         self,
@@ -120,6 +128,10 @@ class HubClient:
 
     def next_commands(self, max_count: int, wait_ms: int, holding: list[str] | None = None) -> list[dict]:
         """Claim up to ``max_count``; ``holding`` are ids we have already, not to be handed to us again."""
+        return self.next_batch(max_count, wait_ms, holding).commands
+
+    def next_batch(self, max_count: int, wait_ms: int, holding: list[str] | None = None) -> NextBatch:
+        """`next_commands`, with what else the answer says (`configPending`)."""
         data = self._request(
             "POST",
             "/relay/commands/next",
@@ -127,7 +139,7 @@ class HubClient:
             read_timeout=wait_ms / 1000 + 15,
             extension=True,
         )[1]
-        return list(data.get("commands") or [])
+        return NextBatch(list(data.get("commands") or []), data.get("configPending") is True)
 
     def started(self, command_id: str, attempt: int | None) -> bool:
         data = self._request("POST", "/relay/commands/started", {"commandId": command_id, "attempt": attempt})[1]

@@ -14,7 +14,10 @@ Answer = Callable[[str, dict], tuple[int, dict]]
 
 @contextmanager
 def stub_server(answer: Answer) -> Iterator[tuple[str, list[tuple[str, dict]]]]:
-    """Serve POSTs with ``answer``; yields the base URL and the (path, body) pairs received."""
+    """Serve POSTs and GETs with ``answer``; yields the base URL and the (path, body) pairs received.
+
+    A GET's path keeps its query string and its body is {}.
+    """
     received: list[tuple[str, dict]] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -31,6 +34,8 @@ def stub_server(answer: Answer) -> Iterator[tuple[str, list[tuple[str, dict]]]]:
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+
+        do_GET = do_POST
 
         def log_message(self, *args: object) -> None:
             pass
