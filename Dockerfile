@@ -9,6 +9,7 @@ COPY assignments assignments
 COPY commands commands
 COPY credentials credentials
 COPY configpush configpush
+COPY fleet fleet
 COPY templates templates
 COPY static static
 COPY relay_agent relay_agent

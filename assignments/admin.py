@@ -10,6 +10,8 @@ from django.utils.timesince import timesince
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 
 from assignments import access, admin_views
+from assignments.forms import RelayForm
+from assignments.labels import format_labels
 from assignments.models import Capability, RelayApiKey, RelayAssignment, RelayEvent, online_since
 
 
@@ -76,10 +78,12 @@ def meter(value: object, label: str) -> str:
 
 @admin.register(RelayAssignment)
 class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
-    list_display = ["name", "machine_id", "state", "version", "capabilities", "resources", "last_heartbeat"]
+    list_display = ["name", "machine_id", "state", "labels_shown", "version", "capabilities", "resources",
+                    "last_heartbeat"]
     list_filter = [LivenessFilter, "enabled", CapabilityFilter]
     search_fields = ["name", "machine_id", "status__hostname", "status__version"]
-    fields = ["name", "machine_id", "enabled", "id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
+    form = RelayForm
+    fields = ["name", "machine_id", "enabled", "labels", "id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
     readonly_fields = ["id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
     actions = ["enable_relays", "disable_relays"]
     change_form_template = "admin/assignments/relayassignment/change_form.html"
@@ -133,6 +137,10 @@ class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
         if relay is not None:
             extra_context = {**admin_views.relay_panels(request, relay), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="labels")
+    def labels_shown(self, relay: RelayAssignment) -> str:
+        return format_labels(relay.labels or {}) or "–"
 
     @admin.display(description="status")
     def state(self, relay: RelayAssignment) -> str:

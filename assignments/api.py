@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from assignments import access
+from assignments.labels import LabelError, Selector, parse_selector
 from assignments.models import RelayAssignment
+
+
+def selector_or_400(text: str, field: str = "selector", *, allow_empty: bool = False) -> Selector:
+    """A selector, or a 400 that says what is wrong with it (empty is wrong where it would pick everything)."""
+    try:
+        selector = parse_selector(text)
+    except LabelError as exc:
+        raise serializers.ValidationError({field: [str(exc)]}) from None
+    if selector.is_empty and not allow_empty:
+        raise serializers.ValidationError({field: ["the selector is empty: it would pick everything"]})
+    return selector
 
 
 class RelaySerializer(serializers.ModelSerializer):
@@ -20,7 +35,7 @@ class RelaySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RelayAssignment
-        fields = ["id", "name", "machine_id", "enabled", "online", "last_seen_at", "last_heartbeat_at",
+        fields = ["id", "name", "machine_id", "enabled", "labels", "online", "last_seen_at", "last_heartbeat_at",
                   "last_connection_event", "capabilities", "metrics", "version", "hostname", "platform",
                   "created_at", "updated_at"]
         read_only_fields = fields
@@ -33,3 +48,11 @@ class RelayViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return access.relays_for(self.request.user).select_related("status").order_by("machine_id", "name")
+
+    @extend_schema(parameters=[OpenApiParameter("selector", str, description="a label selector, e.g. site=lab")])
+    def list(self, request: Request, *args, **kwargs) -> Response:
+        text = request.query_params.get("selector")
+        if text is None:
+            return super().list(request, *args, **kwargs)
+        selector = selector_or_400(text, allow_empty=True)
+        return Response(self.get_serializer(selector.filter(self.filter_queryset(self.get_queryset())), many=True).data)

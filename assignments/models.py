@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from assignments import keys, transport
+from assignments import keys, labels, transport
 
 
 class Capability(models.TextChoices):
@@ -84,6 +84,8 @@ class RelayAssignment(models.Model):
     machine_id = models.CharField(max_length=200, db_index=True)
     name = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)
+    labels = models.JSONField(default=dict, blank=True, validators=[labels.validate_labels],
+                              help_text="key=value labels that selectors pick relays by, e.g. env=prod, site=lab")
     transport_key_id = models.CharField(max_length=64, editable=False)
     last_seen_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(

@@ -6,3 +6,7 @@ from django.dispatch import Signal
 # silent relays lost. Receivers release what lost relays still hold (``commands`` times out the
 # commands they had claimed) and answer how many rows they changed, which the sweep counts.
 lost_relays_swept = Signal()
+
+# Sent, with ``relay_id`` and ``machine_id``, once a config push for that relay has been committed:
+# a relay waiting in its long-poll is told at once, rather than at its next heartbeat.
+config_queued = Signal()

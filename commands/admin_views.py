@@ -23,6 +23,7 @@ RUN_FIELDSETS = [
     ("Target", {"fields": ["target_type", "target_host", "target_port", "target_username"]}),
     ("Limits", {"fields": ["timeout_s", "priority"]}),
     ("Several machines", {"fields": ["max_concurrency", "max_errors"]}),
+    ("Delivery", {"fields": ["queue_if_offline"]}),
 ]
 
 
@@ -48,7 +49,8 @@ def run_command(model_admin, request: HttpRequest) -> HttpResponse:
             return redirect(command_url(command))
         batch = batches.create(machine_ids=machines, created_by=request.user,
                                max_concurrency=form.cleaned_data["max_concurrency"],
-                               max_errors=form.cleaned_data["max_errors"], **fields)
+                               max_errors=form.cleaned_data["max_errors"],
+                               queue_if_offline=form.cleaned_data["queue_if_offline"], **fields)
         model_admin.log_addition(request, batch, [{"added": {}}])
         return redirect(reverse("admin:commands_commandbatch_change", args=[batch.pk]))
     return TemplateResponse(request, "admin/commands/command/run.html", {

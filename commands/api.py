@@ -13,9 +13,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from assignments import access
+from assignments import access, reachability
 from commands import output, visibility
-from commands.choices import Stream, TargetType
+from commands.choices import CommandStatus, Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX
 
@@ -25,17 +25,30 @@ INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "targ
 
 class CommandSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    queue_if_offline = serializers.BooleanField(
+        write_only=True, default=False,
+        help_text="Queue even though no relay for the machine is online; it waits, shown as such.")
+    waiting_for = serializers.SerializerMethodField(
+        help_text="Why a pending command is not moving: 'no relay online', or null.")
 
     class Meta:
         model = Command
-        fields = ["id", *INPUT_FIELDS, "status", "attempt", "claimed_by", "claimed_at", "started_at",
+        fields = ["id", *INPUT_FIELDS, "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
                   "output_truncated", "cancel_requested", "batch", "created_by", "created_at", "updated_at"]
-        read_only_fields = [name for name in fields if name not in INPUT_FIELDS]
+        read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, "queue_if_offline"]]
         extra_kwargs = {"timeout_ms": {"max_value": 24 * 3600 * 1000}}
 
     def validate(self, data: dict) -> dict:
         return validate_target(data)
+
+    def get_waiting_for(self, command: Command) -> str | None:
+        if command.status != CommandStatus.PENDING:
+            return None
+        states = self.context.setdefault("machine_states", {})
+        if command.machine_id not in states:
+            states.update(reachability.of_machines([command.machine_id]))
+        return None if states[command.machine_id] == reachability.ONLINE else "no relay online"
 
 
 def validate_target(data: dict) -> dict:
@@ -50,6 +63,12 @@ def validate_target(data: dict) -> dict:
 def require_run_permission(user, machine_id: str) -> None:
     if not access.can_run_on(user, machine_id):
         raise exceptions.PermissionDenied(f"you may not run commands on machine {machine_id!r}")
+
+
+def require_relay_online(machine_ids: list[str], queue_if_offline: bool) -> None:
+    """No silent waits: a 400 for machines no relay is online for, unless the caller asked to queue anyway."""
+    if not queue_if_offline and (problems := reachability.refusals(machine_ids)):
+        raise serializers.ValidationError({"machine_id": problems})
 
 
 class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
@@ -82,6 +101,7 @@ class CommandFilter(django_filters.FilterSet):
 
 class RerunSerializer(serializers.Serializer):
     machine_id = serializers.CharField(required=False, max_length=200)
+    queue_if_offline = serializers.BooleanField(required=False, default=False)
     timeout_ms = serializers.IntegerField(required=False, min_value=1, max_value=24 * 3600 * 1000)
 
 
@@ -100,7 +120,9 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         return visibility.commands_for(self.request.user).select_related("created_by")
 
     def perform_create(self, serializer: CommandSerializer) -> None:
-        require_run_permission(self.request.user, serializer.validated_data["machine_id"])
+        data = serializer.validated_data
+        require_run_permission(self.request.user, data["machine_id"])
+        require_relay_online([data["machine_id"]], data.pop("queue_if_offline"))
         serializer.save(created_by=self.request.user)
 
     @extend_schema(request=None, responses={200: CommandSerializer, 409: inline_serializer(
@@ -123,8 +145,12 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         original = self.get_object()
         overrides = RerunSerializer(data=request.data)
         overrides.is_valid(raise_exception=True)
+        queue_if_offline = overrides.validated_data.pop("queue_if_offline")
         fields = {name: getattr(original, name) for name in INPUT_FIELDS} | overrides.validated_data
         require_run_permission(request.user, fields["machine_id"])
+        require_relay_online([fields["machine_id"]], queue_if_offline)
+        if fields["machine_id"] == original.machine_id:
+            fields["target_name"] = original.target_name
         with transaction.atomic():
             command = Command.objects.create(created_by=request.user, **fields)
         return Response(self.get_serializer(command).data, status=status.HTTP_201_CREATED)

@@ -1,22 +1,62 @@
-"""Fan-out of one command to many machines, with SSM-style concurrency and error limits."""
+"""Fan-out of one command to many destinations, with SSM-style concurrency and error limits.
+
+A destination is a machine (the command runs on whichever of its relays
+claims it) or an SSH target behind one. A copy whose machine has no enabled
+relay online when its turn comes is recorded ``undelivered`` at once: it is
+counted apart and never against ``max_errors``, which counts runs that failed.
+"""
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.dispatch import receiver
+from django.utils import timezone
 
-from assignments import access
-from commands.choices import CommandStatus
-from commands.models import Command, CommandBatch
+from assignments import access, reachability
+from commands.choices import CommandStatus, TargetType
+from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch
 from commands.signals import batch_command_ended
 
 WAITING = "waiting"
 TEMPLATE_FIELDS = ("command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
                    "priority")
+DESTINATION_FIELDS = ("target_host", "target_port", "target_username")
+
+
+class LimitError(ValueError):
+    pass
+
+
+def check_limit(value: int | str | None, *, name: str, minimum: int) -> int | str | None:
+    """A whole number from ``minimum``, or a percentage such as "10%"; ``LimitError`` otherwise."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().endswith("%"):
+        text = value.strip()[:-1].strip()
+        if not text.isdecimal() or not 0 <= int(text) <= 100:
+            raise LimitError(f"{name} must be a whole number or a percentage from 0% to 100%, not {value!r}")
+        return f"{int(text)}%"
+    if isinstance(value, str) and value.strip().isdecimal():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_BATCH_TARGETS:
+        raise LimitError(f"{name} must be a whole number from {minimum} to {MAX_BATCH_TARGETS}, or a percentage "
+                         f"such as 10%, not {value!r}")
+    return value
+
+
+def resolve_limit(value: int | str | None, total: int, *, name: str, minimum: int) -> int | None:
+    """A number, or a percentage of ``total`` ("25%"): up for concurrency (at least 1), down for errors."""
+    value = check_limit(value, name=name, minimum=minimum)
+    if isinstance(value, str):
+        share = int(value[:-1]) * total / 100
+        return max(math.ceil(share) if minimum else math.floor(share), minimum)
+    return value
 
 
 def visible_to(user: Any, rows: QuerySet[CommandBatch]) -> QuerySet[CommandBatch]:
@@ -33,18 +73,41 @@ def visible_to(user: Any, rows: QuerySet[CommandBatch]) -> QuerySet[CommandBatch
 
 
 def is_error(command: Command) -> bool:
+    """A run that failed; a copy never delivered is not one."""
     if command.status == CommandStatus.COMPLETED:
         return command.exit_code not in (0, None)
+    if command.status == CommandStatus.TIMEOUT and command.claimed_at is None:
+        return False  # timed out in the queue: no relay ever took it
     return command.status in (CommandStatus.FAILED, CommandStatus.TIMEOUT)
 
 
-def create(*, machine_ids: list[str], created_by: Any = None, max_concurrency: int | None = None,
-           max_errors: int | None = None, **template: Any) -> CommandBatch:
+def is_undelivered(command: Command) -> bool:
+    return command.status == CommandStatus.UNDELIVERED or (
+        command.status == CommandStatus.TIMEOUT and command.claimed_at is None)
+
+
+def create(*, destinations: list[dict] | None = None, machine_ids: list[str] | None = None, created_by: Any = None,
+           max_concurrency: int | str | None = None, max_errors: int | str | None = None, selector: str = "",
+           queue_if_offline: bool = False, **template: Any) -> CommandBatch:
+    """``destinations``: ``{"machine_id"}`` each, plus ``name`` and the target fields for an SSH target;
+    or ``machine_ids``, one destination each. ``queue_if_offline`` queues copies for machines with no
+    relay online instead of recording them undelivered."""
+    if destinations is None:
+        destinations = machine_destinations(machine_ids or [])
+    total = len(destinations)
+    concurrency = resolve_limit(max_concurrency, total, name="max_concurrency", minimum=1)
+    errors = resolve_limit(max_errors, total, name="max_errors", minimum=0)
     with transaction.atomic():
-        batch = CommandBatch.objects.create(machine_ids=list(dict.fromkeys(machine_ids)), created_by=created_by,
-                                            max_concurrency=max_concurrency, max_errors=max_errors, **template)
+        batch = CommandBatch.objects.create(
+            destinations=destinations, machine_ids=list(dict.fromkeys(d["machine_id"] for d in destinations)),
+            selector=selector, created_by=created_by, max_concurrency=concurrency, max_errors=errors,
+            queue_if_offline=queue_if_offline, **template)
         _dispatch(batch)
     return batch
+
+
+def machine_destinations(machine_ids: list[str]) -> list[dict]:
+    return [{"machine_id": machine_id} for machine_id in dict.fromkeys(machine_ids)]
 
 
 @receiver(batch_command_ended, dispatch_uid="commands.batches.advance")
@@ -71,30 +134,66 @@ def _dispatch(batch: CommandBatch) -> None:
                 command.withdraw()
     if batch.stopped:
         return
-    dispatched = {command.machine_id for command in commands}
+    dispatched = {command.batch_index for command in commands}
     in_flight = sum(not command.is_terminal for command in commands)
-    room = len(batch.machine_ids) if batch.max_concurrency is None else batch.max_concurrency - in_flight
-    waiting = [machine_id for machine_id in batch.machine_ids if machine_id not in dispatched]
+    room = len(batch.destinations) if batch.max_concurrency is None else batch.max_concurrency - in_flight
+    waiting = [(index, d) for index, d in enumerate(batch.destinations) if index not in dispatched]
+    if not waiting or room <= 0:
+        return
+    states = reachability.of_machines(d["machine_id"] for _, d in waiting)
     template = {field: getattr(batch, field) for field in TEMPLATE_FIELDS}
-    for machine_id in waiting[: max(room, 0)]:
-        Command.objects.create(batch=batch, machine_id=machine_id, created_by=batch.created_by, **template)
+    now = timezone.now()
+    for index, destination in waiting:
+        fields = dict(template, batch=batch, batch_index=index, machine_id=destination["machine_id"],
+                      created_by=batch.created_by, target_name=destination.get("name", ""))
+        if "target_host" in destination:
+            fields.update({name: destination.get(name) or "" for name in ("target_host", "target_username")},
+                          target_port=destination.get("target_port"), target_type=TargetType.SSH)
+        if states[destination["machine_id"]] != reachability.ONLINE and not batch.queue_if_offline:
+            Command.objects.create(status=CommandStatus.UNDELIVERED, completed_at=now, **fields,
+                                   error=f"no enabled relay is online for machine {destination['machine_id']!r}")
+            continue
+        if room <= 0:
+            break
+        Command.objects.create(**fields)
+        room -= 1
 
 
 @dataclass(frozen=True)
 class Target:
+    index: int
     machine_id: str
+    name: str
+    host: str
     status: str
     command: Command | None
 
+    @property
+    def undelivered(self) -> bool:
+        return self.command is not None and is_undelivered(self.command)
+
+    @property
+    def failed(self) -> bool:
+        return self.command is not None and is_error(self.command)
+
 
 def targets(batch: CommandBatch) -> list[Target]:
-    by_machine = {command.machine_id: command for command in batch.commands.all()}
+    by_index = {command.batch_index: command for command in batch.commands.all()}
     undispatched = CommandStatus.CANCELLED if batch.stopped else WAITING
-    return [
-        Target(machine_id, by_machine[machine_id].status if machine_id in by_machine else undispatched,
-               by_machine.get(machine_id))
-        for machine_id in batch.machine_ids
-    ]
+    items = []
+    for index, destination in enumerate(batch.destinations):
+        command = by_index.get(index)
+        host = destination.get("target_host") or batch.target_host or ""
+        items.append(Target(index, destination["machine_id"], destination.get("name", ""), host,
+                            command.status if command is not None else undispatched, command))
+    return items
+
+
+def counts(items: list[Target]) -> dict[str, int]:
+    """Targets by status, plus how many failed (against max_errors) and how many were never delivered."""
+    by_status = Counter(item.status for item in items)
+    return {**dict(sorted(by_status.items())), "failed_runs": sum(item.failed for item in items),
+            "not_delivered": sum(item.undelivered for item in items), "total": len(items)}
 
 
 def overall_status(batch: CommandBatch, items: list[Target]) -> str:
@@ -106,3 +205,8 @@ def overall_status(batch: CommandBatch, items: list[Target]) -> str:
            for item in items):
         return "completed"
     return "failed"
+
+
+def failed_destinations(batch: CommandBatch) -> list[dict]:
+    """What "rerun the failed targets" sends again: runs that failed, and copies never delivered."""
+    return [batch.destinations[item.index] for item in targets(batch) if item.failed or item.undelivered]

@@ -9,6 +9,8 @@ class CommandStatus(models.TextChoices):
     FAILED = "failed"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    # Never handed to a relay: none was enabled and online for its machine when a batch reached it.
+    UNDELIVERED = "undelivered"
 
     @classmethod
     def active(cls) -> frozenset[str]:
@@ -16,7 +18,13 @@ class CommandStatus(models.TextChoices):
 
     @classmethod
     def terminal(cls) -> frozenset[str]:
-        return frozenset({cls.COMPLETED, cls.FAILED, cls.TIMEOUT, cls.CANCELLED})
+        return frozenset({cls.COMPLETED, cls.FAILED, cls.TIMEOUT, cls.CANCELLED, cls.UNDELIVERED})
+
+
+class CommandKind(models.TextChoices):
+    COMMAND = "command"
+    # "Test connection": the relay connects and logs in to the SSH target, runs nothing, and reports what it saw.
+    PROBE = "probe"
 
 
 class TargetType(models.TextChoices):

@@ -100,6 +100,23 @@ def _wait(command_id: int, claim_timeout_ms: int, attempt: int) -> ExecResult:
         notify.notifier.unsubscribe(topic, woken)
 
 
+def wait_until_ended(command_id: int, timeout_s: float) -> Command:
+    """The command once it has ended, or as it stands after ``timeout_s``; nothing is cancelled."""
+    topic = notify.command_topic(command_id)
+    woken = notify.notifier.subscribe(topic)
+    try:
+        until = time.monotonic() + timeout_s
+        while True:
+            command = Command.objects.get(pk=command_id)
+            remaining = until - time.monotonic()
+            if command.is_terminal or remaining <= 0:
+                return command
+            woken.wait(min(_poll_s(), remaining))
+            woken.clear()
+    finally:
+        notify.notifier.unsubscribe(topic, woken)
+
+
 def _result(command: Command, attempt: int) -> ExecResult:
     return ExecResult(
         success=command.status == CommandStatus.COMPLETED and command.exit_code in (0, None),

@@ -5,7 +5,7 @@ from typing import Any
 
 from django import forms
 
-from assignments import access
+from assignments import access, reachability
 from commands.choices import TargetType
 from commands.models import MAX_BATCH_TARGETS, Command
 
@@ -40,6 +40,10 @@ class RunCommandForm(forms.Form):
                                          help_text="Several machines: how many run at once (all when empty).")
     max_errors = forms.IntegerField(required=False, min_value=0, max_value=MAX_BATCH_TARGETS,
                                     help_text="Several machines: past this many failures, the rest are cancelled.")
+    queue_if_offline = forms.BooleanField(
+        required=False, label="Queue even if no relay is online",
+        help_text="Otherwise a machine with no relay online is refused (one machine) or recorded as not "
+                  "delivered (several).")
 
     def __init__(self, *args: Any, user, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,6 +59,11 @@ class RunCommandForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        machines = data.get("machines") or []
+        if len(machines) == 1 and not data.get("queue_if_offline"):
+            for problem in reachability.refusals(machines):
+                self.add_error("machines", problem.replace("pass queue_if_offline", "tick “Queue even if no "
+                                                           "relay is online”"))
         if data.get("target_type") == TargetType.SSH:
             if not data.get("target_host"):
                 self.add_error("target_host", "An SSH command needs a host.")

@@ -43,18 +43,29 @@ def _first_look(raw_key: str, raw_body: bytes) -> tuple:
     return relay, body, published, Command.claim_next(relay, body["max"], body["holding"])
 
 
+def _config_pushes_seen(relay) -> int:
+    return notify.notifier.published(notify.config_topic(relay.pk))
+
+
 def _poll_interval() -> float:
     # With a broker, wake-ups cross processes and the poll is only a safety net.
     key = "LONGPOLL_SAFETY_POLL_MS" if notify.notifier.broadcast else "LONGPOLL_DB_POLL_MS"
     return settings.RELAYHUB[key] / 1000
 
 
-def _answer(claimed: list[Command]) -> JsonResponse:
-    return JsonResponse({"commands": [command.to_wire(attempt=True) for command in claimed]})
+def _answer(claimed: list[Command], config_pending: bool = False) -> JsonResponse:
+    body: dict = {"commands": [command.to_wire(attempt=True) for command in claimed]}
+    if config_pending:
+        # Extension: a config push was queued while the relay waited; it fetches it now, not at its heartbeat.
+        body["configPending"] = True
+    return JsonResponse(body)
 
 
 @relay_schema(request=NextBody, summary="Extension: claim up to max commands, waiting up to waitMs",
-              response=inline_serializer("NextCommands", {"commands": WireCommand(many=True)}))
+              response=inline_serializer("NextCommands", {
+                  "commands": WireCommand(many=True),
+                  "configPending": serializers.BooleanField(required=False, help_text=(
+                      "a config push was queued while the relay waited: fetch config pushes now"))}))
 @listed_in_schema
 @csrf_exempt
 async def next_commands(request: HttpRequest) -> JsonResponse:
@@ -71,6 +82,7 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
 
     deadline = time.monotonic() + wait_s
     topic = notify.machine_topic(relay.machine_id)
+    config_seen = _config_pushes_seen(relay)
     with notify.notifier.listen(topic) as subscription:
         # Now subscribed: look again only if a wake-up came since just before the first look.
         look = notify.notifier.published(topic) != published
@@ -79,8 +91,9 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
                 claimed = await in_db(Command.claim_next, relay, body["max"], body["holding"])
             look = True
             remaining = deadline - time.monotonic()
-            if claimed or remaining <= 0:
-                return _answer(claimed)
+            config_pending = _config_pushes_seen(relay) != config_seen
+            if claimed or remaining <= 0 or config_pending:
+                return _answer(claimed, config_pending)
             woken = await subscription.wait(min(remaining, _poll_interval()))
             if not woken and notify.notifier.broadcast and time.monotonic() >= deadline:
                 # The broker wakes every waiter when it reconnects, so a quiet wait means nothing was queued.

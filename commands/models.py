@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from assignments.models import RelayAssignment
 from commands import notify, queue_sql
-from commands.choices import CommandStatus, Stream, TargetType
+from commands.choices import CommandKind, CommandStatus, Stream, TargetType
 from commands.signals import batch_command_ended
 from relayhub.web.fields import epoch_ms
 
@@ -30,9 +30,15 @@ def _live_relay(relay: Any) -> models.QuerySet:
 
 
 class CommandBatch(models.Model):
-    """One command fanned out to many machines, dispatched ``max_concurrency`` at a time."""
+    """One command fanned out to many machines or SSH targets, dispatched ``max_concurrency`` at a time.
+
+    ``destinations`` lists where each copy goes, in order: ``{"machine_id"}`` and, for an SSH target,
+    ``name``, ``target_host``, ``target_port`` and ``target_username``. ``machine_ids`` are their machines.
+    """
 
     machine_ids = models.JSONField(default=list)
+    destinations = models.JSONField(default=list)
+    selector = models.CharField(max_length=4096, blank=True)
     command = models.TextField(default="")
     target_type = models.CharField(max_length=10, choices=TargetType.choices, default=TargetType.LOCAL)
     target_host = models.CharField(max_length=255, blank=True)
@@ -43,6 +49,8 @@ class CommandBatch(models.Model):
     max_concurrency = models.PositiveIntegerField(null=True, blank=True, validators=[
         MinValueValidator(1), MaxValueValidator(MAX_BATCH_TARGETS)])
     max_errors = models.PositiveIntegerField(null=True, blank=True, validators=[MaxValueValidator(MAX_BATCH_TARGETS)])
+    # Copies for machines with no relay online wait in the queue instead of being recorded undelivered.
+    queue_if_offline = models.BooleanField(default=False)
     # Set once failures pass max_errors: targets not yet started are cancelled.
     stopped = models.BooleanField(default=False)
     created_by = models.ForeignKey(
@@ -66,16 +74,19 @@ class Command(models.Model):
     """A shell command queued for a machine. Its status changes only through its methods."""
 
     machine_id = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=CommandKind.choices, default=CommandKind.COMMAND, editable=False)
     target_type = models.CharField(max_length=10, choices=TargetType.choices, default=TargetType.LOCAL)
     target_host = models.CharField(max_length=255, blank=True)
     target_port = models.PositiveIntegerField(null=True, blank=True,
                                               validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    # The SSH target's name, by which its output is labelled (web-01 | ...).
+    target_name = models.CharField(max_length=200, blank=True, editable=False)
     target_username = models.CharField(max_length=100, blank=True)
     command = models.TextField()
     timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(1)])
     priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(10)])
     status = models.CharField(
-        max_length=10, choices=CommandStatus.choices, default=CommandStatus.PENDING, editable=False
+        max_length=12, choices=CommandStatus.choices, default=CommandStatus.PENDING, editable=False
     )
     attempt = models.PositiveIntegerField(default=0, editable=False)
     claimed_by = models.ForeignKey(
@@ -101,6 +112,8 @@ class Command(models.Model):
     # Fingerprint of the accepted result, so that an identical resend is recognised.
     result_digest = models.CharField(max_length=64, blank=True, editable=False)
     batch = models.ForeignKey(CommandBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="commands")
+    # Which of the batch's destinations this copy serves.
+    batch_index = models.PositiveIntegerField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -252,6 +265,8 @@ class Command(models.Model):
 
     def to_wire(self, *, created_at: bool = True, attempt: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {"_id": str(self.pk), "command": self.command, "targetType": self.target_type}
+        if self.kind == CommandKind.PROBE:
+            data["probe"] = True
         if self.target_host:
             data["targetHost"] = self.target_host
         if self.target_port is not None:

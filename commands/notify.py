@@ -15,6 +15,10 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from django.dispatch import receiver
+
+from assignments.signals import config_queued
+
 
 class _Waiter:
     def __init__(self, wake: Callable[[], None]) -> None:
@@ -133,6 +137,16 @@ def machine_topic(machine_id: str) -> str:
 
 def command_topic(command_id: int | str) -> str:
     return f"command:{command_id}"
+
+
+def config_topic(relay_id: object) -> str:
+    return f"config:{relay_id}"
+
+
+@receiver(config_queued, dispatch_uid="commands.notify.config_queued")
+def _wake_for_config(sender: type, relay_id: object, machine_id: str, **kwargs: object) -> None:
+    # The config topic first: a long-poll woken by its machine topic then sees the config counter moved.
+    publish_many([config_topic(relay_id), machine_topic(machine_id)])
 
 
 def publish(topic: str) -> None:

@@ -24,7 +24,7 @@ from relayhub.relay import rawsql
 from relayhub.relay.rawsql import RowReader
 
 # What the wire needs of a claimed command (``Command.to_wire``), and its order.
-WIRE_FIELDS = ("id", "command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
+WIRE_FIELDS = ("id", "command", "kind", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
                "created_at", "attempt", "priority")
 
 

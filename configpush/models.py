@@ -4,9 +4,10 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
+from assignments.signals import config_queued
 from configpush import payloads
 from relayhub.web.fields import epoch_ms
 
@@ -54,9 +55,14 @@ class ConfigPush(models.Model):
             raise ValidationError({"payload": exc.messages}) from None
 
     def save(self, *args, **kwargs) -> None:
-        if self._state.adding:
+        adding = self._state.adding
+        if adding:
             self.payload = payloads.validate(self.push_type, self.payload)
         super().save(*args, **kwargs)
+        if adding and self.status == PushStatus.PENDING:
+            relay_id, machine_id = self.relay_id, self.relay.machine_id
+            transaction.on_commit(lambda: config_queued.send(sender=ConfigPush, relay_id=relay_id,
+                                                             machine_id=machine_id))
 
     def to_wire(self) -> dict:
         return {

@@ -3,15 +3,17 @@ from rest_framework.routers import DefaultRouter
 
 from assignments.api import RelayViewSet
 from commands.api import CommandViewSet
-from commands.batch_api import BatchViewSet
 from commands.rpc import RpcCommandView, RpcExecView
 from configpush.api import ConfigPushViewSet
 from credentials.api import SharedCredentialViewSet
+from fleet.api import SSHTargetViewSet
+from fleet.batch_api import BatchViewSet
 
 router = DefaultRouter()
 router.register("relays", RelayViewSet, basename="relay")
 router.register("commands", CommandViewSet, basename="command")
 router.register("batches", BatchViewSet, basename="batch")
+router.register("targets", SSHTargetViewSet, basename="target")
 router.register("shared-credentials", SharedCredentialViewSet, basename="shared-credential")
 router.register("config-pushes", ConfigPushViewSet, basename="config-push")
 

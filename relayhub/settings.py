@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "commands",
     "credentials",
     "configpush",
+    "fleet",
     "axes",
 ]
 

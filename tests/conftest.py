@@ -83,6 +83,15 @@ def issue_relay(db) -> Callable[..., IssuedKey]:
     return issue
 
 
+def mark_online(*relays: RelayAssignment) -> None:
+    """As if each relay had just been heard from."""
+    from django.utils import timezone
+
+    from assignments.models import RelayStatus
+
+    RelayStatus.objects.filter(relay__in=relays).update(last_heartbeat_at=timezone.now())
+
+
 @pytest.fixture
 def issued(issue_relay) -> IssuedKey:
     return issue_relay()

@@ -6,14 +6,16 @@ import pytest
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 
 from commands.models import Command, CommandBatch
+from tests.conftest import mark_online
 
 pytestmark = pytest.mark.django_db
+
 RUN = "/admin/commands/command/run/"
 
 
 def form(**fields) -> dict:
     return {"machines": ["machine-1"], "command": "echo hi", "target_type": "local", "timeout_s": "2.5",
-            "priority": "7", **fields}
+            "priority": "7", "queue_if_offline": "on", **fields}
 
 
 def test_one_machine_queues_a_command_and_opens_its_page(admin_client_, admin_user_api, relay):
@@ -38,6 +40,15 @@ def test_several_machines_make_a_batch(admin_client_, issue_relay):
     assert batch.machine_ids == ["a", "b"] and batch.max_concurrency == 1
     assert list(batch.commands.values_list("machine_id", flat=True)) == ["a"]
     assert LogEntry.objects.filter(object_id=str(batch.pk), action_flag=ADDITION).exists()
+
+
+def test_one_offline_machine_is_refused_unless_queueing_is_asked_for(admin_client_, relay):
+    refused = admin_client_.post(RUN, form(queue_if_offline=""))
+    assert refused.status_code == 200 and not Command.objects.exists()
+    assert "no relay for machine 'machine-1' is online" in refused.context["form"].errors["machines"][0]
+    mark_online(relay)
+    assert admin_client_.post(RUN, form(queue_if_offline="")).status_code == 302
+    assert Command.objects.count() == 1
 
 
 def test_ssh_targets_are_checked(admin_client_, relay):

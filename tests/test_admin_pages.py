@@ -98,7 +98,7 @@ def test_the_command_page_shows_output_and_follows_it(admin_client_, relay, make
 def test_the_batch_page_shows_one_row_per_target(admin_client_, issue_relay):
     issue_relay("a", "relay-a")
     issue_relay("b", "relay-b")
-    batch = batches.create(machine_ids=["a", "b"], command="hostname", max_concurrency=1)
+    batch = batches.create(machine_ids=["a", "b"], command="hostname", max_concurrency=1, queue_if_offline=True)
 
     page = admin_client_.get(f"/admin/commands/commandbatch/{batch.pk}/change/").content.decode()
 

@@ -5,6 +5,7 @@ import pytest
 from assignments.models import RelayAssignment
 from commands import batches
 from commands.models import Command
+from tests.conftest import mark_online
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MACHINES = [f"host-{n:02d}" for n in range(20)]
@@ -12,7 +13,9 @@ MACHINES = [f"host-{n:02d}" for n in range(20)]
 
 @pytest.fixture
 def relays():
-    return {machine: RelayAssignment.issue(machine_id=machine, name=machine).relay for machine in MACHINES}
+    issued = {machine: RelayAssignment.issue(machine_id=machine, name=machine).relay for machine in MACHINES}
+    mark_online(*issued.values())
+    return issued
 
 
 def run(relays, command, exit_code):

@@ -48,7 +48,7 @@ def test_queueing_needs_run_permission(two_relays, make_operator):
     relay_a, _ = two_relays
     viewer = api_client_for(make_operator("viewer", view=[relay_a]))
     runner = api_client_for(make_operator("runner", run=[relay_a]))
-    body = {"machine_id": "machine-a", "command": "uptime"}
+    body = {"machine_id": "machine-a", "command": "uptime", "queue_if_offline": True}
     assert viewer.post("/api/v1/commands/", body, format="json").status_code == 403
     response = runner.post("/api/v1/commands/", body, format="json")
     assert response.status_code == 201
@@ -75,7 +75,8 @@ def test_bad_command_bodies_are_400_and_write_nothing(admin_api, body, field):
 
 def test_status_and_exit_code_cannot_be_written(admin_api):
     response = admin_api.post("/api/v1/commands/", {"machine_id": "m", "command": "x", "status": "completed",
-                                                   "exit_code": 0, "claimed_by": None}, format="json")
+                                                   "exit_code": 0, "claimed_by": None,
+                                                   "queue_if_offline": True}, format="json")
     assert response.status_code == 201
     command = Command.objects.get()
     assert (command.status, command.exit_code) == ("pending", None)
@@ -119,7 +120,8 @@ def test_cancel_pending_and_running(admin_api, relay, make_command):
 
 def test_rerun_with_overrides(admin_api, make_command):
     original = make_command(command="df -h", timeout_ms=1000, priority=7)
-    response = admin_api.post(f"/api/v1/commands/{original.pk}/rerun/", {"machine_id": "m-2", "timeout_ms": 9000},
+    response = admin_api.post(f"/api/v1/commands/{original.pk}/rerun/", {"machine_id": "m-2", "timeout_ms": 9000,
+                                                                             "queue_if_offline": True},
                               format="json")
     assert response.status_code == 201
     rerun = Command.objects.get(pk=response.json()["id"])

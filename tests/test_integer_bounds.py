@@ -25,7 +25,8 @@ def test_batch_integers_out_of_range_are_400(admin_api, field, value):
 
 def test_batch_bounds_admit_their_largest_values(admin_api):
     response = admin_api.post("/api/v1/batches/", {"machine_ids": ["m-1"], "command": "uptime",
-                                                   "max_concurrency": 100_000, "max_errors": 100_000}, format="json")
+                                                   "max_concurrency": 100_000, "max_errors": 100_000,
+                                                   "queue_if_offline": True}, format="json")
     assert response.status_code == 201
 
 

@@ -23,6 +23,9 @@ class WireCommand(serializers.Serializer):
     timeoutMs = serializers.IntegerField()
     createdAt = serializers.IntegerField(required=False, help_text="epoch milliseconds")
     attempt = serializers.IntegerField(required=False, help_text="fencing token, grows with each claim")
+    probe = serializers.BooleanField(required=False, help_text=(
+        "Extension: test connection. Connect and log in to the SSH target, run nothing, and report one JSON "
+        "object as the output; relays without it run the command, `true`."))
 
 
 class RelayError(serializers.Serializer):
