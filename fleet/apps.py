@@ -6,4 +6,4 @@ class FleetConfig(AppConfig):
     verbose_name = "Fleet"
 
     def ready(self) -> None:
-        from fleet import signals  # noqa: F401 - connects the receivers
+        from fleet import panels, signals  # noqa: F401 - they register themselves
