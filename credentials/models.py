@@ -31,8 +31,8 @@ TARGET_HOST_HELP = ("The only SSH target this credential is offered to: host (an
                     "[IPv6]:port. A credential bound to no host is offered to none.")
 
 
-def validate_target_host(value: str) -> None:
-    """``host``, ``host:port`` or ``[ipv6]:port`` (or ``[ipv6]``), ports 1-65535 in ASCII digits."""
+def parse_target_host(value: str) -> tuple[str, int | None]:
+    """``host``, ``host:port`` or ``[ipv6]:port`` (or ``[ipv6]``), ports 1-65535 in ASCII digits: (host, port)."""
     if value.startswith("["):
         host, _, rest = value[1:].partition("]")
         ok = bool(re.fullmatch(r"[0-9A-Fa-f:.]+", host, re.ASCII)) and ":" in host
@@ -44,6 +44,20 @@ def validate_target_host(value: str) -> None:
         ok = ok and bool(_PORT.match(port)) and 1 <= int(port) <= 65535
     if not ok:
         raise ValidationError("target host must be host, host:port or [IPv6]:port, with a port from 1 to 65535")
+    return host.lower(), int(port) if port is not None else None
+
+
+def validate_target_host(value: str) -> None:
+    parse_target_host(value)
+
+
+def binds(target_host: str, host: str, port: int) -> bool:
+    """Whether a credential bound to ``target_host`` is offered to ``host:port`` (the agent's rule)."""
+    try:
+        bound_host, bound_port = parse_target_host(target_host)
+    except ValidationError:
+        return False
+    return bound_host == host.lower() and bound_port in (None, port)
 
 
 class CredentialInventoryItem(models.Model):

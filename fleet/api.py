@@ -18,7 +18,7 @@ from assignments import access
 from assignments.labels import LabelError, clean_labels
 from assignments.models import RelayAssignment
 from commands.execution import wait_until_ended
-from fleet import probes, selection
+from fleet import credential_check, probes, selection
 from fleet.models import SSHTarget, parse_host_keys
 
 
@@ -26,12 +26,14 @@ class SSHTargetSerializer(serializers.ModelSerializer):
     relays = serializers.PrimaryKeyRelatedField(many=True, queryset=RelayAssignment.objects.none())
     labels = serializers.JSONField(required=False, help_text="an object of key: value strings")
     last_test = serializers.SerializerMethodField()
+    credential_problems = serializers.SerializerMethodField(
+        help_text="why the relays could not log in with credential_name: not held, or bound to another host")
 
     class Meta:
         model = SSHTarget
         fields = ["id", "name", "host", "port", "username", "relays", "credential_name", "host_keys", "labels",
-                  "enabled", "last_test", "created_at", "updated_at"]
-        read_only_fields = ["id", "last_test", "created_at", "updated_at"]
+                  "enabled", "credential_problems", "last_test", "created_at", "updated_at"]
+        read_only_fields = ["id", "credential_problems", "last_test", "created_at", "updated_at"]
 
     def get_fields(self):
         fields = super().get_fields()
@@ -50,6 +52,9 @@ class SSHTargetSerializer(serializers.ModelSerializer):
         if not relays:
             raise serializers.ValidationError("a target needs at least one relay that reaches it")
         return relays
+
+    def get_credential_problems(self, target: SSHTarget) -> list[str]:
+        return credential_check.problems(target)
 
     def get_last_test(self, target: SSHTarget) -> dict | None:
         found = probes.report(target.last_probe)

@@ -170,3 +170,31 @@ def test_single_command_for_a_machine_without_a_relay_online_is_refused_unless_a
     assert queued.status_code == 201 and queued.json()["waiting_for"] == "no relay online"
     online = admin_api.post("/api/v1/commands/", {"machine_id": "gw-1", "command": "id"}, format="json")
     assert online.status_code == 201 and online.json()["waiting_for"] is None
+
+
+def test_credential_problems_say_why_a_login_could_not_work(admin_api, relay):
+    from django.utils import timezone
+
+    from credentials.models import CredentialInventoryItem, SharedCredential
+
+    [target] = make_targets(relay, 1)
+
+    def problems(name):
+        SSHTarget.objects.filter(pk=target.pk).update(credential_name=name)
+        return admin_api.get(f"/api/v1/targets/{target.pk}/").json()["credential_problems"]
+
+    assert problems("") == []
+    assert problems("ops-key") == ["relay 'gateway-1' reports no credential named 'ops-key'"]
+    item = CredentialInventoryItem.objects.create(relay=relay, credential_name="ops-key", credential_type="ssh_key",
+                                                  target_host="10.9.9.9", storage_mode="relay_only",
+                                                  reported_at=timezone.now())
+    assert problems("ops-key") == ["relay 'gateway-1' holds 'ops-key' bound to 10.9.9.9, so it is never offered "
+                                   "to 127.0.0.1:2200"]
+    CredentialInventoryItem.objects.filter(pk=item.pk).update(target_host="127.0.0.1:2200")
+    assert problems("ops-key") == []
+    shared = SharedCredential(name="fleet-pw", credential_type="password", target_host="127.0.0.1")
+    shared.set_value("sentinel-not-shown")
+    shared.save()
+    assert problems("fleet-pw") == ["shared credential 'fleet-pw' is not assigned to relay 'gateway-1'"]
+    shared.assigned_relays.add(relay)
+    assert problems("fleet-pw") == []
