@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, viewsets
-from rest_framework.request import Request
-from rest_framework.response import Response
 
 from assignments import access
 from assignments.labels import LabelError, Selector, parse_selector
@@ -41,18 +39,25 @@ class RelaySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RelayViewSet(viewsets.ReadOnlyModelViewSet):
+SELECTOR_PARAMETER = OpenApiParameter("selector", str, description="a label selector, e.g. env=prod,role in (web,api)")
+
+
+class SelectorFilterMixin:
+    """``?selector=`` on a list: the rows whose labels it matches, paginated like any list (400 if malformed)."""
+
+    def filter_queryset(self, queryset):
+        rows = super().filter_queryset(queryset)
+        text = self.request.query_params.get("selector")
+        if self.action != "list" or text is None:
+            return rows
+        return selector_or_400(text, allow_empty=True).filter(rows)
+
+
+@extend_schema_view(list=extend_schema(parameters=[SELECTOR_PARAMETER]))
+class RelayViewSet(SelectorFilterMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = RelaySerializer
     filterset_fields = ["machine_id", "enabled"]
     search_fields = ["name", "machine_id"]
 
     def get_queryset(self):
         return access.relays_for(self.request.user).select_related("status").order_by("machine_id", "name")
-
-    @extend_schema(parameters=[OpenApiParameter("selector", str, description="a label selector, e.g. site=lab")])
-    def list(self, request: Request, *args, **kwargs) -> Response:
-        text = request.query_params.get("selector")
-        if text is None:
-            return super().list(request, *args, **kwargs)
-        selector = selector_or_400(text, allow_empty=True)
-        return Response(self.get_serializer(selector.filter(self.filter_queryset(self.get_queryset())), many=True).data)

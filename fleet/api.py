@@ -8,13 +8,14 @@ because it changes what those relays connect to. Testing it needs ``run_command`
 from __future__ import annotations
 
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access
+from assignments.api import SELECTOR_PARAMETER, SelectorFilterMixin
 from assignments.labels import LabelError, clean_labels
 from assignments.models import RelayAssignment
 from commands.execution import wait_until_ended
@@ -76,7 +77,8 @@ def require_configure(user, relay_ids) -> None:
         raise exceptions.PermissionDenied("changing an SSH target needs configure_relay on every relay it names")
 
 
-class SSHTargetViewSet(viewsets.ModelViewSet):
+@extend_schema_view(list=extend_schema(parameters=[SELECTOR_PARAMETER]))
+class SSHTargetViewSet(SelectorFilterMixin, viewsets.ModelViewSet):
     serializer_class = SSHTargetSerializer
     filterset_fields = ["enabled", "relays"]
     search_fields = ["name", "host"]
@@ -84,15 +86,6 @@ class SSHTargetViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         rows = selection.targets_for(self.request.user).select_related("last_probe").prefetch_related("relays")
         return rows.order_by("name")
-
-    @extend_schema(parameters=[OpenApiParameter("selector", str, description="a label selector, e.g. env=prod")])
-    def list(self, request: Request, *args, **kwargs) -> Response:
-        text = request.query_params.get("selector")
-        if text is None:
-            return super().list(request, *args, **kwargs)
-        selector = selection.selector_or_400(text)
-        rows = selector.filter(self.filter_queryset(self.get_queryset()))
-        return Response(self.get_serializer(rows, many=True).data)
 
     def perform_create(self, serializer: SSHTargetSerializer) -> None:
         require_configure(self.request.user, [relay.pk for relay in serializer.validated_data["relays"]])

@@ -84,7 +84,8 @@ def test_a_stranger_does_not_see_targets(make_operator, relay):
 
 def test_targets_filter_by_selector_and_bad_selectors_are_400(admin_api, relay):
     make_targets(relay, 4, role="web")
-    names = [t["name"] for t in admin_api.get("/api/v1/targets/", {"selector": "env=prod,role in (web)"}).json()]
+    listed = admin_api.get("/api/v1/targets/", {"selector": "env=prod,role in (web)"}).json()
+    names = [t["name"] for t in listed["results"]]
     assert names == ["web-00", "web-02"]
     bad = admin_api.get("/api/v1/targets/", {"selector": "env in prod"})
     assert bad.status_code == 400 and "expected '('" in bad.json()["fields"]["selector"][0]
@@ -96,7 +97,7 @@ def test_targets_filter_by_selector_and_bad_selectors_are_400(admin_api, relay):
 def test_relays_carry_labels_and_filter_by_selector(admin_api, relay):
     RelayAssignment.objects.filter(pk=relay.pk).update(labels={"site": "lab"})
     RelayAssignment.issue(machine_id="gw-2", name="gateway-2")
-    listed = admin_api.get("/api/v1/relays/", {"selector": "site=lab"}).json()
+    listed = admin_api.get("/api/v1/relays/", {"selector": "site=lab"}).json()["results"]
     assert [r["name"] for r in listed] == ["gateway-1"] and listed[0]["labels"] == {"site": "lab"}
 
 
