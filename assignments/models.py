@@ -161,6 +161,8 @@ class RelayStatus(models.Model):
     platform = models.CharField(max_length=100, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_connection_event = models.CharField(max_length=20, choices=ConnectionEvent.choices, blank=True)
+    # Set while config pushes wait for the relay to fetch them: its next long-poll says so (configPending).
+    config_pending_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "relay statuses"
@@ -171,6 +173,15 @@ class RelayStatus(models.Model):
     @property
     def is_online(self) -> bool:
         return self.last_heartbeat_at is not None and self.last_heartbeat_at > online_since()
+
+    @staticmethod
+    def note_config_pending(relay_id: object, now: datetime) -> None:
+        RelayStatus.objects.filter(relay_id=relay_id).update(config_pending_at=now)
+
+    @staticmethod
+    def note_config_fetched(relay_id: object, fetch_began: datetime) -> None:
+        """Clear the mark, unless a push was queued after the fetch began."""
+        RelayStatus.objects.filter(relay_id=relay_id, config_pending_at__lte=fetch_began).update(config_pending_at=None)
 
     def record_sign_of_life(self, now: datetime, *, force: bool = False) -> None:
         """Note that the relay is alive, writing at most every few seconds."""

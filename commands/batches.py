@@ -197,14 +197,17 @@ def counts(items: list[Target]) -> dict[str, int]:
 
 
 def overall_status(batch: CommandBatch, items: list[Target]) -> str:
+    """running, stopped (past max_errors), completed (every target ran and exited 0), failed (a run failed),
+    or incomplete (none failed, but some never ran: not delivered, or cancelled)."""
     if any(item.status not in CommandStatus.terminal() for item in items):
         return "running"
     if batch.stopped:
         return "stopped"
-    if all(item.command is not None and not is_error(item.command) and item.status == CommandStatus.COMPLETED
-           for item in items):
+    if any(item.failed for item in items):
+        return "failed"
+    if all(item.status == CommandStatus.COMPLETED for item in items):
         return "completed"
-    return "failed"
+    return "incomplete"
 
 
 def failed_destinations(batch: CommandBatch) -> list[dict]:

@@ -23,6 +23,9 @@ from relayhub.relay.schema import WireCommand, relay_schema
 from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
 
 MAX_BATCH = 50
+# A relay with config pushes waiting is answered this soon, so that it fetches them at once; an agent that
+# does not know configPending then asks again this often, not in a tight loop.
+CONFIG_PENDING_WAIT_S = 0.5
 
 
 class NextBody(serializers.Serializer):
@@ -45,6 +48,12 @@ def _first_look(raw_key: str, raw_body: bytes) -> tuple:
 
 def _config_pushes_seen(relay) -> int:
     return notify.notifier.published(notify.config_topic(relay.pk))
+
+
+def _config_waiting(relay) -> bool:
+    """Pushes queued before this poll began and not fetched yet (one queued meanwhile wakes the poll)."""
+    status = getattr(relay, "status", None)
+    return status is not None and status.config_pending_at is not None
 
 
 def _poll_interval() -> float:
@@ -77,8 +86,11 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
     except exceptions.APIException as exc:
         return error_for(exc)
     wait_s = min(body["waitMs"], settings.RELAYHUB["LONGPOLL_MAX_MS"]) / 1000
+    config_waiting = _config_waiting(relay)
     if claimed or wait_s <= 0:
-        return _answer(claimed)
+        return _answer(claimed, config_waiting)
+    if config_waiting:
+        wait_s = min(wait_s, CONFIG_PENDING_WAIT_S)
 
     deadline = time.monotonic() + wait_s
     topic = notify.machine_topic(relay.machine_id)
@@ -91,11 +103,11 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
                 claimed = await in_db(Command.claim_next, relay, body["max"], body["holding"])
             look = True
             remaining = deadline - time.monotonic()
-            config_pending = _config_pushes_seen(relay) != config_seen
-            if claimed or remaining <= 0 or config_pending:
-                return _answer(claimed, config_pending)
+            config_queued = _config_pushes_seen(relay) != config_seen
+            if claimed or remaining <= 0 or config_queued:
+                return _answer(claimed, config_waiting or config_queued)
             woken = await subscription.wait(min(remaining, _poll_interval()))
             if not woken and notify.notifier.broadcast and time.monotonic() >= deadline:
                 # The broker wakes every waiter when it reconnects, so a quiet wait means nothing was queued.
-                return _answer([])
+                return _answer([], config_waiting)
 

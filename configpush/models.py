@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from assignments.models import RelayStatus
 from assignments.signals import config_queued
 from configpush import payloads
 from relayhub.web.fields import epoch_ms
@@ -60,6 +61,7 @@ class ConfigPush(models.Model):
             self.payload = payloads.validate(self.push_type, self.payload)
         super().save(*args, **kwargs)
         if adding and self.status == PushStatus.PENDING:
+            RelayStatus.note_config_pending(self.relay_id, timezone.now())
             relay_id, machine_id = self.relay_id, self.relay.machine_id
             transaction.on_commit(lambda: config_queued.send(sender=ConfigPush, relay_id=relay_id,
                                                              machine_id=machine_id))
@@ -77,6 +79,7 @@ class ConfigPush(models.Model):
         """Hand out the relay's pending pushes and mark them sent."""
         now = timezone.now()
         pushes = list(cls.objects.filter(relay=relay, status=PushStatus.PENDING))
+        RelayStatus.note_config_fetched(relay.pk, now)
         delivered = []
         for push in pushes:
             if cls.objects.filter(pk=push.pk, status=PushStatus.PENDING).update(
@@ -91,7 +94,10 @@ class ConfigPush(models.Model):
         if self.tries >= max_tries:
             return bool(sent.update(status=PushStatus.FAILED,
                                     error_message=f"not acknowledged after {self.tries} deliveries"))
-        return bool(sent.update(status=PushStatus.PENDING))
+        requeued = bool(sent.update(status=PushStatus.PENDING))
+        if requeued:
+            RelayStatus.note_config_pending(self.relay_id, timezone.now())
+        return requeued
 
     def acknowledge(self, success: bool, error_message: str = "") -> bool:
         """Record the relay's ack; a repeated ack of a finished push changes nothing."""

@@ -112,3 +112,13 @@ def test_an_operator_lists_only_batches_all_of_whose_machines_they_see(make_oper
     ids = {batch["id"] for batch in (listed["results"] if isinstance(listed, dict) else listed)}
     assert ids == {mine.pk, repeated.pk}
     assert operator.get(f"/api/v1/batches/{mixed.pk}/").status_code == 404
+
+
+def test_a_batch_whose_only_misses_were_never_delivered_is_incomplete_not_failed(admin_api, relays):
+    RelayAssignment.issue(machine_id="asleep", name="asleep")  # enabled, never heard from
+    created = admin_api.post("/api/v1/batches/", {"machine_ids": ["host-00", "asleep"], "command": "id",
+                                                  "max_errors": 0}, format="json").json()
+    run(relays, Command.objects.get(machine_id="host-00"), 0)
+    batch = admin_api.get(f"/api/v1/batches/{created['id']}/").json()
+    assert batch["status"] == "incomplete" and batch["stopped"] is False
+    assert batch["counts"] == {"completed": 1, "undelivered": 1, "failed_runs": 0, "not_delivered": 1, "total": 2}

@@ -20,7 +20,7 @@ HEADER = "HTTP_X_API_KEY"
 # What relay routes use of the key, the relay and its status; the rest loads on first use.
 KEY_READER = RowReader(RelayApiKey, ("id", "lookup", "secret_hash", "revoked_at", "last_used_at"))
 RELAY_READER = RowReader(RelayAssignment, ("id", "api_key", "machine_id", "name", "enabled", "transport_key_id"))
-STATUS_READER = RowReader(RelayStatus, ("relay", "last_heartbeat_at", "last_connection_event"))
+STATUS_READER = RowReader(RelayStatus, ("relay", "last_heartbeat_at", "last_connection_event", "config_pending_at"))
 READERS = (KEY_READER, RELAY_READER, STATUS_READER)
 
 
