@@ -138,3 +138,19 @@ def test_a_command_for_a_machine_no_relay_serves_is_refused_unless_queued_on_pur
     direct = api.post("/api/v1/commands/", {"machine_id": "e2e-machine", "command": "true"})
     assert direct.status_code == 201, direct.text
     assert direct.json()["waiting_for"] is None
+
+
+@pytest.mark.xfail(reason="open bug: a push queued after the agent's startup config fetch and before its first "
+                          "long-poll waits for the next heartbeat (30 s); only a waiting long-poll is woken",
+                   strict=False)
+def test_a_config_push_queued_while_the_agent_starts_up_arrives_within_a_second(
+    api, hub, e2e_relay, start_agent
+) -> None:
+    relay = e2e_relay.relay
+    agent = start_agent(e2e_relay, hub, "--long-poll-wait", "20000")  # returns at its first status report
+    try:
+        api.create_target(name="early-1", host="127.0.0.1", port=2222, username="ops", relays=[relay.pk])
+        [push] = ssh_target_pushes(relay)
+        wait_for(lambda: ConfigPush.objects.get(pk=push.pk).status == "acked", 1.5, "the ssh_targets push's ack")
+    finally:
+        agent.kill()
