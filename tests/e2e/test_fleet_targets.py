@@ -140,9 +140,6 @@ def test_a_command_for_a_machine_no_relay_serves_is_refused_unless_queued_on_pur
     assert direct.json()["waiting_for"] is None
 
 
-@pytest.mark.xfail(reason="open bug: a push queued after the agent's startup config fetch and before its first "
-                          "long-poll waits for the next heartbeat (30 s); only a waiting long-poll is woken",
-                   strict=False)
 def test_a_config_push_queued_while_the_agent_starts_up_arrives_within_a_second(
     api, hub, e2e_relay, start_agent
 ) -> None:
