@@ -127,7 +127,10 @@ def machine_description(pg_bin: Path | None, tools_bin: Path | None) -> dict[str
             cpu = line.split(":", 1)[1].strip()
             break
     mem_kb = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))
-    ansible = _version([str(tools_bin / "ansible"), "--version"]) if tools_bin else "?"
+    from bench.tools import ansible as ansible_path
+
+    found = ansible_path(tools_bin)
+    ansible = f"{_version([found, '--version'])} ({found})" if found else "?"
     return {
         "cpu": f"{cpu}, {os.cpu_count()} logical cores",
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",

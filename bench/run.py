@@ -19,9 +19,14 @@ import time
 import traceback
 from pathlib import Path
 
-from bench import measure, scenarios, services
-from bench.report import RESULTS, Report, append_results
-from bench.stack import Stack
+_ROOT = Path(__file__).resolve().parent.parent
+# This tree's agent package first (the venv's editable install may name another checkout's).
+if str(_ROOT / "relay_agent") not in sys.path:
+    sys.path.insert(0, str(_ROOT / "relay_agent"))
+
+from bench import measure, scenarios, services  # noqa: E402
+from bench.report import RESULTS, Report, append_results  # noqa: E402
+from bench.stack import Stack  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

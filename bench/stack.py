@@ -43,6 +43,9 @@ class Stack:
             "RELAYHUB_VAR_DIR": str(self.work / "var"),
             "LOG_LEVEL": "WARNING",
             "PYTHONUNBUFFERED": "1",
+            # Hubs and agents run this tree's code, not whatever checkout the venv's editable install names.
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "relay_agent"), str(ROOT),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])]),
         }
         migrate = subprocess.run([str(BIN / "python"), "manage.py", "migrate", "--noinput"], cwd=ROOT,
                                  env={**os.environ, **self.env}, capture_output=True, text=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,10 @@ def ensure_tools() -> Path:
                     str(REQUIREMENTS)], check=True)
     stamp.write_text(digest)
     return BIN
+
+
+def ansible(tools_bin: Path | None) -> str | None:
+    """The `ansible` the fan-out compares with: bench/.venv's, else the system's (e.g. Debian's ansible-core)."""
+    if tools_bin is not None and (tools_bin / "ansible").exists():
+        return str(tools_bin / "ansible")
+    return shutil.which("ansible")
