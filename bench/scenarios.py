@@ -18,7 +18,7 @@ from pathlib import Path
 
 from relay_agent.settings import AgentSettings
 
-from bench import profiling
+from bench import profiling, tools
 from bench.measure import CpuWindow, cpu_seconds, percentile, pss_mb, rss_mb, total_cpu_busy
 from bench.report import Report, Row
 from bench.services import BIN, Proc, SSHTargets, free_port, wait_for
@@ -37,6 +37,7 @@ class Sizes:
     idle_relays: int
     idle_window: float
     ssh_targets: int
+    ansible_wide_forks: int  # 0: only ansible's default -f 5
     footprint_window: float
     profile: bool
 
@@ -45,10 +46,10 @@ DEFAULT_AGENT_CONCURRENCY = AgentSettings.concurrency  # the dataclass default, 
 
 FULL = Sizes(latency_runs=1000, polling_runs=5, tp_agents=20, tp_concurrency=32, tp_seconds=30,
              tp_default_seconds=15, tp_warmup=5, idle_relays=2000,
-             idle_window=30, ssh_targets=50, footprint_window=30, profile=True)
+             idle_window=30, ssh_targets=200, ansible_wide_forks=50, footprint_window=30, profile=True)
 QUICK = Sizes(latency_runs=40, polling_runs=1, tp_agents=4, tp_concurrency=8, tp_seconds=4,
               tp_default_seconds=2, tp_warmup=1, idle_relays=100,
-              idle_window=4, ssh_targets=5, footprint_window=3, profile=False)
+              idle_window=4, ssh_targets=10, ansible_wide_forks=0, footprint_window=3, profile=False)
 
 
 @dataclass
@@ -495,60 +496,266 @@ def idle(ctx: Context) -> None:
 
 # -- 4. SSH fan-out ---------------------------------------------------------------------------------------
 
+FANOUT_SELECTOR = "bench=fanout"
+FANOUT_CREDENTIAL = "bench-ssh"
+
+
+@dataclass
+class FanoutRun:
+    """One batch, POST to all-terminal, with what each process spent meanwhile."""
+
+    elapsed: float
+    phases: str
+    cpu: dict[str, float]
+    connections: int | None = None
+
+
 def fanout(ctx: Context) -> None:
+    """One batch, selected by label, to N SSH targets behind one relay; ansible on the same inventory."""
     stack, n = ctx.stack, ctx.sizes.ssh_targets
+    ansible = tools.ansible(ctx.tools_bin)
+    if ansible is None:
+        raise RuntimeError("ansible not found: bench tools (ansible-core) are not installed and none is on PATH")
     targets = SSHTargets(stack.work, n).start(ctx.log_dir)
+    inventory = _inventory(stack.work, targets)
+    sshd = [proc.pid for proc in targets.procs]
     hub = None
-    agents: list[Agent] = []
+    fleet: _Fleet | None = None
     try:
-        # Warm the servers' side (page cache, first fork) once, unmeasured.
-        _paramiko_fanout(targets, workers=n)
-        ansible_runs = {}
-        if ctx.tools_bin is None:
-            raise RuntimeError("bench tools (ansible-core) are not installed")
-        for forks in (5, n):
-            ansible_runs[forks] = _ansible(ctx, targets, forks)
+        _paramiko_fanout(targets, workers=n)  # the servers' side warmed once (page cache, first forks), unmeasured
+        forks = [5] + ([ctx.sizes.ansible_wide_forks] if ctx.sizes.ansible_wide_forks else [])
+        ansible_runs = {f: _ansible(ctx, ansible, inventory, targets, f, sshd) for f in forks}
         para_cold = _paramiko_fanout(targets, workers=n)
         para_warm, para_per_cmd = _paramiko_pooled(targets)
 
         hub = stack.hub("hub-fanout")
-        runs: dict[str, float] = {}
-        for label, concurrency, warm in (("c50", n, True), ("c4", 4, False)):
-            issued = stack.issue(f"bench-ssh-{label}")
-            agent = stack.agent(issued, hub.url, "--concurrency", str(concurrency), "--known-hosts",
-                                str(targets.known_hosts), name=f"agent-ssh-{label}")
-            agent.add_credential("bench-ssh", "ssh_key", targets.client_key_path, "127.0.0.1", targets.user)
-            agents.append(agent.start().wait_ready())
-            time.sleep(0.5)  # its long-poll is in flight
-            sampling = []
-            if ctx.sizes.profile and label == "c50":
-                sampling = profiling.start({"agent-fanout-cold": agent.pid, "hub-fanout-cold": hub.pid}, 4, ctx)
-                time.sleep(0.5)  # py-spy attached
-            runs[f"{label} cold"] = _relayhub_fanout(issued.relay.machine_id, targets)
+        fleet = _Fleet(ctx, hub, targets, inventory)
+        # Cold: a fresh agent process, so its SSH pool is empty; it has acked the ssh_targets push (host key
+        # pins) and is long-polling. Every target is its own (host, port, user): n handshakes, none shared.
+        fleet.start_agent(n, "all")
+        cold = fleet.run_batch(sshd, count_connections=True)
+        warm = fleet.run_batch(sshd)  # the same agent: n pooled connections
+        default = None
+        if not ctx.quick:
+            fleet.start_agent(DEFAULT_AGENT_CONCURRENCY, "default")
+            default = fleet.run_batch(sshd)
+        if ctx.sizes.profile:  # a further cold run under py-spy, not timed: where the agent's and hub's time goes
+            agent = fleet.start_agent(n, "profiled")
+            sampling = profiling.start({"agent-fanout-cold": agent.pid, "hub-fanout-cold": hub.pid},
+                                       max(4.0, cold.elapsed + 2), ctx)
+            time.sleep(0.5)  # py-spy attached
+            fleet.run_batch(sshd)
             profiling.finish(sampling, ctx)
-            if warm:
-                runs[f"{label} warm"] = _relayhub_fanout(issued.relay.machine_id, targets)
-            _kill_agents([agent])
     finally:
-        _kill_agents(agents)
+        if fleet is not None:
+            fleet.stop_agent()
         _stop_all(hub, *targets.procs)
 
-    sc = f"4 SSH fan-out (`true` on {n} sshd targets, cold connections)"
-    a5, an = ansible_runs[5], ansible_runs[n]
-    cold = runs["c50 cold"]
-    ctx.report.add(
-        Row(sc, f"relayhub, agent --concurrency {n}, cold", ms(cold), "ms", "ansible -f 5 (default)", ms(a5),
-            ratio_kind="speedup", target="≥ 10× faster than ansible", met=a5 / cold >= 10),
-        Row(sc, f"relayhub, agent --concurrency {n}, cold", ms(cold), "ms", f"ansible -f {n}", ms(an),
-            ratio_kind="speedup"),
-        Row(sc, "relayhub, agent --concurrency 4 (default), cold", ms(runs["c4 cold"]), "ms",
-            "ansible -f 5 (default)", ms(a5), ratio_kind="speedup"),
-        Row(sc, f"relayhub, agent --concurrency {n}, cold", ms(cold), "ms", f"direct paramiko cold, {n} threads",
-            ms(para_cold)),
-        Row(sc, f"relayhub, agent --concurrency {n}, warm (pooled)", ms(runs["c50 warm"]), "ms",
+    sc = f"4 SSH fan-out (`true` on {n} SSH targets, one batch by label, {len(targets.procs)} sshd)"
+    a5 = ansible_runs[5]
+    rows = [Row(sc, f"relayhub batch, agent --concurrency {n}, cold", ms(cold.elapsed), "ms", "ansible -f 5",
+                ms(a5.elapsed), ratio_kind="speedup", target="≥ 30× faster", met=a5.elapsed / cold.elapsed >= 30)]
+    for wide in forks[1:]:
+        aw = ansible_runs[wide]
+        rows.append(Row(sc, f"relayhub batch, agent --concurrency {n}, cold", ms(cold.elapsed), "ms",
+                        f"ansible -f {wide}", ms(aw.elapsed), ratio_kind="speedup", target="≥ 10× faster",
+                        met=aw.elapsed / cold.elapsed >= 10))
+    rows.append(Row(sc, f"relayhub batch, agent --concurrency {n}, warm (pooled)", ms(warm.elapsed), "ms",
+                    "ansible -f 5", ms(a5.elapsed), ratio_kind="speedup"))
+    if default is not None:
+        rows.append(Row(sc, f"relayhub batch, agent --concurrency {DEFAULT_AGENT_CONCURRENCY} (default), cold",
+                        ms(default.elapsed), "ms", "ansible -f 5", ms(a5.elapsed), ratio_kind="speedup"))
+    rows += [
+        Row(sc, f"relayhub batch, agent --concurrency {n}, cold", ms(cold.elapsed), "ms",
+            f"direct paramiko cold, {n} threads", ms(para_cold)),
+        Row(sc, f"relayhub batch, agent --concurrency {n}, warm (pooled)", ms(warm.elapsed), "ms",
             "direct paramiko pooled", ms(para_warm)),
+        Row(sc, "CPU per target, cold: agent + hub + postgres + sshd", 1000 * sum(cold.cpu.values()) / n, "ms",
+            "ansible -f 5: ansible + sshd", 1000 * sum(a5.cpu.values()) / n),
+        Row(sc, "sshd CPU per login + `true` (same servers for both)", 1000 * cold.cpu["sshd"] / n, "ms",
+            "under ansible -f 5", 1000 * a5.cpu["sshd"] / n),
         Row(sc, "baseline: paramiko pooled exec per command p50", ms(para_per_cmd), "ms"),
-    )
+    ]
+    ctx.report.add(*rows)
+    notes = ctx.report.notes
+    notes.append(f"fan-out: {n} SSHTarget rows from the ansible inventory (fleet.inventory.load), label "
+                 f"{FANOUT_SELECTOR}, pinned host keys; one POST /api/v1/batches/ {{selector: {FANOUT_SELECTOR!r}, "
+                 f"target_type: 'ssh', command: 'true'}} (max_concurrency unset: all); timed from the POST to every "
+                 f"copy terminal; the cold agent held {cold.connections} SSH connections to the {n} target ports "
+                 f"afterwards")
+    for name, run in (("cold", cold), ("warm", warm), ("default concurrency, cold", default)):
+        if run is not None:
+            notes.append(f"fan-out {name}: {run.phases}; CPU s: "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in run.cpu.items()))
+    for wide, run in ansible_runs.items():
+        notes.append(f"fan-out ansible -f {wide}: {run.elapsed:.1f} s; CPU s: "
+                     + ", ".join(f"{k} {v:.2f}" for k, v in run.cpu.items()))
+
+
+class _Fleet:
+    """The hub side of the fan-out: one relay, the SSH targets it reaches, an operator with an API token."""
+
+    def __init__(self, ctx: Context, hub, targets: SSHTargets, inventory: Path) -> None:  # noqa: ANN001
+        from django.contrib.auth import get_user_model
+        from django.db import transaction
+
+        from fleet import inventory as fleet_inventory
+        from fleet.models import SSHTarget
+        from relayhub.web import operator_tokens
+
+        self.ctx, self.hub, self.targets = ctx, hub, targets
+        stack = ctx.stack
+        self.issued = stack.issue("bench-fleet", name="bench fleet relay")
+        self.store = stack.work / "agent-store-fleet"
+        self.known_hosts = stack.work / "agent-known-hosts"  # empty: trust comes from the pinned keys alone
+        self.known_hosts.write_text("")
+        self.agent: Agent | None = None
+        self._agents = 0
+        hosts = fleet_inventory.load(inventory)
+        if len(hosts) != targets.count:
+            raise RuntimeError(f"the inventory has {len(hosts)} hosts, not {targets.count}")
+        with transaction.atomic():
+            rows = SSHTarget.objects.bulk_create([
+                SSHTarget(name=host.name, host=host.host, port=host.port, username=host.username, labels=host.labels,
+                          host_keys=targets.host_key, credential_name=FANOUT_CREDENTIAL) for host in hosts])
+            self.issued.relay.ssh_targets.add(*rows)  # one ssh_targets push for the relay, on commit
+        user = get_user_model().objects.create_superuser("bench-operator", "bench@example.invalid", None)
+        self.token = operator_tokens.issue(user)
+
+    def start_agent(self, concurrency: int, label: str) -> Agent:
+        """A fresh agent process (empty SSH pool) on the relay's store; returns once it is long-polling."""
+        from configpush.models import ConfigPush, PushStatus, PushType
+
+        self.stop_agent()
+        self._agents += 1
+        agent = Agent(self.issued, self.hub.url, self.store,
+                      self.ctx.log_dir / f"agent-fanout-{label}-{self._agents}.log",
+                      "--concurrency", str(concurrency), "--known-hosts", str(self.known_hosts))
+        if self._agents == 1:
+            agent.add_credential(FANOUT_CREDENTIAL, "ssh_key", self.targets.client_key_path, "127.0.0.1",
+                                 self.targets.user)
+        polls = self.hub.counts().get("POST /relay/commands/next", 0)
+        self.agent = agent.start()
+        pushes = ConfigPush.objects.filter(relay=self.issued.relay, push_type=PushType.SSH_TARGETS)
+        wait_for(lambda: agent.check_alive() or (pushes.exists() and not pushes.exclude(status=PushStatus.ACKED)
+                                                 .exists()), 60, "the ssh_targets push to be acked", 0.05)
+        wait_for(lambda: agent.check_alive() or self.hub.counts().get("POST /relay/commands/next", 0) > polls, 60,
+                 "the fan-out agent to long-poll", 0.05)
+        time.sleep(0.3)  # its long-poll is waiting in the hub
+        return agent
+
+    def stop_agent(self) -> None:
+        if self.agent is not None:
+            _kill_agents([self.agent])
+            self.agent = None
+
+    def run_batch(self, sshd: list[int], count_connections: bool = False) -> FanoutRun:
+        from commands.choices import CommandStatus
+        from commands.models import Command
+
+        assert self.agent is not None  # nosec B101 - start_agent first
+        n, hub = self.targets.count, self.hub
+        body = json.dumps({"selector": FANOUT_SELECTOR, "target_type": "ssh", "command": "true",
+                           "timeout_ms": 60_000}).encode()
+        host, port = hub.url.split("//")[1].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=60)
+        windows = {"agent": CpuWindow([self.agent.pid]), "hub": CpuWindow([hub.pid]),
+                   "postgres": CpuWindow([self.ctx.stack.postgres.proc.pid], tree=True),
+                   "sshd": CpuWindow(sshd, tree=True)}
+        with contextlib.ExitStack() as measuring:
+            for window in windows.values():
+                measuring.enter_context(window)
+            wall = time.time()
+            started = time.perf_counter()
+            conn.request("POST", "/api/v1/batches/", body, {"Authorization": f"Token {self.token}",
+                                                            "Content-Type": "application/json"})
+            response = conn.getresponse()
+            answer = response.read()
+            answered = time.perf_counter() - started
+            if response.status != 201:
+                raise RuntimeError(f"POST /api/v1/batches/ answered {response.status}: {answer[:500]!r}")
+            batch_id = json.loads(answer)["id"]
+            rows = Command.objects.filter(batch_id=batch_id)
+            terminal = CommandStatus.terminal()
+            wait_for(lambda: self.agent.check_alive() or rows.filter(status__in=terminal).count() == n, 300,
+                     "the fan-out batch to end", 0.01)
+            elapsed = time.perf_counter() - started
+        conn.close()
+        bad = rows.exclude(status=CommandStatus.COMPLETED, exit_code=0)
+        if bad.exists():
+            raise RuntimeError(f"relayhub SSH fan-out: {bad.count()} of {n} did not complete with exit 0, e.g. "
+                               f"{list(bad.values_list('target_name', 'status', 'error')[:3])}")
+        stamps = list(rows.values_list("created_at", "claimed_at", "started_at", "completed_at"))
+        last = [max(s[i] for s in stamps).timestamp() - wall for i in range(4)]
+        first_done = min(s[3] for s in stamps).timestamp() - wall
+        phases = (f"POST answered {ms(answered):.0f} ms (last copy created {ms(last[0]):.0f}), last claimed "
+                  f"{ms(last[1]):.0f}, last started {ms(last[2]):.0f}, first completed {ms(first_done):.0f}, "
+                  f"last completed {ms(last[3]):.0f}, seen {ms(elapsed):.0f} ms")
+        connections = _connections_to(self.agent.pid, set(self.targets.ports)) if count_connections else None
+        return FanoutRun(elapsed, phases, {k: w.seconds for k, w in windows.items()}, connections)
+
+
+def _connections_to(pid: int, ports: set[int]) -> int:
+    """Established TCP connections of process `pid` to these 127.0.0.1 ports (its pooled SSH connections)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    count = 0
+    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote_port = int(fields[2].split(":")[1], 16)
+        if fields[3] == "01" and fields[9] in inodes and remote_port in ports:
+            count += 1
+    return count
+
+
+def _inventory(work: Path, targets: SSHTargets) -> Path:
+    """The ansible inventory both tools use: one host per target port, key auth, host keys pinned."""
+    lines = ["[fanout]"]
+    lines += [f"t{i:03d} ansible_host=127.0.0.1 ansible_port={port}" for i, port in enumerate(targets.ports)]
+    lines += ["", "[fanout:vars]", FANOUT_SELECTOR, f"ansible_user={targets.user}",
+              f"ansible_ssh_private_key_file={targets.client_key_path}",
+              f"ansible_ssh_common_args='-o UserKnownHostsFile={targets.known_hosts} -o StrictHostKeyChecking=yes'",
+              # Named, so ansible spends no extra login per host on interpreter discovery.
+              "ansible_python_interpreter=/usr/bin/python3", ""]
+    path = work / "inventory.ini"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _ansible(ctx: Context, ansible: str, inventory: Path, targets: SSHTargets, forks: int,
+             sshd: list[int]) -> FanoutRun:
+    """`ansible all -m command -a true -f FORKS` on the inventory, cold: no ControlPersist master from before."""
+    import resource
+
+    work = Path(tempfile.mkdtemp(prefix=f"ansible-f{forks}-", dir=ctx.stack.work))
+    control = work / "cp"  # fresh: within the run ansible reuses its masters per host, as it always does
+    control.mkdir()
+    env = {**os.environ, "ANSIBLE_CONFIG": str(work / "none.cfg"), "ANSIBLE_HOME": str(work / "home"),
+           "ANSIBLE_LOCAL_TEMP": str(work / "tmp"), "ANSIBLE_REMOTE_TEMP": str(work / "remote-tmp"),
+           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
+           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_DEPRECATION_WARNINGS": "0"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        with CpuWindow(sshd, tree=True) as sshd_cpu:
+            started = time.perf_counter()
+            done = subprocess.run([ansible, "all", "-i", str(inventory), "-m", "command", "-a", "true", "-f",
+                                   str(forks)], cwd=work, env=env, capture_output=True, text=True,
+                                  timeout=60 + 5 * targets.count)
+            elapsed = time.perf_counter() - started
+    finally:
+        _end_control_masters(str(control))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    (ctx.log_dir / f"ansible-f{forks}.log").write_text(done.stdout + done.stderr)
+    ok = done.stdout.count("| CHANGED") + done.stdout.count("| SUCCESS")
+    if done.returncode != 0 or ok != len(targets.ports):
+        raise RuntimeError(f"ansible -f {forks} failed (rc {done.returncode}, {ok} ok):\n{done.stdout[-1500:]}"
+                           f"\n{done.stderr[-1500:]}")
+    used = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return FanoutRun(elapsed, "", {"ansible and its ssh clients": used, "sshd": sshd_cpu.seconds})
 
 
 def _paramiko_connect(targets: SSHTargets, port: int):
@@ -611,38 +818,6 @@ def _paramiko_pooled(targets: SSHTargets) -> tuple[float, float]:
     return fan, percentile(per, 50)
 
 
-def _ansible(ctx: Context, targets: SSHTargets, forks: int) -> float:
-    work = Path(tempfile.mkdtemp(prefix=f"ansible-f{forks}-", dir=ctx.stack.work))
-    inventory = work / "inventory.ini"
-    lines = ["[targets]"]
-    lines += [f"t{i:03d} ansible_host=127.0.0.1 ansible_port={port}" for i, port in enumerate(targets.ports)]
-    lines += ["", "[targets:vars]", f"ansible_user={targets.user}",
-              f"ansible_ssh_private_key_file={targets.client_key_path}",
-              f"ansible_ssh_common_args='-o UserKnownHostsFile={targets.known_hosts} -o StrictHostKeyChecking=yes'",
-              ""]
-    inventory.write_text("\n".join(lines))
-    control = work / "cp"  # fresh: no ControlPersist master from an earlier run, so every connection is cold
-    control.mkdir()
-    env = {**os.environ, "ANSIBLE_CONFIG": str(work / "none.cfg"), "ANSIBLE_HOME": str(work / "home"),
-           "ANSIBLE_LOCAL_TEMP": str(work / "tmp"), "ANSIBLE_REMOTE_TEMP": str(work / "remote-tmp"),
-           "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_DEPRECATION_WARNINGS": "0"}
-    try:
-        started = time.perf_counter()
-        done = subprocess.run([str(ctx.tools_bin / "ansible"), "all", "-i", str(inventory), "-m", "command", "-a",
-                               "true", "-f", str(forks)], cwd=work, env=env, capture_output=True, text=True,
-                              timeout=600)
-        elapsed = time.perf_counter() - started
-    finally:
-        _end_control_masters(str(control))
-    (ctx.log_dir / f"ansible-f{forks}.log").write_text(done.stdout + done.stderr)
-    ok = done.stdout.count("| CHANGED") + done.stdout.count("| SUCCESS")
-    if done.returncode != 0 or ok != len(targets.ports):
-        raise RuntimeError(f"ansible -f {forks} failed (rc {done.returncode}, {ok} ok):\n{done.stdout[-1500:]}"
-                           f"\n{done.stderr[-1500:]}")
-    return elapsed
-
-
 def _end_control_masters(marker: str) -> None:
     """Stop the ssh ControlPersist masters ansible left behind (they daemonise): only ours, by pid."""
     for entry in Path("/proc").iterdir():
@@ -655,28 +830,6 @@ def _end_control_masters(marker: str) -> None:
         if marker in cmdline and cmdline.startswith("ssh"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGTERM)
-
-
-def _relayhub_fanout(machine_id: str, targets: SSHTargets) -> float:
-    from django.db import transaction
-
-    from commands.choices import CommandStatus
-    from commands.models import Command
-
-    started = time.perf_counter()
-    with transaction.atomic():  # one transaction: the relay is woken once, on commit
-        ids = [Command.objects.create(machine_id=machine_id, command="true", target_type="ssh",
-                                      target_host="127.0.0.1", target_port=port, target_username=targets.user,
-                                      timeout_ms=60_000).pk for port in targets.ports]
-    rows = Command.objects.filter(pk__in=ids)
-    wait_for(lambda: not rows.exclude(status__in=CommandStatus.terminal()).exists(), 120,
-             "the SSH fan-out to finish", 0.005)
-    elapsed = time.perf_counter() - started
-    bad = list(rows.exclude(status=CommandStatus.COMPLETED, exit_code=0).values_list("status", "error")[:3])
-    if bad:
-        raise RuntimeError(f"relayhub SSH fan-out: {rows.exclude(status=CommandStatus.COMPLETED).count()} of "
-                           f"{len(ids)} failed, e.g. {bad}")
-    return elapsed
 
 
 # -- 5. agent footprint -------------------------------------------------------------------------------------
