@@ -35,6 +35,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (one at a time, the kernel often hands the same one out again)."""
+    with contextlib.ExitStack() as holding:
+        ports = []
+        for _ in range(count):
+            sock = holding.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    return ports
+
+
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
@@ -305,8 +316,10 @@ class SSHTargets:
         if IS_ROOT:
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.ports = []
+        # Distinct ports: two targets on one port would share the agent's pooled connection.
+        all_ports = free_ports(self.count)
         for group in range(0, self.count, self.PORTS_PER_SSHD):
-            ports = [free_port() for _ in range(min(self.PORTS_PER_SSHD, self.count - group))]
+            ports = all_ports[group:group + self.PORTS_PER_SSHD]
             config = self.dir / f"sshd_config_{group}"
             config.write_text("\n".join([
                 *(f"Port {port}" for port in ports),
