@@ -3,7 +3,8 @@ run the five scenarios of SPEC §9, and print every figure beside its same-run b
 
     python -m bench.run [--quick] [--only latency,throughput,idle,fanout,footprint] [--no-results]
 
-The full run appends a dated section to bench/RESULTS.md. The quick run uses small
+A full-size run (all scenarios, or those named by --only) appends a dated section to
+bench/RESULTS.md. The quick run uses small
 sizes, asserts nothing about speed, writes no results, and exits non-zero only when
 a scenario crashes. Everything started is stopped on exit, Ctrl-C and SIGTERM.
 """
@@ -146,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if hub_env or overrides:
         print(f"bench: non-default run (hub env {hub_env}, sizes {overrides}): not written to RESULTS.md")
-    elif not args.quick and not args.no_results and set(chosen) == set(scenarios.SCENARIOS):
-        heading = f"{when:%Y-%m-%d %H:%M %Z} — full run ({elapsed:.0f} s)"
+    elif not args.quick and not args.no_results:
+        partial = set(chosen) != set(scenarios.SCENARIOS)
+        what = f"full-size run of {', '.join(chosen)} only" if partial else "full run"
+        heading = f"{when:%Y-%m-%d %H:%M %Z} — {what} ({elapsed:.0f} s)"
         extra = [f"**Load average:** before {load_before}, after {load_after} (the machine is shared; "
                  "< 1.0 counts as quiet).",
                  f"**Hub:** one uvicorn process ({server_stack()}), DATABASE_URL PostgreSQL ({stack.db_mode()}), "

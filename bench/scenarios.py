@@ -538,6 +538,7 @@ def fanout(ctx: Context) -> None:
         # Cold: a fresh agent process, so its SSH pool is empty; it has acked the ssh_targets push (host key
         # pins) and is long-polling. Every target is its own (host, port, user): n handshakes, none shared.
         fleet.start_agent(slots, "all")
+        probe_s = fleet.probe_s
         cold = fleet.run_batch(sshd, count_connections=True)
         warm = fleet.run_batch(sshd)  # the same agent: n pooled connections
         default = None
@@ -590,7 +591,9 @@ def fanout(ctx: Context) -> None:
                  f"{FANOUT_SELECTOR}, pinned host keys; one POST /api/v1/batches/ {{selector: {FANOUT_SELECTOR!r}, "
                  f"target_type: 'ssh', command: 'true'}} (max_concurrency unset: all); timed from the POST to every "
                  f"copy terminal; the cold agent held {cold.connections} SSH connections to the {n} target ports "
-                 f"afterwards")
+                 f"afterwards. Each cold agent is a fresh process that first ran one Test connection probe (its "
+                 f"own connection, closed after): {ms(probe_s):.0f} ms from queueing to result for the first, "
+                 f"paramiko's import included")
     for name, run in (("cold", cold), ("warm", warm), ("default concurrency, cold", default)):
         if run is not None:
             notes.append(f"fan-out {name}: {run.phases}; CPU s: "
@@ -627,8 +630,10 @@ class _Fleet:
                 SSHTarget(name=host.name, host=host.host, port=host.port, username=host.username, labels=host.labels,
                           host_keys=targets.host_key, credential_name=FANOUT_CREDENTIAL) for host in hosts])
             self.issued.relay.ssh_targets.add(*rows)  # one ssh_targets push for the relay, on commit
-        user = get_user_model().objects.create_superuser("bench-operator", "bench@example.invalid", None)
-        self.token = operator_tokens.issue(user)
+        self.user = get_user_model().objects.create_superuser("bench-operator", "bench@example.invalid", None)
+        self.token = operator_tokens.issue(self.user)
+        self.first_target = rows[0]
+        self.probe_s = 0.0
 
     def start_agent(self, concurrency: int, label: str) -> Agent:
         """A fresh agent process (empty SSH pool) on the relay's store; returns once it is long-polling."""
@@ -647,10 +652,27 @@ class _Fleet:
         pushes = ConfigPush.objects.filter(relay=self.issued.relay, push_type=PushType.SSH_TARGETS)
         wait_for(lambda: agent.check_alive() or (pushes.exists() and not pushes.exclude(status=PushStatus.ACKED)
                                                  .exists()), 60, "the ssh_targets push to be acked", 0.05)
+        self._long_polling(polls)
+        # "Test connection" on one target: the agent loads paramiko (a one-time cost of its first SSH use) and
+        # logs in once, on a connection of its own that it closes; the pool stays empty.
+        from fleet import probes
+
+        polls = self.hub.counts().get("POST /relay/commands/next", 0)
+        started = time.perf_counter()
+        probe = probes.start(self.first_target, self.user)
+        self._wait(lambda: probes.report(type(probe).objects.get(pk=probe.pk)).state != "pending", 60)
+        self.probe_s = time.perf_counter() - started
+        report = probes.report(type(probe).objects.get(pk=probe.pk))
+        if report.state != "ok":
+            raise RuntimeError(f"test connection to {self.first_target.name} failed: {report}")
+        self._long_polling(polls)
+        return agent
+
+    def _long_polling(self, polls: int) -> None:
+        agent = self.agent
         wait_for(lambda: agent.check_alive() or self.hub.counts().get("POST /relay/commands/next", 0) > polls, 60,
                  "the fan-out agent to long-poll", 0.05)
         time.sleep(0.3)  # its long-poll is waiting in the hub
-        return agent
 
     def stop_agent(self) -> None:
         if self.agent is not None:
