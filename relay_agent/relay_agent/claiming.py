@@ -15,6 +15,8 @@ from .results import ResultDelivery
 from .runner import SHUTDOWN_ERROR, CommandRunner
 from .slots import RunningCommand, Slots
 
+NEXT_MAX = 50  # the hub's cap on `max` in one `next`
+
 log = get_logger(AGENT_LOGGER)
 
 # How long a command waits for the hub to record its start before it is left to the hub.
@@ -62,7 +64,8 @@ class Claimer:
             try:
                 if self.extensions.supported is not False:
                     holding = self.slots.holding()
-                    batch = self.hub.next_batch(free, self.long_poll_wait_ms, holding)
+                    # The hub hands out at most NEXT_MAX at once (and refuses more); the rest come next time.
+                    batch = self.hub.next_batch(min(free, NEXT_MAX), self.long_poll_wait_ms, holding)
                     if batch.config_pending:
                         self._on_config_pending()
                     commands = batch.commands

@@ -65,3 +65,14 @@ def test_commands_of_another_machine_are_left_alone(hub, e2e_relay, start_agent)
     assert mine.status == "completed"
     other.refresh_from_db()
     assert (other.status, other.claimed_by) == ("pending", None)
+
+
+def test_an_agent_with_more_slots_than_one_next_carries_still_claims(hub, e2e_relay, start_agent) -> None:
+    # The hub hands out at most 50 commands per `next` and refuses a larger `max`: the agent asks for no more.
+    agent = start_agent(e2e_relay, hub, *FAST, "--concurrency", "64")
+
+    commands = [Command.objects.create(machine_id="e2e-machine", command=f"echo {n}", timeout_ms=5000)
+                for n in range(3)]
+
+    assert [finished(command).output for command in commands] == ["0\n", "1\n", "2\n"]
+    assert "claiming commands failed" not in agent.output
