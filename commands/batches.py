@@ -19,6 +19,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from assignments import access, reachability
+from commands import notify
 from commands.choices import CommandStatus, TargetType
 from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch
 from commands.signals import batch_command_ended
@@ -74,11 +75,15 @@ def visible_to(user: Any, rows: QuerySet[CommandBatch]) -> QuerySet[CommandBatch
 
 def is_error(command: Command) -> bool:
     """A run that failed; a copy never delivered is not one."""
-    if command.status == CommandStatus.COMPLETED:
-        return command.exit_code not in (0, None)
-    if command.status == CommandStatus.TIMEOUT and command.claimed_at is None:
+    return _failed(command.status, command.exit_code, command.claimed_at)
+
+
+def _failed(status: str, exit_code: int | None, claimed_at: object) -> bool:
+    if status == CommandStatus.COMPLETED:
+        return exit_code not in (0, None)
+    if status == CommandStatus.TIMEOUT and claimed_at is None:
         return False  # timed out in the queue: no relay ever took it
-    return command.status in (CommandStatus.FAILED, CommandStatus.TIMEOUT)
+    return status in (CommandStatus.FAILED, CommandStatus.TIMEOUT)
 
 
 def is_undelivered(command: Command) -> bool:
@@ -124,18 +129,18 @@ def advance(batch_id: int) -> None:
 
 
 def _dispatch(batch: CommandBatch) -> None:
-    commands = list(batch.commands.all())
-    errors = sum(is_error(command) for command in commands)
+    # Called on every result of the batch: the copies are read as plain values, and new ones inserted at once.
+    copies = list(batch.commands.values_list("batch_index", "status", "exit_code", "claimed_at"))
+    errors = sum(_failed(status, exit_code, claimed_at) for _, status, exit_code, claimed_at in copies)
     if not batch.stopped and batch.max_errors is not None and errors > batch.max_errors:
         batch.stopped = True
         batch.save(update_fields=["stopped"])
-        for command in commands:
-            if command.status == CommandStatus.PENDING:
-                command.withdraw()
+        for command in batch.commands.filter(status=CommandStatus.PENDING):
+            command.withdraw()
     if batch.stopped:
         return
-    dispatched = {command.batch_index for command in commands}
-    in_flight = sum(not command.is_terminal for command in commands)
+    dispatched = {index for index, *_ in copies}
+    in_flight = sum(status not in CommandStatus.terminal() for _, status, *_ in copies)
     room = len(batch.destinations) if batch.max_concurrency is None else batch.max_concurrency - in_flight
     waiting = [(index, d) for index, d in enumerate(batch.destinations) if index not in dispatched]
     if not waiting or room <= 0:
@@ -143,20 +148,25 @@ def _dispatch(batch: CommandBatch) -> None:
     states = reachability.of_machines(d["machine_id"] for _, d in waiting)
     template = {field: getattr(batch, field) for field in TEMPLATE_FIELDS}
     now = timezone.now()
+    new: list[Command] = []
     for index, destination in waiting:
         fields = dict(template, batch=batch, batch_index=index, machine_id=destination["machine_id"],
-                      created_by=batch.created_by, target_name=destination.get("name", ""))
+                      created_by=batch.created_by, target_name=destination.get("name", ""), created_at=now)
         if "target_host" in destination:
             fields.update({name: destination.get(name) or "" for name in ("target_host", "target_username")},
                           target_port=destination.get("target_port"), target_type=TargetType.SSH)
         if states[destination["machine_id"]] != reachability.ONLINE and not batch.queue_if_offline:
-            Command.objects.create(status=CommandStatus.UNDELIVERED, completed_at=now, **fields,
-                                   error=f"no enabled relay is online for machine {destination['machine_id']!r}")
+            new.append(Command(status=CommandStatus.UNDELIVERED, completed_at=now, **fields,
+                               error=f"no enabled relay is online for machine {destination['machine_id']!r}"))
             continue
         if room <= 0:
             break
-        Command.objects.create(**fields)
+        new.append(Command(**fields))
         room -= 1
+    Command.objects.bulk_create(new)  # bypasses Command.save: wake the relays here
+    topics = list(dict.fromkeys(notify.machine_topic(c.machine_id) for c in new if c.status == CommandStatus.PENDING))
+    if topics:
+        transaction.on_commit(lambda: notify.publish_many(topics))
 
 
 @dataclass(frozen=True)

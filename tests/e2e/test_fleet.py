@@ -92,7 +92,7 @@ def test_a_selector_batch_runs_on_exactly_the_twenty_matching_targets(api, fleet
     selected = api.get("/api/v1/targets/", params={"selector": SELECTOR})
     assert selected.status_code == 200, selected.text
     expected = {t["name"]: t["port"] for t in targets[:20]}
-    assert sorted(t["name"] for t in selected.json()) == sorted(expected)
+    assert sorted(t["name"] for t in selected.json()["results"]) == sorted(expected)
 
     created = api.post("/api/v1/batches/", {"selector": SELECTOR, "target_type": "ssh",
                                             "command": 'echo "$SSH_CONNECTION"', "timeout_ms": 20_000,
