@@ -21,7 +21,7 @@ from django.utils import timezone
 from assignments import access, reachability
 from commands import notify
 from commands.choices import CommandStatus, TargetType
-from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch
+from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch, IllegalTransition
 from commands.signals import batch_command_ended
 
 WAITING = "waiting"
@@ -218,6 +218,26 @@ def overall_status(batch: CommandBatch, items: list[Target]) -> str:
     if all(item.status == CommandStatus.COMPLETED for item in items):
         return "completed"
     return "incomplete"
+
+
+def cancel(batch_id: int) -> list[Command]:
+    """Stop the batch, so that nothing more is dispatched, and cancel every copy not yet ended.
+
+    Returns the copies it cancelled (pending ones at once, running ones by asking their relay to kill them).
+    """
+    with transaction.atomic():
+        batch = CommandBatch.objects.select_for_update().get(pk=batch_id)
+        if not batch.stopped:
+            batch.stopped = True
+            batch.save(update_fields=["stopped"])
+    cancelled = []
+    for command in batch.commands.exclude(status__in=CommandStatus.terminal()).order_by("batch_index"):
+        try:
+            command.cancel()
+        except IllegalTransition:
+            continue  # it ended meanwhile
+        cancelled.append(command)
+    return cancelled
 
 
 def failed_destinations(batch: CommandBatch) -> list[dict]:

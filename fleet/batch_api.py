@@ -153,12 +153,18 @@ def destinations_for(user, data: dict) -> list[dict]:
     return destinations
 
 
-def create_batch(user, data: dict) -> CommandBatch:
+ACTING_USER = object()
+
+
+def create_batch(user, data: dict, *, created_by=ACTING_USER) -> CommandBatch:
+    """A batch from validated ``BatchCreateSerializer`` data, as ``user`` may make it; recorded as made by
+    ``created_by``, the user unless told otherwise (``manage.py relay_exec`` acting for nobody in particular)."""
     destinations = destinations_for(user, data)
     fields = {name: data[name] for name in ("command", "target_type", "target_host", "target_port",
                                             "target_username", "timeout_ms", "priority", "queue_if_offline")
               if name in data}
-    return batches.create(destinations=destinations, created_by=user, selector=data.get("selector", ""),
+    return batches.create(destinations=destinations, created_by=user if created_by is ACTING_USER else created_by,
+                          selector=data.get("selector", ""),
                           max_concurrency=data.get("max_concurrency"), max_errors=data.get("max_errors"), **fields)
 
 

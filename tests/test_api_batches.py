@@ -122,3 +122,23 @@ def test_a_batch_whose_only_misses_were_never_delivered_is_incomplete_not_failed
     batch = admin_api.get(f"/api/v1/batches/{created['id']}/").json()
     assert batch["status"] == "incomplete" and batch["stopped"] is False
     assert batch["counts"] == {"completed": 1, "undelivered": 1, "failed_runs": 0, "not_delivered": 1, "total": 2}
+
+
+def test_cancelling_a_batch_stops_it_and_cancels_every_copy_not_ended(relays):
+    from fleet import exec_cli
+
+    batch = batches.create(machine_ids=MACHINES[:4], command="deploy", max_concurrency=2)
+    first, second = in_flight()
+    run(relays, first, 0)                          # host-00 done; host-02 dispatched
+    assert second.claim(relays[second.machine_id])  # host-01 running
+
+    cancelled = batches.cancel(batch.pk)
+
+    assert sorted(c.machine_id for c in cancelled) == ["host-01", "host-02"]
+    batch.refresh_from_db()
+    assert batch.stopped and not in_flight()
+    assert Command.objects.get(machine_id="host-01").cancel_requested  # its relay is asked to kill it
+    items = batches.targets(batch)
+    assert [item.status for item in items] == ["completed", "claimed", "cancelled", "cancelled"]  # host-03 never sent
+    assert exec_cli.exit_code(items) == exec_cli.EXIT_FAILED
+    assert exec_cli.summary(items)[0] == "4 targets: 1 completed, 2 cancelled, 1 unfinished"
