@@ -1,52 +1,181 @@
-"""``relay_exec MACHINE [--ssh user@host:port] [--timeout S] -- CMD``: run and stream, exit with its code."""
+"""``relay_exec MACHINE [--ssh user@host:port] -- CMD`` or ``relay_exec --selector S | --target NAME -- CMD``."""
 
 from __future__ import annotations
 
 import re
+from argparse import RawDescriptionHelpFormatter
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
+from django.db import connections
+from rest_framework import exceptions
 
-from commands import notify, output
-from commands.choices import Stream, TargetType
-from commands.execution import exec_async
+from assignments import reachability
+from assignments.labels import LabelError, parse_selector
+from commands import batches, notify, output
+from commands.api import require_run_permission
+from commands.choices import CommandStatus, Stream, TargetType
+from commands.execution import exec_async, wait_until_ended
 from commands.models import Command as QueuedCommand
+from commands.models import IllegalTransition
+from fleet import exec_cli, selection
+from fleet.batch_api import BatchCreateSerializer, create_batch
+from fleet.exec_cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNDELIVERED, EXIT_USAGE
 
 SSH_TARGET = re.compile(r"^(?:(?P<user>[^@:]+)@)?(?P<host>[^@:]+)(?::(?P<port>\d{1,5}))?$")
 # What the shell would answer for a command that never produced an exit code.
 EXIT_FOR_STATUS = {"timeout": 124, "cancelled": 130}
+# After Ctrl-C, how long to wait for the relays to confirm what was cancelled.
+CANCEL_WAIT_S = 5.0
+
+EPILOG = """\
+One machine: relay_exec MACHINE [--ssh USER@HOST:PORT] -- CMD runs CMD on one of MACHINE's relays (or over
+SSH from it), streams its stdout and stderr, and exits with CMD's exit code (124 on timeout, 130 if it was
+cancelled). If no relay of MACHINE is online it queues nothing and exits 69, unless --queue-if-offline.
+
+Fleet: relay_exec --selector "env=prod,role in (web,api)" -- CMD, or --target NAME (repeatable), makes a
+batch as POST /api/v1/batches/ does: one copy per SSH target (or, with --relays, per machine of a relay the
+selector picks, run locally there). Every output line is prefixed "NAME | " (stderr lines on stderr); at the
+end a summary goes to stderr. Put the command after "--".
+
+Exit codes with --selector/--target: 0 every target completed with exit code 0; 1 some run failed (non-zero
+exit, error), timed out or was cancelled; 69 none of those, but some copies were never delivered (no relay
+online). Either form: 2 usage error (bad option, malformed selector, a selector or target name that matches
+nothing); 130 interrupted by Ctrl-C, after cancelling the command(s) it queued. Without --user it acts with
+full rights and records no creator; with --user it acts with that user's permissions, as the API would."""
+
+
+class HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
+    pass
 
 
 class Command(BaseCommand):
-    help = "Run a shell command on a machine's relay, stream its output, and exit with its exit code."
+    help = "Run a shell command on a machine's relay or on SSH targets, stream the output, exit with the outcome."
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        parser = super().create_parser(prog_name, subcommand, epilog=EPILOG, **kwargs)
+        parse = parser.parse_args
+
+        def parse_args(args=None, namespace=None):
+            # What follows "--" is the command, verbatim; argparse would not say where "--" was.
+            args = list(sys.argv[1:] if args is None else args)
+            after = None
+            if "--" in args:
+                at = args.index("--")
+                args, after = args[:at], args[at + 1:]
+            options = parse(args, namespace)
+            options.after_dashes = after
+            return options
+
+        parser.parse_args = parse_args
+        return parser
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("machine_id", metavar="MACHINE")
-        parser.add_argument("argv", nargs="+", metavar="CMD", help="the command (after --)")
-        parser.add_argument("--ssh", metavar="USER@HOST:PORT", help="run over SSH from the relay")
+        parser.add_argument("words", nargs="*", metavar="MACHINE -- CMD",
+                            help="the machine (unless --selector or --target), then the command after --")
+        parser.add_argument("--ssh", metavar="USER@HOST:PORT", help="run over SSH from MACHINE's relay")
+        parser.add_argument("--selector", metavar="SELECTOR",
+                            help='label selector, e.g. "env=prod,role in (web,api),!canary": the SSH targets it '
+                                 "matches (or, with --relays, the relays)")
+        parser.add_argument("--relays", action="store_true",
+                            help="--selector picks relays by their labels; the command runs locally on their machines")
+        parser.add_argument("--target", action="append", default=[], metavar="NAME",
+                            help="an SSH target by name (repeat for several)")
+        parser.add_argument("--max-concurrency", metavar="N|N%",
+                            help="fleet: at most this many (or this share of the) targets at once")
+        parser.add_argument("--max-errors", metavar="N|N%",
+                            help="fleet: stop dispatching once more than this many runs failed")
+        parser.add_argument("--queue-if-offline", action="store_true",
+                            help="queue for machines with no relay online and wait, instead of refusing "
+                                 "(fleet: instead of recording those copies as not delivered)")
+        parser.add_argument("--user", metavar="USERNAME", help="act as this user, with their permissions")
         parser.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds (default 30)")
         parser.add_argument("--priority", type=int, default=5)
         parser.add_argument("--no-follow", dest="follow", action="store_false",
-                            help="print the command id and return at once")
+                            help="print the command (or batch) id and return at once")
 
-    def handle(self, *args, machine_id: str, argv: list[str], ssh: str | None, timeout: float, priority: int,
-               follow: bool, **options) -> None:
+    def handle(self, *args, words: list[str], after_dashes: list[str] | None = None, selector: str | None,
+               relays: bool, target: list[str], timeout: float, user: str | None, **options) -> None:
+        fleet = selector is not None or bool(target)
+        if fleet and after_dashes is None:
+            raise usage('with --selector or --target, put the command after "--": relay_exec --selector S -- CMD')
+        before, argv = (words, after_dashes) if after_dashes is not None else (words[:1], words[1:])
+        if timeout <= 0:
+            raise usage("--timeout must be positive")
+        try:
+            acting = exec_cli.acting_user(user)
+        except LookupError as exc:
+            raise usage(f"--user: {exc}") from None
+        if fleet:
+            if before:
+                raise usage(f"give either MACHINE or --selector/--target, not both (got {' '.join(before)!r})")
+            if selector and target:
+                raise usage("give --selector or --target, not both")
+            if relays and not selector:
+                raise usage("--relays goes with --selector")
+            if options["ssh"]:
+                raise usage("--ssh is for one MACHINE; SSH targets bring their own host, port and user")
+        else:
+            if relays or options["max_concurrency"] or options["max_errors"]:
+                raise usage("--relays, --max-concurrency and --max-errors go with --selector or --target")
+            if len(before) != 1:
+                raise usage("give one MACHINE before --" if before else "give a MACHINE, or --selector/--target")
+        if not argv:
+            raise usage("give the command to run (after --)")
+        command = " ".join(argv)
+        self.queued: tuple[str, int] | None = None  # ("command" | "batch", id): what Ctrl-C cancels
+        try:
+            if fleet:
+                self.run_fleet(acting, command, selector=selector, relays=relays, names=target, timeout=timeout,
+                               **options)
+            else:
+                self.run_one(acting, before[0], command, timeout=timeout, **options)
+        except KeyboardInterrupt:
+            sys.exit(self.interrupted())
+
+    # -- one machine ---------------------------------------------------------
+
+    def run_one(self, acting, machine_id: str, command: str, *, ssh: str | None, timeout: float, priority: int,
+                follow: bool, queue_if_offline: bool, **options) -> None:
         target = {"target_type": TargetType.LOCAL}
         if ssh:
             match = SSH_TARGET.match(ssh)
             if not match:
-                raise CommandError("--ssh must look like user@host:port")
+                raise usage("--ssh must look like user@host:port")
             target = {"target_type": TargetType.SSH, "target_host": match["host"],
                       "target_username": match["user"] or "",
                       "target_port": int(match["port"]) if match["port"] else None}
-        if timeout <= 0:
-            raise CommandError("--timeout must be positive")
-        command_id = exec_async(machine_id, " ".join(argv), timeout_ms=int(timeout * 1000), priority=priority,
-                                **target)
+        try:
+            require_run_permission(acting, machine_id)
+        except exceptions.PermissionDenied as exc:
+            raise CommandError(str(exc.detail)) from None
+        refused = [flag_name(problem) for problem in reachability.refusals([machine_id])]
+        if refused and not queue_if_offline:
+            for problem in refused:
+                self.stderr.write(problem)
+            self.stderr.write("nothing was queued")
+            sys.exit(EXIT_UNDELIVERED)
+        try:
+            with interrupts_deferred():  # Ctrl-C meanwhile is taken once it is known what to cancel
+                command_id = exec_async(machine_id, command, timeout_ms=int(timeout * 1000), priority=priority,
+                                        created_by=exec_cli.recorded_creator(acting), **target)
+                self.queued = ("command", command_id)
+        except ValidationError as exc:
+            raise usage("; ".join(f"{name}: {' '.join(problems)}" for name, problems in exc.message_dict.items())
+                        ) from None
         if not follow:
             self.stdout.write(str(command_id))
             return
-        self.stderr.write(f"queued command {command_id} on {machine_id}")
+        if refused:
+            self.stderr.write(f"queued command {command_id} on {machine_id}; it waits for a relay to come online "
+                              f"(Ctrl-C cancels it): {'; '.join(refused)}")
+        else:
+            self.stderr.write(f"queued command {command_id} on {machine_id}")
         sys.exit(self.follow(command_id))
 
     def follow(self, command_id: int) -> int:
@@ -73,3 +202,139 @@ class Command(BaseCommand):
         if command.exit_code is not None:
             return command.exit_code
         return EXIT_FOR_STATUS.get(command.status, 1)
+
+    # -- a fleet -------------------------------------------------------------
+
+    def run_fleet(self, acting, command: str, *, selector: str | None, relays: bool, names: list[str],
+                  timeout: float, priority: int, follow: bool, queue_if_offline: bool, max_concurrency: str | None,
+                  max_errors: str | None, **options) -> None:
+        data = {"command": command, "timeout_ms": int(timeout * 1000), "priority": priority,
+                "max_concurrency": max_concurrency, "max_errors": max_errors, "queue_if_offline": queue_if_offline}
+        if selector is not None:
+            data.update(selector=selector, target_type=TargetType.LOCAL if relays else TargetType.SSH)
+            self.check_selector(acting, selector, relays)
+        else:
+            data["targets"] = self.target_ids(acting, names)
+        request = BatchCreateSerializer(data=data)
+        if not request.is_valid():
+            raise usage("; ".join(exec_cli.messages(exceptions.ValidationError(request.errors))))
+        try:
+            with interrupts_deferred():
+                batch = create_batch(acting, request.validated_data, created_by=exec_cli.recorded_creator(acting))
+                self.queued = ("batch", batch.pk)
+        except exceptions.ValidationError as exc:
+            problems = exec_cli.messages(exc)
+            if isinstance(exc.detail, dict) and "machine_ids" in exc.detail:  # no relay serves some machine
+                for problem in problems:
+                    self.stderr.write(flag_name(problem.removeprefix("machine_ids: ")))
+                self.stderr.write("nothing was queued")
+                sys.exit(EXIT_UNDELIVERED)
+            raise usage("; ".join(problems)) from None
+        except exceptions.PermissionDenied as exc:
+            raise CommandError(str(exc.detail)) from None
+        if not follow:
+            self.stdout.write(str(batch.pk))
+            return
+        self.stderr.write(f"batch {batch.pk}: {len(batch.destinations)} target(s)")
+        items = exec_cli.BatchFollower(batch.pk, sys.stdout, sys.stderr).run()
+        for line in exec_cli.summary(items):
+            self.stderr.write(line)
+        sys.exit(exec_cli.exit_code(items))
+
+    def check_selector(self, acting, text: str, relays: bool) -> None:
+        try:
+            parsed = parse_selector(text)
+        except LabelError as exc:
+            raise usage(f"--selector: {exc}") from None
+        if parsed.is_empty:
+            raise usage("--selector is empty: it would pick everything")
+        if relays and not selection.select_relays(acting, parsed):
+            raise usage(f"--selector {text!r} matches no enabled relay")
+        if not relays and not selection.select_targets(acting, parsed):
+            raise usage(f"--selector {text!r} matches no enabled SSH target")
+
+    def target_ids(self, acting, names: list[str]) -> list[int]:
+        wanted = list(dict.fromkeys(names))
+        found = dict(selection.targets_for(acting).filter(name__in=wanted).values_list("name", "pk"))
+        missing = [name for name in wanted if name not in found]
+        if missing:
+            raise usage(f"no SSH target named {', '.join(map(repr, missing))}")
+        return [found[name] for name in wanted]
+
+    # -- Ctrl-C --------------------------------------------------------------
+
+    def interrupted(self) -> int:
+        """Ctrl-C: cancel what this run queued, if it is still going; say what; 130."""
+        if self.queued is None:
+            self.stderr.write("interrupted: nothing was queued")
+        elif self.queued[0] == "batch":
+            self.interrupted_batch(self.queued[1])
+        else:
+            self.interrupted_command(self.queued[1])
+        return EXIT_INTERRUPTED
+
+    def interrupted_command(self, command_id: int) -> None:
+        with shielded():
+            command = QueuedCommand.objects.get(pk=command_id)
+            try:
+                command.cancel()
+            except IllegalTransition:
+                self.stderr.write(f"interrupted: command {command_id} had ended {command.status}; nothing to cancel")
+                return
+        self.stderr.write(f"interrupted: cancelled command {command.pk} on {command.machine_id}")
+        self.confirm([command], lambda command: f"command {command.pk}")
+
+    def interrupted_batch(self, batch_id: int) -> None:
+        with shielded():
+            cancelled = batches.cancel(batch_id)
+        names = ", ".join(command.target_name or command.machine_id for command in cancelled) or "none"
+        self.stderr.write(f"interrupted: batch {batch_id} stopped; cancelled {len(cancelled)} running or queued "
+                          f"target(s): {names}")
+        self.confirm(cancelled, lambda command: command.target_name or command.machine_id)
+
+    def confirm(self, cancelled: list[QueuedCommand], name) -> None:
+        """Wait a little for relays to stop what they were running; a second Ctrl-C stops waiting."""
+        try:
+            for command in cancelled:
+                if command.status == CommandStatus.CANCELLED:
+                    continue
+                ended = wait_until_ended(command.pk, CANCEL_WAIT_S)
+                self.stderr.write(f"{name(ended)}: {ended.status if ended.is_terminal else 'still stopping'}")
+        except KeyboardInterrupt:
+            pass
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C inside is raised as KeyboardInterrupt only on the way out."""
+    got: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """A fresh database connection, and no second KeyboardInterrupt, while the cancellations are written."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        try:
+            connections.close_all()  # the interrupt may have come in the middle of a query
+        except Exception:  # noqa: BLE001, S110 - a broken connection is what this replaces
+            pass
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def usage(message: str) -> CommandError:
+    return CommandError(message, returncode=EXIT_USAGE)
+
+
+def flag_name(problem: str) -> str:
+    """reachability speaks the API's words; the shell's flag is spelled --queue-if-offline."""
+    return problem.replace("pass queue_if_offline", "pass --queue-if-offline")
