@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from commands import batches
 from assignments import reachability
+from assignments.api import selector_or_400
 from commands.api import require_run_permission, validate_target
 from commands.choices import TargetType
 from commands.models import MAX_BATCH_TARGETS, CommandBatch
@@ -130,7 +131,7 @@ def destinations_for(user, data: dict) -> list[dict]:
     elif data.get("targets"):
         destinations = selection.target_destinations(user, selection.targets_by_id(user, data["targets"]))
     else:
-        selector = selection.selector_or_400(data["selector"])
+        selector = selector_or_400(data["selector"])
         if data["target_type"] == TargetType.SSH:
             destinations = selection.target_destinations(user, selection.select_targets(user, selector))
         else:

@@ -8,7 +8,6 @@ from django.db.models import QuerySet
 from rest_framework import exceptions, serializers
 
 from assignments import access
-from assignments.api import selector_or_400  # noqa: F401 - fleet's callers take it from here
 from assignments.labels import Selector
 from assignments.models import RelayAssignment
 from fleet.models import SSHTarget

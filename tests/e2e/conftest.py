@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from assignments.models import IssuedKey, RelayAssignment, RelayStatus
+from credentials.models import SharedCredential
 from tests.agent.sshd import SSHDUnavailable, SSHServer, run_sshd
 from tests.e2e.processes import Agent, Hub, wait_for
 
@@ -75,3 +76,13 @@ def sshd(tmp_path: Path) -> Iterator[SSHServer]:
             yield server
     except SSHDUnavailable as exc:
         pytest.skip(f"no sshd: {exc}")
+
+
+@pytest.fixture
+def ssh_key(e2e_relay, sshd: SSHServer) -> SharedCredential:
+    """A shared SSH key for the sshd fixture, bound to its host and assigned to the e2e relay."""
+    credential = SharedCredential(name="e2e-ssh-key", credential_type="ssh_key", target_host=sshd.host)
+    credential.set_value(sshd.client_key)
+    credential.save()
+    credential.assigned_relays.add(e2e_relay.relay)
+    return credential

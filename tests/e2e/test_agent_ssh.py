@@ -14,21 +14,12 @@ import pytest
 
 from commands.models import Command
 from configpush.models import ConfigPush
-from credentials.models import CredentialInventoryItem, SharedCredential
+from credentials.models import CredentialInventoryItem
 from tests.agent.sshd import SSHServer
 from tests.e2e.processes import Agent, wait_for
 
 FAST = ("--long-poll-wait", "500")
 
-
-
-@pytest.fixture
-def ssh_key(e2e_relay, sshd: SSHServer) -> SharedCredential:
-    credential = SharedCredential(name="e2e-ssh-key", credential_type="ssh_key", target_host=sshd.host)
-    credential.set_value(sshd.client_key)
-    credential.save()
-    credential.assigned_relays.add(e2e_relay.relay)
-    return credential
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 from assignments.models import RelayAssignment
 from commands.models import Command, CommandBatch
 from configpush.models import ConfigPush
-from credentials.models import SharedCredential
 from fleet.models import SSHTarget
 from tests.agent.sshd import SSHServer
 from tests.e2e.processes import Agent, free_port, wait_for
@@ -67,15 +66,6 @@ class Run:
         for reader in self._readers:
             reader.join(5)
         return code, self.lines["stdout"], self.lines["stderr"]
-
-
-@pytest.fixture
-def ssh_key(e2e_relay, sshd: SSHServer) -> SharedCredential:
-    credential = SharedCredential(name="e2e-ssh-key", credential_type="ssh_key", target_host=sshd.host)
-    credential.set_value(sshd.client_key)
-    credential.save()
-    credential.assigned_relays.add(e2e_relay.relay)
-    return credential
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from commands.models import Command as QueuedCommand
 from commands.models import IllegalTransition
 from fleet import exec_cli, selection
 from fleet.batch_api import BatchCreateSerializer, create_batch
-from fleet.exec_cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_UNDELIVERED, EXIT_USAGE
+from fleet.exec_cli import EXIT_INTERRUPTED, EXIT_UNDELIVERED, EXIT_USAGE
 
 SSH_TARGET = re.compile(r"^(?:(?P<user>[^@:]+)@)?(?P<host>[^@:]+)(?::(?P<port>\d{1,5}))?$")
 # What the shell would answer for a command that never produced an exit code.
