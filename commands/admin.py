@@ -193,7 +193,7 @@ class CommandAdmin(admin.ModelAdmin):
 
 @admin.register(CommandBatch)
 class CommandBatchAdmin(admin.ModelAdmin):
-    list_display = ["id", "short_command", "machines", "overall", "created_by", "created_at"]
+    list_display = ["id", "short_command", "selector", "target_count", "overall", "created_by", "created_at"]
     list_display_links = ["id", "short_command"]
     list_select_related = ["created_by"]
     search_fields = ["command"]
@@ -235,9 +235,9 @@ class CommandBatchAdmin(admin.ModelAdmin):
     def short_command(self, batch: CommandBatch) -> str:
         return Truncator(batch.command).chars(60)
 
-    @admin.display(description="machines")
-    def machines(self, batch: CommandBatch) -> int:
-        return len(batch.machine_ids)
+    @admin.display(description="targets")
+    def target_count(self, batch: CommandBatch) -> int:
+        return len(batch.destinations)
 
     @admin.display(description="status")
     def overall(self, batch: CommandBatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.admin import helpers
@@ -31,38 +32,53 @@ def command_url(command: Command) -> str:
     return reverse("admin:commands_command_change", args=[command.pk])
 
 
-def run_command(model_admin, request: HttpRequest) -> HttpResponse:
+def run_command(model_admin, request: HttpRequest, *, form_class: type[RunCommandForm] = RunCommandForm,
+                fieldsets: list = RUN_FIELDSETS, submit: Callable[..., HttpResponse | None] | None = None,
+                initial: dict[str, Any] | None = None, template: str = "admin/commands/command/run.html",
+                extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    """The run form. Apps above commands (fleet) pass their own form, fieldsets and ``submit``;
+    ``submit(model_admin, request, form)`` answers a valid form, or returns None after adding errors to it."""
     if not model_admin.has_add_permission(request):
         raise Http404("no machines to run on")
-    initial: dict[str, Any] = {}
+    initial = dict(initial or {})
     source_id = wire_id(request.GET.get("from"))
     if source_id and (source := visibility.commands_for(request.user).filter(pk=source_id).first()):
-        initial = initial_from(source)
+        initial.update(initial_from(source))
     elif machine := request.GET.get("machine"):
-        initial = {"machines": [machine]}
-    form = RunCommandForm(request.POST or None, user=request.user, initial=initial)
+        initial["machines"] = [machine]
+    form = form_class(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
-        machines, fields = form.cleaned_data["machines"], form.command_fields()
-        if len(machines) == 1:
-            command = Command.objects.create(machine_id=machines[0], created_by=request.user, **fields)
-            model_admin.log_addition(request, command, [{"added": {}}])
-            return redirect(command_url(command))
-        batch = batches.create(machine_ids=machines, created_by=request.user,
-                               max_concurrency=form.cleaned_data["max_concurrency"],
-                               max_errors=form.cleaned_data["max_errors"],
-                               queue_if_offline=form.cleaned_data["queue_if_offline"], **fields)
-        model_admin.log_addition(request, batch, [{"added": {}}])
-        return redirect(reverse("admin:commands_commandbatch_change", args=[batch.pk]))
-    return TemplateResponse(request, "admin/commands/command/run.html", {
+        response = (submit or run_on_machines)(model_admin, request, form)
+        if response is not None:
+            return response
+    return TemplateResponse(request, template, {
         **model_admin.admin_site.each_context(request),
         "opts": Command._meta,
         "title": "Run command",
-        "adminform": helpers.AdminForm(form, RUN_FIELDSETS, {}, model_admin=model_admin),
+        "adminform": helpers.AdminForm(form, fieldsets, {}, model_admin=model_admin),
         "form": form,
         "errors": helpers.AdminErrorList(form, []),
+        **(extra_context or {}),
     })
 
 
+def run_on_machines(model_admin, request: HttpRequest, form: RunCommandForm) -> HttpResponse:
+    """One machine: a command, and its page. Several: a batch, and its page."""
+    machines, fields = form.cleaned_data["machines"], form.command_fields()
+    if len(machines) == 1:
+        command = Command.objects.create(machine_id=machines[0], created_by=request.user, **fields)
+        model_admin.log_addition(request, command, [{"added": {}}])
+        return redirect(command_url(command))
+    batch = batches.create(machine_ids=machines, created_by=request.user,
+                           max_concurrency=form.cleaned_data["max_concurrency"],
+                           max_errors=form.cleaned_data["max_errors"],
+                           queue_if_offline=form.cleaned_data["queue_if_offline"], **fields)
+    model_admin.log_addition(request, batch, [{"added": {}}])
+    return redirect(batch_url(batch))
+
+
+def batch_url(batch: CommandBatch) -> str:
+    return reverse("admin:commands_commandbatch_change", args=[batch.pk])
 
 
 def _visible_command(model_admin, request: HttpRequest, object_id: str) -> Command:
@@ -127,11 +143,49 @@ def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
     }
 
 
+COUNT_LABELS = {"failed_runs": "failed runs", "not_delivered": "not delivered", "total": "total"}
+
+
+def duration_text(duration_ms: int | None) -> str:
+    return "–" if duration_ms is None else f"{duration_ms / 1000:.2f} s"
+
+
+def reason(batch: CommandBatch, target: batches.Target) -> str:
+    """Why a target did not run, or how it failed: shown on its row without expanding anything."""
+    if target.command is not None:
+        return target.command.error
+    if target.status == batches.WAITING:
+        return "waiting for a free slot (max concurrency)"
+    if batch.stopped:
+        return "not sent: the batch stopped after too many failed runs"
+    return ""
+
+
+def batch_rows(batch: CommandBatch, targets: list[batches.Target]) -> list[dict[str, Any]]:
+    return [{
+        "target": target,
+        "label": target.name or target.machine_id,
+        "host": target.host,
+        "url": command_url(target.command) if target.command is not None else "",
+        "duration": duration_text(target.command.duration_ms if target.command is not None else None),
+        "reason": reason(batch, target),
+    } for target in targets]
+
+
+def batch_counts(targets: list[batches.Target]) -> list[dict[str, Any]]:
+    """Counts by status, then failed runs, not delivered and the total (batch.js keeps the same order)."""
+    return [{"key": key, "label": COUNT_LABELS.get(key, key), "value": value}
+            for key, value in batches.counts(targets).items()]
+
+
 def batch_panel(batch: CommandBatch) -> dict[str, Any]:
     targets = batches.targets(batch)
     return {
         "batch": batch,
         "targets": targets,
+        "rows": batch_rows(batch, targets),
+        "counts": batch_counts(targets),
         "overall_status": batches.overall_status(batch, targets),
         "batch_api_url": reverse("batch-detail", args=[batch.pk]),
+        "command_url_pattern": reverse("admin:commands_command_change", args=["0"]).replace("/0/", "/{id}/"),
     }

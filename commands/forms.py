@@ -6,8 +6,9 @@ from typing import Any
 from django import forms
 
 from assignments import access, reachability
+from commands import batches
 from commands.choices import TargetType
-from commands.models import MAX_BATCH_TARGETS, Command
+from commands.models import Command
 
 MAX_TIMEOUT_S = 24 * 3600
 
@@ -21,8 +22,31 @@ def machine_choices(user) -> list[tuple[str, str]]:
     return [(machine, f"{machine} ({', '.join(names)})") for machine, names in relays.items()]
 
 
+class PickList(forms.CheckboxSelectMultiple):
+    """Checkboxes that picklist.js turns into a scrolling list with a search box and "select all"."""
+
+    def __init__(self, attrs: dict | None = None) -> None:
+        super().__init__({"class": "rh-picklist", **(attrs or {})})
+
+
+class LimitField(forms.CharField):
+    """A whole number, or a percentage of the batch's targets such as "25%"."""
+
+    def __init__(self, *, minimum: int, **kwargs: Any) -> None:
+        self.minimum = minimum
+        kwargs.setdefault("widget", forms.TextInput(attrs={"size": 6, "placeholder": "e.g. 5 or 25%"}))
+        super().__init__(required=False, max_length=8, **kwargs)
+
+    def clean(self, value: Any) -> int | str | None:
+        value = super().clean(value)
+        try:
+            return batches.check_limit(value, name=self.label or "this limit", minimum=self.minimum)
+        except batches.LimitError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
 class RunCommandForm(forms.Form):
-    machines = forms.MultipleChoiceField(widget=forms.CheckboxSelectMultiple,
+    machines = forms.MultipleChoiceField(widget=PickList,
                                          help_text="One machine opens the command page; several make a batch.")
     command = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80, "spellcheck": "false"}),
                               strip=False)
@@ -36,10 +60,12 @@ class RunCommandForm(forms.Form):
     timeout_s = forms.DecimalField(label="Timeout (seconds)", initial=30, min_value=Decimal("0.001"),
                                    max_value=MAX_TIMEOUT_S, decimal_places=3)
     priority = forms.IntegerField(initial=5, min_value=1, max_value=10, help_text="1 to 10; higher runs first.")
-    max_concurrency = forms.IntegerField(required=False, min_value=1, max_value=MAX_BATCH_TARGETS,
-                                         help_text="Several machines: how many run at once (all when empty).")
-    max_errors = forms.IntegerField(required=False, min_value=0, max_value=MAX_BATCH_TARGETS,
-                                    help_text="Several machines: past this many failures, the rest are cancelled.")
+    max_concurrency = LimitField(minimum=1, label="Max concurrency",
+                                 help_text="A batch: how many run at once, a number or a share such as 25% "
+                                           "(all when empty).")
+    max_errors = LimitField(minimum=0, label="Max errors",
+                            help_text="A batch: past this many failed runs (a number or a share such as 10%), "
+                                      "the rest are cancelled. Copies not delivered do not count.")
     queue_if_offline = forms.BooleanField(
         required=False, label="Queue even if no relay is online",
         help_text="Otherwise a machine with no relay online is refused (one machine) or recorded as not "
@@ -59,11 +85,19 @@ class RunCommandForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        self.check_reachable(data)
+        self.check_target(data)
+        return data
+
+    def check_reachable(self, data: dict[str, Any]) -> None:
+        """One machine must have a relay online, unless queueing is asked for (several: not delivered)."""
         machines = data.get("machines") or []
         if len(machines) == 1 and not data.get("queue_if_offline"):
             for problem in reachability.refusals(machines):
                 self.add_error("machines", problem.replace("pass queue_if_offline", "tick “Queue even if no "
                                                            "relay is online”"))
+
+    def check_target(self, data: dict[str, Any]) -> None:
         if data.get("target_type") == TargetType.SSH:
             if not data.get("target_host"):
                 self.add_error("target_host", "An SSH command needs a host.")
@@ -71,7 +105,6 @@ class RunCommandForm(forms.Form):
             for name in ("target_host", "target_port", "target_username"):
                 if data.get(name):
                     self.add_error(name, "Only for SSH commands; choose SSH or leave this empty.")
-        return data
 
     def command_fields(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -1,9 +1,12 @@
 "use strict";
-// Refreshes a batch's targets from the REST API until every target has ended.
+// Refreshes a batch's counts and targets from the REST API (the admin session) until every target has ended.
 (function () {
   const panel = document.getElementById("rh-batch");
   if (!panel || panel.dataset.finished === "true") return;
   const overall = document.getElementById("rh-batch-status");
+  const countList = document.getElementById("rh-batch-counts");
+  const rerunItem = document.getElementById("rh-rerun-failed-item");
+  const COUNT_LABELS = {failed_runs: "failed runs", not_delivered: "not delivered", total: "total"};
   let delay = 500;
 
   function badge(element, status) {
@@ -11,20 +14,68 @@
     element.className = "rh-badge rh-" + status;
   }
 
+  function duration(ms) {
+    return ms === null || ms === undefined ? "–" : (ms / 1000).toFixed(2) + " s";
+  }
+
+  // The same words as the page's first rendering (commands.admin_views.reason).
+  function reason(target, stopped) {
+    if (target.command_id !== null) return target.error;
+    if (target.status === "waiting") return "waiting for a free slot (max concurrency)";
+    if (stopped) return "not sent: the batch stopped after too many failed runs";
+    return "";
+  }
+
+  function showCounts(counts) {
+    const items = Object.entries(counts).map(([key, value]) => {
+      const item = document.createElement("li");
+      item.dataset.count = key;
+      const label = document.createElement("span");
+      label.className = "rh-badge rh-" + key;
+      label.textContent = COUNT_LABELS[key] || key;
+      const number = document.createElement("b");
+      number.dataset.field = "value";
+      number.textContent = value;
+      item.append(label, " ", number);
+      return item;
+    });
+    countList.replaceChildren(...items);
+    if (rerunItem) rerunItem.hidden = !(counts.failed_runs || counts.not_delivered);
+  }
+
+  // A target dispatched since the page was drawn: its name becomes a link to its command.
+  function link(row, commandId) {
+    const name = row.querySelector('[data-field="name"]');
+    if (!name || name.tagName === "A") return;
+    const anchor = document.createElement("a");
+    anchor.dataset.field = "name";
+    anchor.href = panel.dataset.commandUrl.replace("{id}", encodeURIComponent(commandId));
+    anchor.textContent = name.textContent;
+    name.replaceWith(anchor);
+  }
+
+  function showTarget(row, target, stopped) {
+    badge(row.querySelector('[data-field="status"]'), target.status);
+    row.querySelector('[data-field="exit_code"]').textContent = target.exit_code === null ? "–" : target.exit_code;
+    row.querySelector('[data-field="duration"]').textContent = duration(target.duration_ms);
+    row.querySelector('[data-field="error"]').textContent = reason(target, stopped);
+    for (const field of ["output", "stderr"]) {
+      row.querySelector('[data-field="' + field + '"]').textContent = target[field];
+    }
+    if (target.command_id !== null) link(row, target.command_id);
+  }
+
   async function poll() {
     try {
       const response = await fetch(panel.dataset.apiUrl, {credentials: "same-origin", headers: {Accept: "application/json"}});
       if (!response.ok) throw new Error("HTTP " + response.status);
       const batch = await response.json();
-      for (const target of batch.targets) {
-        const row = panel.querySelector('tr[data-machine="' + CSS.escape(target.machine_id) + '"]');
-        if (!row) continue;
-        badge(row.querySelector('[data-field="status"]'), target.status);
-        row.querySelector('[data-field="exit_code"]').textContent = target.exit_code === null ? "–" : target.exit_code;
-        for (const field of ["output", "stderr", "error"]) {
-          row.querySelector('[data-field="' + field + '"]').textContent = target[field];
-        }
-      }
+      // Targets come in the batch's order; several may share a machine, so rows go by position.
+      batch.targets.forEach((target, index) => {
+        const row = panel.querySelector('tr[data-index="' + index + '"]');
+        if (row) showTarget(row, target, batch.stopped);
+      });
+      showCounts(batch.counts);
       badge(overall, batch.status);
       delay = 1000;
       if (batch.status !== "running") return;
