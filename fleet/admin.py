@@ -11,14 +11,18 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
-from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 
 from assignments import access
 from assignments.admin import may_see_relays
 from assignments.forms import LabelsField
 from assignments.labels import LabelError, format_labels, parse_selector
+from commands import batches
+from commands.admin import CommandAdmin, CommandBatchAdmin, may_run_somewhere
 from commands.execution import wait_until_ended
-from fleet import probes, selection
+from commands.models import Command, CommandBatch
+from fleet import admin_run, probes, selection
+from fleet.admin_run import error_text
 from fleet.api import pin_from_last_test
 from fleet.models import SSHTarget
 
@@ -110,6 +114,7 @@ class SSHTargetAdmin(admin.ModelAdmin):
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
+            path("preview/", view(lambda r: admin_run.preview_view(self, r)), name="fleet_sshtarget_preview"),
             path("<path:object_id>/test/", view(self.test_view), name="fleet_sshtarget_test"),
             path("<path:object_id>/pin/", view(self.pin_view), name="fleet_sshtarget_pin"),
             *super().get_urls(),
@@ -139,7 +144,7 @@ class SSHTargetAdmin(admin.ModelAdmin):
             with transaction.atomic():
                 command = probes.start(target, request.user)
         except (PermissionDenied, ValidationError) as exc:
-            messages.error(request, _message(exc))
+            messages.error(request, error_text(exc))
             return self._back(target)
         found = probes.report(wait_until_ended(command.pk, ADMIN_PROBE_WAIT_S))
         if found.state == "pending":
@@ -159,7 +164,7 @@ class SSHTargetAdmin(admin.ModelAdmin):
         try:
             pin_from_last_test(target, request.POST.get("fingerprint", ""))
         except ValidationError as exc:
-            messages.error(request, _message(exc))
+            messages.error(request, error_text(exc))
         else:
             messages.success(request, "Host key pinned; the relays receive it with their SSH targets.")
         return self._back(target)
@@ -185,10 +190,34 @@ class SSHTargetAdmin(admin.ModelAdmin):
         return format_html('<span class="rh-badge rh-{}">{}</span> {}', found.state, found.state, detail)
 
 
-def _message(exc: APIException) -> str:
-    detail = exc.detail
-    if isinstance(detail, dict):
-        detail = [item for value in detail.values() for item in (value if isinstance(value, list) else [value])]
-    if isinstance(detail, list):
-        return " ".join(str(item) for item in detail)
-    return str(detail)
+
+class FleetCommandAdmin(CommandAdmin):
+    """commands' admin, whose run form also selects SSH targets (commands may not import fleet)."""
+
+    def get_urls(self):
+        run = path("run/", self.admin_site.admin_view(lambda r: admin_run.run_command(self, r)),
+                   name="commands_command_run")
+        return [run, *(url for url in super().get_urls() if getattr(url, "name", None) != "commands_command_run")]
+
+
+class FleetCommandBatchAdmin(CommandBatchAdmin):
+    """commands' batch page, with "Rerun failed targets" (fleet.batch_api.rerun_failed)."""
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(lambda r, object_id: admin_run.rerun_failed_view(self, r, object_id))
+        return [path("<path:object_id>/rerun-failed/", view, name="commands_commandbatch_rerun_failed"),
+                *super().get_urls()]
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
+        batch = self.get_object(request, unquote(object_id))
+        if batch is not None and may_run_somewhere(request.user):
+            extra_context = {"rerun_failed_url": reverse("admin:commands_commandbatch_rerun_failed",
+                                                         args=[batch.pk]),
+                             "has_failed_targets": bool(batches.failed_destinations(batch)),
+                             **(extra_context or {})}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+for _model, _model_admin in ((Command, FleetCommandAdmin), (CommandBatch, FleetCommandBatchAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, _model_admin)
