@@ -34,7 +34,7 @@ class LimitField(forms.CharField):
 
     def __init__(self, *, minimum: int, **kwargs: Any) -> None:
         self.minimum = minimum
-        kwargs.setdefault("widget", forms.TextInput(attrs={"size": 6, "placeholder": "e.g. 5 or 25%"}))
+        kwargs.setdefault("widget", forms.TextInput(attrs={"size": 12, "placeholder": "e.g. 5 or 25%"}))
         super().__init__(required=False, max_length=8, **kwargs)
 
     def clean(self, value: Any) -> int | str | None:

@@ -28,7 +28,11 @@
     count.setAttribute("aria-live", "polite");
 
     tools.append(filter, allLabel, count);
-    list.before(tools);
+    // One box for the tools and the list, so that the admin's flex row keeps them stacked.
+    const wrapper = document.createElement("div");
+    wrapper.className = "rh-picklist-box";
+    list.before(wrapper);
+    wrapper.append(tools, list);
 
     const row = (box) => box.closest("div.rh-picklist > div") || box.parentElement;
     const shown = () => boxes.filter((box) => !row(box).hidden);
