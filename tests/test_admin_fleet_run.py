@@ -90,6 +90,9 @@ def test_a_user_who_cannot_see_the_relay_sees_none_of_its_targets(make_operator,
 
 
 def test_the_run_form_offers_targets_and_opens_in_targets_mode_from_a_selector(admin_client_, targets):
+    targets_page = admin_client_.get("/admin/fleet/sshtarget/", {"selector": "role=web"}).content.decode()
+    assert f'href="{RUN}?selector=role%3Dweb" id="rh-run-selector"' in targets_page
+
     form = admin_client_.get(RUN, {"selector": "role=web"}).context["form"]
 
     assert form.initial["mode"] == "targets" and form.initial["selector"] == "role=web"
