@@ -190,7 +190,6 @@ class SSHTargetAdmin(admin.ModelAdmin):
         return format_html('<span class="rh-badge rh-{}">{}</span> {}', found.state, found.state, detail)
 
 
-
 class FleetCommandAdmin(CommandAdmin):
     """commands' admin, whose run form also selects SSH targets (commands may not import fleet)."""
 
