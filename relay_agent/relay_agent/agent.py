@@ -36,13 +36,14 @@ class Agent:
         self.store = CredentialStore(settings.store_dir)
         self.config = AgentConfig(settings.store_dir, self.store, settings.shared_secret)
         self.spool = ResultSpool(settings.store_dir)
-        self.local = LocalExecutor(max_output=settings.max_output)
+        self.local = LocalExecutor(max_output=settings.max_output, max_output_head=settings.max_output_head)
         self.ssh = SSHPool(
             self.store,
             known_hosts=settings.known_hosts,
             pinned_keys=self.config.pinned_host_keys,
             idle_timeout=settings.ssh_idle_timeout,
             max_output=settings.max_output,
+            max_output_head=settings.max_output_head,
         )
         self.status = StatusReporter(self.hub, self.store)
         self.relay_id: str | None = None

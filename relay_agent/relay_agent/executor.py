@@ -16,7 +16,15 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
+from .output import (
+    DEFAULT_HEAD_FRACTION,
+    DEFAULT_MAX_OUTPUT,
+    ExecResult,
+    OutputCallback,
+    StreamCapture,
+    head_bytes,
+    status_for_exit,
+)
 
 _POLL_SECONDS = 0.05
 
@@ -75,8 +83,10 @@ def kill_group(proc: subprocess.Popen, grace: float) -> None:
 
 
 class LocalExecutor:
-    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT, kill_grace: float = 2.0, shell: str = "/bin/sh") -> None:
+    def __init__(self, max_output: int = DEFAULT_MAX_OUTPUT, kill_grace: float = 2.0, shell: str = "/bin/sh",
+                 max_output_head: float | int = DEFAULT_HEAD_FRACTION) -> None:
         self.max_output = max_output
+        self.max_output_head = max_output_head
         self.kill_grace = kill_grace
         self.shell = shell
 
@@ -104,9 +114,10 @@ class LocalExecutor:
             return ExecResult(status="failed", error=f"failed to start command: {exc}")
 
         assert proc.stdout is not None and proc.stderr is not None  # nosec B101 - narrows types; Popen with PIPE always sets both
+        head = head_bytes(self.max_output, self.max_output_head)
         captures: dict[Any, StreamCapture] = {
-            proc.stdout: StreamCapture("stdout", self.max_output, on_output),
-            proc.stderr: StreamCapture("stderr", self.max_output, on_output),
+            proc.stdout: StreamCapture("stdout", self.max_output, on_output, head),
+            proc.stderr: StreamCapture("stderr", self.max_output, on_output, head),
         }
         deadline = started + timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
         stopped_by: str | None = None

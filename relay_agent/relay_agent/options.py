@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from . import __version__
+from .output import parse_head
 from .settings import DEFAULT_KNOWN_HOSTS, DEFAULT_STORE_DIR
 
 # Options that take a value, so the subcommand can be found among the arguments.
@@ -19,6 +20,7 @@ _VALUE_OPTIONS = {
     "--shutdown-grace",
     "--known-hosts",
     "--max-output",
+    "--max-output-head",
     "--ssh-idle-timeout",
     "--long-poll-wait",
 }
@@ -38,6 +40,13 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _head(text: str) -> float | int:
+    try:
+        return parse_head(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def agent_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relay-agent",
@@ -48,7 +57,7 @@ def agent_parser() -> argparse.ArgumentParser:
   RELAY_API_KEY, RELAY_HUB_URL, RELAY_POLL_INTERVAL_MS, RELAY_HEARTBEAT_INTERVAL_MS,
   RELAY_METRICS_INTERVAL_MS, RELAY_LOG_LEVEL, RELAY_STORE_DIR, RELAY_CONCURRENCY,
   RELAY_SHARED_SECRET, RELAY_SHUTDOWN_GRACE, RELAY_KNOWN_HOSTS (colon-separated),
-  RELAY_MAX_OUTPUT, RELAY_SSH_IDLE_TIMEOUT, RELAY_LONG_POLL_WAIT_MS,
+  RELAY_MAX_OUTPUT, RELAY_MAX_OUTPUT_HEAD, RELAY_SSH_IDLE_TIMEOUT, RELAY_LONG_POLL_WAIT_MS,
   RELAY_ALLOW_INSECURE_HTTP=1.
   RELAY_API_KEY_FILE and RELAY_SHARED_SECRET_FILE read the secret from a file.
 
@@ -100,7 +109,17 @@ credential store:
         help=f"known_hosts file for SSH targets; repeatable (default {DEFAULT_KNOWN_HOSTS})",
     )
     parser.add_argument(
-        "--max-output", type=_positive_int, metavar="CHARS", help="output kept per stream (default 1048576)"
+        "--max-output",
+        type=_positive_int,
+        metavar="BYTES",
+        help="output kept per stream, head and tail (default 1048576); past it the middle is skipped",
+    )
+    parser.add_argument(
+        "--max-output-head",
+        type=_head,
+        metavar="FRACTION|BYTES",
+        help="how much of --max-output is the head, streamed live: a fraction with a decimal point "
+        "or a byte count (default 0.25); the rest keeps the last bytes",
     )
     parser.add_argument(
         "--ssh-idle-timeout",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import codecs
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-DEFAULT_MAX_OUTPUT = 1024 * 1024
+DEFAULT_MAX_OUTPUT = 1024 * 1024  # bytes per stream
+DEFAULT_HEAD_FRACTION = 0.25  # of the cap kept from the start; the rest is the tail
 
 Stream = Literal["stdout", "stderr"]
 Status = Literal["completed", "failed", "timeout", "cancelled"]
@@ -35,16 +37,28 @@ class ExecResult:
 
 
 class StreamCapture:
-    """Decodes one stream incrementally, keeps at most `limit` characters and emits what it keeps."""
+    """Decodes one stream incrementally and keeps its head and its tail within `limit` bytes of UTF-8.
 
-    def __init__(self, stream: Stream, limit: int, on_output: OutputCallback | None) -> None:
+    The first `head` bytes are kept and emitted as they come (the live view). After them a rolling
+    buffer keeps the last `limit - head` bytes, so memory stays bounded however much the command
+    writes. If anything had to be dropped, `text` is the head, a marker saying how many bytes were
+    skipped, and the tail; otherwise it is the whole stream. Cuts fall on character boundaries.
+    """
+
+    def __init__(self, stream: Stream, limit: int, on_output: OutputCallback | None, head: int | None = None) -> None:
         self.stream = stream
         self.limit = limit
-        self.truncated = False
+        self.head_limit = head_bytes(limit, DEFAULT_HEAD_FRACTION if head is None else head)
         self._on_output = on_output
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._parts: list[str] = []
-        self._size = 0
+        self._head: list[str] = []
+        self._head_chars = 0
+        self._head_bytes = 0
+        self._head_full = False
+        self._tail: deque[bytes] = deque()
+        self._tail_bytes = 0
+        self._tail_limit = limit - self.head_limit
+        self._skipped = 0
 
     def feed(self, data: bytes, final: bool = False) -> None:
         self._keep(self._decoder.decode(data, final))
@@ -55,22 +69,107 @@ class StreamCapture:
     def _keep(self, text: str) -> None:
         if not text:
             return
-        room = self.limit - self._size
-        if len(text) > room:
-            # Output past the cap is neither stored nor streamed, so offsets always match what the hub holds.
-            text = text[:room]
-            self.truncated = True
-        if not text:
+        if self._head_full:
+            self._push_tail(text.encode("utf-8"))
             return
-        offset = self._size
-        self._parts.append(text)
-        self._size += len(text)
+        encoded = text.encode("utf-8")
+        room = self.head_limit - self._head_bytes
+        if len(encoded) <= room:
+            self._emit(text, len(encoded))
+            return
+        cut = char_boundary(encoded, room)
+        if cut:
+            self._emit(encoded[:cut].decode("utf-8"), cut)
+        # Only the head is streamed: what follows may yet be skipped, and the hub must never show
+        # live output that the final copy does not have at the same offset.
+        self._head_full = True
+        self._tail_limit = self.limit - self._head_bytes
+        self._push_tail(encoded[cut:])
+
+    def _emit(self, text: str, size: int) -> None:
+        offset = self._head_chars
+        self._head.append(text)
+        self._head_chars += len(text)
+        self._head_bytes += size
         if self._on_output is not None:
             self._on_output(self.stream, offset, text)
 
+    def _push_tail(self, data: bytes) -> None:
+        if not data:
+            return
+        self._tail.append(data)
+        self._tail_bytes += len(data)
+        excess = self._tail_bytes - self._tail_limit
+        while excess > 0:
+            first = self._tail[0]
+            if len(first) <= excess:
+                self._tail.popleft()
+                dropped = len(first)
+            else:
+                self._tail[0] = first[excess:]
+                dropped = excess
+            self._tail_bytes -= dropped
+            self._skipped += dropped
+            excess -= dropped
+
+    @property
+    def truncated(self) -> bool:
+        return self._skipped > 0
+
+    @property
+    def skipped(self) -> int:
+        """Bytes dropped between the head and the tail (a partial character at the cut included)."""
+        if not self._skipped:
+            return 0
+        return self._skipped + (len(self._tail[0]) - len(_lstrip_continuation(self._tail[0])) if self._tail else 0)
+
     @property
     def text(self) -> str:
-        return "".join(self._parts)
+        head = "".join(self._head)
+        tail = b"".join(self._tail)
+        if not self._skipped:
+            return head + tail.decode("utf-8")
+        return head + skip_marker(self.skipped, self.limit) + _lstrip_continuation(tail).decode("utf-8")
+
+
+def skip_marker(skipped: int, cap: int) -> str:
+    """The line between head and tail; the hub parses it (commands/output.py), keep both in step."""
+    return f"\n[... {skipped} bytes skipped by relayhub: output over the {cap}-byte cap ...]\n"
+
+
+def head_bytes(limit: int, head: float | int) -> int:
+    """The head's share of `limit`: a float is a fraction of it, an int a byte count."""
+    if isinstance(head, float):
+        return max(0, min(limit, int(limit * head)))
+    return max(0, min(limit, head))
+
+
+def parse_head(text: str) -> float | int:
+    """`0.25` (with a decimal point: a fraction of the cap) or `4096` (bytes)."""
+    if any(c in text for c in ".eE"):
+        value = float(text)
+        if not 0 <= value <= 1:
+            raise ValueError(f"a fraction must be between 0 and 1, not {text}")
+        return value
+    count = int(text)
+    if count < 0:
+        raise ValueError(f"a byte count must not be negative, not {text}")
+    return count
+
+
+def char_boundary(encoded: bytes, index: int) -> int:
+    """The largest cut at or before `index` that does not split a UTF-8 character."""
+    index = min(index, len(encoded))
+    while 0 < index < len(encoded) and encoded[index] & 0xC0 == 0x80:
+        index -= 1
+    return index
+
+
+def _lstrip_continuation(data: bytes) -> bytes:
+    start = 0
+    while start < len(data) and data[start] & 0xC0 == 0x80:
+        start += 1
+    return data[start:]
 
 
 def status_for_exit(exit_code: int) -> Status:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .output import DEFAULT_MAX_OUTPUT
+from .output import DEFAULT_HEAD_FRACTION, DEFAULT_MAX_OUTPUT, parse_head
 
 DEFAULT_STORE_DIR = "~/.relay-agent"
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -29,6 +29,8 @@ class AgentSettings:
     shutdown_grace: float = 30.0
     known_hosts: list[Path] = field(default_factory=list)
     max_output: int = DEFAULT_MAX_OUTPUT
+    # A float is a fraction of max_output, an int a byte count: the head kept (and streamed live) before the tail.
+    max_output_head: float | int = DEFAULT_HEAD_FRACTION
     ssh_idle_timeout: float = 300.0
     long_poll_wait_ms: int = 25_000
     output_flush_ms: int = 200
@@ -109,7 +111,10 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         if args.shutdown_grace is not None
         else _env_number("RELAY_SHUTDOWN_GRACE", 30.0, float),
         known_hosts=[Path(p).expanduser() for p in known_hosts],
-        max_output=args.max_output or int(_env_number("RELAY_MAX_OUTPUT", 1024 * 1024, int)),
+        max_output=args.max_output or int(_env_number("RELAY_MAX_OUTPUT", DEFAULT_MAX_OUTPUT, int)),
+        max_output_head=args.max_output_head
+        if args.max_output_head is not None
+        else _env_number("RELAY_MAX_OUTPUT_HEAD", DEFAULT_HEAD_FRACTION, parse_head),
         ssh_idle_timeout=args.ssh_idle_timeout
         if args.ssh_idle_timeout is not None
         else _env_number("RELAY_SSH_IDLE_TIMEOUT", 300.0, float),

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING
 
 from .host_keys import HostKeyError, KnownHostsFiles, accepted_keys, fingerprint, parse_public_key
 from .logs import get_logger
-from .output import DEFAULT_MAX_OUTPUT, ExecResult, OutputCallback, StreamCapture, status_for_exit
+from .output import (
+    DEFAULT_HEAD_FRACTION,
+    DEFAULT_MAX_OUTPUT,
+    ExecResult,
+    OutputCallback,
+    StreamCapture,
+    head_bytes,
+    status_for_exit,
+)
 from .remote_line import PidMarkerReader, remote_line
 from .ssh_auth import SSHAuthError, SSHConnectError, SSHError, authenticate
 from .store import Credential, CredentialStore, binding_example
@@ -53,6 +61,7 @@ class SSHPool:
         keepalive: int = 30,
         max_output: int = DEFAULT_MAX_OUTPUT,
         kill_grace: float = 2.0,
+        max_output_head: float | int = DEFAULT_HEAD_FRACTION,
     ) -> None:
         self.store = store
         self.known_hosts = KnownHostsFiles([Path(p).expanduser() for p in known_hosts])
@@ -61,6 +70,7 @@ class SSHPool:
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self.max_output = max_output
+        self.max_output_head = max_output_head
         self.kill_grace = kill_grace
         self._conns: dict[tuple[str, int, str], _Connection] = {}
         self._key_locks: dict[tuple[str, int, str], threading.Lock] = {}
@@ -292,8 +302,9 @@ class SSHPool:
         cancel: threading.Event,
         started: float,
     ) -> ExecResult:
-        stdout = StreamCapture("stdout", self.max_output, on_output)
-        stderr = StreamCapture("stderr", self.max_output, on_output)
+        head = head_bytes(self.max_output, self.max_output_head)
+        stdout = StreamCapture("stdout", self.max_output, on_output, head)
+        stderr = StreamCapture("stderr", self.max_output, on_output, head)
         marker = PidMarkerReader(stderr)
         try:
             channel.exec_command(remote_line(command))  # nosec B601 - every argument quoted; policy is enforced before

@@ -8,7 +8,7 @@ import uuid
 import psutil
 import pytest
 from relay_agent.executor import LocalExecutor, _wait_exit
-from relay_agent.output import StreamCapture
+from relay_agent.output import StreamCapture, skip_marker
 
 
 def live_processes_with(marker: str) -> list[psutil.Process]:
@@ -99,19 +99,27 @@ def test_the_decoder_keeps_multibyte_characters_split_across_reads() -> None:
     assert emitted == [("stdout", 0, "éx\ufffd"), ("stdout", 3, "\ufffd")]
 
 
-def test_output_is_capped_per_stream_and_flagged() -> None:
+def test_output_is_capped_per_stream_keeping_head_and_tail() -> None:
     chunks: list[str] = []
     result = LocalExecutor(max_output=100).run(
-        "head -c 5000 /dev/zero | tr '\\0' a; echo short >&2",
+        "seq 1 2000; echo short >&2",
         timeout_ms=5000,
         on_output=lambda s, o, d: chunks.append(d) if s == "stdout" else None,
     )
 
+    full = "".join(f"{i}\n" for i in range(1, 2001))
     assert result.status == "completed"
-    assert result.output == "a" * 100
+    assert result.output == full[:25] + skip_marker(len(full) - 100, 100) + full[-75:]
     assert result.stderr == "short\n"
     assert result.output_truncated
-    assert "".join(chunks) == "a" * 100, "output past the cap must not be streamed either"
+    assert "".join(chunks) == full[:25], "only the head is streamed: the rest may yet be skipped"
+
+
+def test_the_split_is_a_setting() -> None:
+    result = LocalExecutor(max_output=100, max_output_head=1.0).run("seq 1 2000", timeout_ms=5000)
+
+    full = "".join(f"{i}\n" for i in range(1, 2001))
+    assert result.output == full[:100] + skip_marker(len(full) - 100, 100)
 
 
 def test_timeout_kills_the_whole_process_group() -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from relay_agent.output import skip_marker
 from relay_agent.ssh import SSHPool
 from relay_agent.store import CredentialStore
 
@@ -273,11 +274,12 @@ def test_output_streams_and_is_capped(store: CredentialStore, sshd: SSHServer) -
     finished = time.monotonic()
 
     assert result.status == "completed"
-    assert result.output == "first\n" + "b" * 44
+    # A quarter of the 50 bytes is the head (streamed live), the last 38 the tail, the rest skipped.
+    assert result.output == "first\n" + "b" * 6 + skip_marker(506 - 50, 50) + "b" * 38
     assert result.output_truncated
     assert chunks[0][1:] == ("stdout", 0, "first\n")
     assert finished - chunks[0][0] > 0.5
-    assert "".join(d for _, s, _, d in chunks if s == "stdout") == result.output
+    assert "".join(d for _, s, _, d in chunks if s == "stdout") == "first\n" + "b" * 6
 
 
 def test_concurrent_commands_share_the_pool(pool: SSHPool, sshd: SSHServer) -> None:
