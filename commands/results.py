@@ -7,11 +7,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
 from commands.choices import CommandStatus
 from commands.models import Command, IllegalTransition
+from commands.output import cap_final
 from relayhub.web.fields import INT32_MAX, INT32_MIN, StrictBooleanField, StrictCharField, StrictIntegerField, wire_id
 
 
@@ -34,15 +34,6 @@ class Outcome:
     error: str = ""
 
 
-def cap(text: str) -> tuple[str, bool]:
-    """Keep at most ``OUTPUT_CAP_BYTES`` of UTF-8, cut on a character boundary."""
-    limit = settings.RELAYHUB["OUTPUT_CAP_BYTES"]
-    encoded = text.encode("utf-8", "surrogatepass")
-    if len(encoded) <= limit:
-        return text, False
-    return encoded[:limit].decode("utf-8", "ignore"), True
-
-
 def find_command(relay, command_id: str, **filters: Any) -> Command | None:
     """The command if this relay may act on it; unknown ids and others' commands look alike."""
     pk = wire_id(command_id)
@@ -52,8 +43,8 @@ def find_command(relay, command_id: str, **filters: Any) -> Command | None:
 
 
 def _normalise(body: dict) -> dict[str, Any]:
-    output, out_cut = cap(body.get("output") or "")
-    stderr, err_cut = cap(body.get("stderr") or "")
+    output, out_cut = cap_final(body.get("output") or "")
+    stderr, err_cut = cap_final(body.get("stderr") or "")
     status = body.get("status") or (CommandStatus.COMPLETED if body["success"] else CommandStatus.FAILED)
     return {
         "status": status,

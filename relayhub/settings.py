@@ -269,6 +269,8 @@ RELAYHUB = {
     # Arrays and objects nested deeper than this in a request body are a 400.
     "MAX_JSON_DEPTH": env.int("RELAYHUB_MAX_JSON_DEPTH", default=64),
     "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
+    # Over the cap the first fraction of it is kept (and shown live), the rest of it holds the last bytes.
+    "OUTPUT_HEAD_FRACTION": env.float("RELAYHUB_OUTPUT_HEAD_FRACTION", default=0.25),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
     # Refused relay keys and operator tokens per client address, then 429 (relayhub.web.failed_auth).
     "FAILED_AUTH_RATE": env.str("RELAYHUB_FAILED_AUTH_RATE", default="60/min"),

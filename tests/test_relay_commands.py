@@ -3,6 +3,7 @@
 import pytest
 
 from commands.choices import CommandStatus
+from commands import output
 from commands.models import Command
 from tests.conftest import client_for
 
@@ -158,5 +159,6 @@ def test_output_is_capped_with_a_truncation_flag(settings, relay_client, claimed
     settings.RELAYHUB = {**settings.RELAYHUB, "OUTPUT_CAP_BYTES": 10}
     relay_client.post("/relay/commands/result", result(claimed, output="é" * 20), format="json")
     claimed.refresh_from_db()
-    assert claimed.output == "é" * 5
+    # A quarter of the cap is the head (one é), the rest the tail (four), and a marker for the 30 bytes between.
+    assert claimed.output == "é" + output.skip_marker(30, 10) + "é" * 4
     assert claimed.output_truncated is True

@@ -201,7 +201,8 @@ def test_output_response_signals_a_cancel(relay_client, running):
 
 
 def test_output_is_capped(settings, relay_client, running):
-    settings.RELAYHUB = {**settings.RELAYHUB, "OUTPUT_CAP_BYTES": 5}
+    # Live chunks are the head of the final copy: a quarter of the 20-byte cap.
+    settings.RELAYHUB = {**settings.RELAYHUB, "OUTPUT_CAP_BYTES": 20}
     relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "abc"), ("stdout", 3, "defgh")),
                       format="json")
     assert output.read(running, "stdout") == ("abcde", 5)
@@ -237,7 +238,7 @@ def test_batch_results_answer_each_item(relay, relay_client, make_command):
 
 
 def test_output_cap_counts_bytes_not_characters(settings, relay_client, running):
-    settings.RELAYHUB = {**settings.RELAYHUB, "OUTPUT_CAP_BYTES": 8}
+    settings.RELAYHUB = {**settings.RELAYHUB, "OUTPUT_CAP_BYTES": 16, "OUTPUT_HEAD_FRACTION": 0.5}
     relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "😀😀"), ("stdout", 2, "😀😀")),
                       format="json")
     relay_client.post("/relay/commands/output", chunks(running, ("stdout", 0, "😀😀")), format="json")
