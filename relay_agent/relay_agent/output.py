@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,6 +136,33 @@ class StreamCapture:
 def skip_marker(skipped: int, cap: int) -> str:
     """The line between head and tail; the hub parses it (commands/output.py), keep both in step."""
     return f"\n[... {skipped} bytes skipped by relayhub: output over the {cap}-byte cap ...]\n"
+
+
+MARKER = re.compile(r"\n\[\.\.\. (\d+) bytes skipped by relayhub: output over the (\d+)-byte cap \.\.\.\]\n")
+
+
+def halve(text: str) -> str:
+    """About half the bytes of a captured stream, still its head and its tail, the marker counting all skipped.
+
+    For a result the hub refused as too large: cutting the end off would lose the tail, where errors are.
+    """
+    match = MARKER.search(text)
+    if match:
+        head, skipped, cap, tail = text[:match.start()], int(match.group(1)), int(match.group(2)), text[match.end():]
+    else:
+        head, skipped, tail = text, 0, ""
+        cap = len(text.encode("utf-8", "surrogatepass"))
+    head_b, tail_b = head.encode("utf-8", "surrogatepass"), tail.encode("utf-8", "surrogatepass")
+    if not match:
+        # One run of text: a quarter of it from each end.
+        head_b, tail_b = head_b[: len(head_b) // 2], head_b[len(head_b) // 2:]
+    cut = char_boundary(head_b, len(head_b) // 2)
+    start = len(tail_b) - len(tail_b) // 2
+    start += len(tail_b[start:]) - len(_lstrip_continuation(tail_b[start:]))
+    skipped += len(head_b) - cut + start
+    halved = (head_b[:cut].decode("utf-8", "surrogatepass") + skip_marker(skipped, cap)
+              + tail_b[start:].decode("utf-8", "surrogatepass"))
+    return halved if len(halved) < len(text) else ""  # too short to halve: a marker alone would not shrink it
 
 
 def head_bytes(limit: int, head: float | int) -> int:

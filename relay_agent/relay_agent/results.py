@@ -8,7 +8,7 @@ from typing import Any
 from .backoff import Backoff
 from .hub import ExtensionsUnsupported, HubClient, HubError, HubExtensions, HubRequestError
 from .logs import AGENT_LOGGER, get_logger
-from .output import ExecResult
+from .output import ExecResult, halve
 from .slots import RunningCommand
 from .spool import ResultSpool
 
@@ -158,11 +158,11 @@ class ResultDelivery:
 
 
 def _shrink(body: dict) -> dict:
-    """Halve the output of a result the hub found too large, and say it was truncated."""
+    """Halve the output of a result the hub found too large, head and tail kept, and say it was truncated."""
     smaller = dict(body)
     for stream in ("output", "stderr"):
         text = smaller.get(stream) or ""
-        smaller[stream] = text[: len(text) // 2]
+        smaller[stream] = halve(text) if text else text
     if "attempt" in smaller:
         smaller["outputTruncated"] = True
     return smaller

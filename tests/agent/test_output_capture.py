@@ -146,3 +146,22 @@ def test_an_unusable_head_in_the_environment_stops_the_agent(monkeypatch) -> Non
     parser = agent_parser()
     with pytest.raises(SystemExit):
         resolve(parser.parse_args(["key", "http://127.0.0.1:1"]), parser)
+
+
+def test_halving_a_refused_result_keeps_head_and_tail() -> None:
+    from relay_agent.output import halve
+    from relay_agent.results import _shrink
+
+    data = "".join(f"{i}\n" for i in range(1, 5001)).encode()
+    capture, _ = capture_of(data, limit=1000, head=250, piece=4096)
+
+    smaller = halve(capture.text)
+
+    assert smaller == data[:125].decode() + skip_marker(len(data) - 500, 1000) + data[-375:].decode()
+    assert halve("ab" * 200) == "ab" * 50 + skip_marker(200, 400) + "ab" * 50
+    body = _shrink({"commandId": "1", "attempt": 1, "output": capture.text, "stderr": ""})
+    assert (body["output"], body["stderr"], body["outputTruncated"]) == (smaller, "", True)
+    text = smaller
+    for _ in range(20):
+        text = halve(text)
+    assert text == "", "halving ends, so a refused result is not resent forever"
