@@ -54,7 +54,7 @@ class CapabilityFilter(admin.SimpleListFilter):
     parameter_name = "capability"
 
     def lookups(self, request, model_admin):
-        return [(value, value) for value in Capability.values]
+        return Capability.choices
 
     def queryset(self, request, queryset):
         if self.value() not in Capability.values:

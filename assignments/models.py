@@ -11,14 +11,14 @@ from assignments import keys, labels, transport
 
 
 class Capability(models.TextChoices):
-    SSH = "ssh"
-    LOCAL_CMD = "local_cmd"
-    PERF_METRICS = "perf_metrics"
+    SSH = "ssh", "SSH"
+    LOCAL_CMD = "local_cmd", "Local commands"
+    PERF_METRICS = "perf_metrics", "Performance metrics"
 
 
 class ConnectionEvent(models.TextChoices):
     CONNECTED = "connected"
-    HEARTBEAT_LOST = "heartbeat_lost"
+    HEARTBEAT_LOST = "heartbeat_lost", "Heartbeat lost"
 
 
 class RelayApiKey(models.Model):

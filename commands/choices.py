@@ -7,7 +7,7 @@ class CommandStatus(models.TextChoices):
     EXECUTING = "executing"
     COMPLETED = "completed"
     FAILED = "failed"
-    TIMEOUT = "timeout"
+    TIMEOUT = "timeout", "Timed out"
     CANCELLED = "cancelled"
     # Never handed to a relay: none was enabled and online for its machine when a batch reached it.
     UNDELIVERED = "undelivered"
@@ -29,9 +29,9 @@ class CommandKind(models.TextChoices):
 
 class TargetType(models.TextChoices):
     LOCAL = "local"
-    SSH = "ssh"
+    SSH = "ssh", "SSH"
 
 
 class Stream(models.TextChoices):
-    STDOUT = "stdout"
-    STDERR = "stderr"
+    STDOUT = "stdout", "stdout"
+    STDERR = "stderr", "stderr"

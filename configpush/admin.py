@@ -37,6 +37,8 @@ class ConfigPushAdmin(RelayScopedAdmin):
     def get_changeform_initial_data(self, request: HttpRequest) -> dict:
         initial = super().get_changeform_initial_data(request)
         initial.setdefault("push_type", PushType.ALLOWED_COMMANDS)
+        # An object to fill in, not "null"; the help text shows an example for each type.
+        initial.setdefault("payload", {})
         return initial
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):

@@ -24,11 +24,12 @@ def example(push_type: str) -> str:
 
 class ConfigPushForm(forms.ModelForm):
     # Credential pushes carry a value encrypted for one relay: they come from shared credentials only.
-    push_type = forms.ChoiceField(choices=[(value, value) for value in PushType.values if value != PushType.CREDENTIAL])
+    push_type = forms.ChoiceField(choices=[(value, label) for value, label in PushType.choices
+                                           if value != PushType.CREDENTIAL])
     payload = forms.JSONField(widget=forms.Textarea(attrs={"rows": 6, "cols": 80, "spellcheck": "false"}),
                               help_text=format_html("JSON, by push type:<ul>{}</ul>", format_html_join(
                                   "", "<li><b>{}</b>: <code>{}</code></li>",
-                                  [(kind, example(kind)) for kind in EXAMPLES])))
+                                  [(kind.label, example(kind)) for kind in EXAMPLES])))
 
     class Meta:
         model = ConfigPush

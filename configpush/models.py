@@ -15,15 +15,15 @@ from relayhub.web.fields import epoch_ms
 
 class PushType(models.TextChoices):
     CREDENTIAL = "credential"
-    SSH_TARGETS = "ssh_targets"
-    ALLOWED_COMMANDS = "allowed_commands"
-    METRICS_INTERVAL = "metrics_interval"
+    SSH_TARGETS = "ssh_targets", "SSH targets"
+    ALLOWED_COMMANDS = "allowed_commands", "Allowed commands"
+    METRICS_INTERVAL = "metrics_interval", "Metrics interval"
 
 
 class PushStatus(models.TextChoices):
     PENDING = "pending"
     SENT = "sent"
-    ACKED = "acked"
+    ACKED = "acked", "Acknowledged"
     FAILED = "failed"
 
 
@@ -44,6 +44,7 @@ class ConfigPush(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         verbose_name = "config push"
+        verbose_name_plural = "config pushes"
         indexes = [models.Index(fields=["relay", "status"])]
 
     def __str__(self) -> str:

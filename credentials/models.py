@@ -12,16 +12,16 @@ from credentials import crypto
 
 
 class CredentialType(models.TextChoices):
-    SSH_KEY = "ssh_key"
+    SSH_KEY = "ssh_key", "SSH key"
     PASSWORD = "password"  # nosec B105 - a credential type name
-    API_KEY = "api_key"
+    API_KEY = "api_key", "API key"
 
 
 SSH_TYPES = (CredentialType.SSH_KEY, CredentialType.PASSWORD)
 
 
 class StorageMode(models.TextChoices):
-    RELAY_ONLY = "relay_only"
+    RELAY_ONLY = "relay_only", "On the relay only"
     SHARED = "shared"
 
 

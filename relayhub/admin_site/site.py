@@ -13,6 +13,8 @@ from django.contrib.admin.apps import AdminConfig
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
+from relayhub.admin_site.titles import with_plain_titles
+
 
 class RelayHubAdminSite(admin.AdminSite):
     site_header = "relayhub"
@@ -23,6 +25,10 @@ class RelayHubAdminSite(admin.AdminSite):
     # Tables with badges and meters need the width; the dashboard lists the models.
     enable_nav_sidebar = False
     index_template = "admin/relayhub/dashboard.html"
+
+    def register(self, model_or_iterable, admin_class=None, **options) -> None:
+        """Every model admin, Django's and other apps' included, gets plain titles (``titles``)."""
+        super().register(model_or_iterable, with_plain_titles(admin_class or admin.ModelAdmin), **options)
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         from relayhub.admin_site.dashboard import dashboard
