@@ -15,7 +15,7 @@ from django.utils.text import Truncator
 from assignments import access
 from assignments.admin import may_see_relays
 from assignments.admin_views import relay_page_panel
-from commands import admin_views, batches, visibility
+from commands import admin_views, batches, display, visibility
 from commands.models import Command, CommandBatch
 
 
@@ -81,8 +81,9 @@ class CreatedFilter(admin.SimpleListFilter):
 
 @admin.register(Command)
 class CommandAdmin(admin.ModelAdmin):
-    list_display = ["id", "short_command", "machine_id", "target", "state", "exit_code", "duration", "claimed_by",
-                    "created_by", "created_at"]
+    # The narrow facts first, so that who queued it and when stay in view beside the filter sidebar.
+    list_display = ["id", "short_command", "state", "machine_id", "target", "created_by", "queued_at", "duration",
+                    "exit_code", "claimed_by"]
     list_display_links = ["id", "short_command"]
     list_filter = ["status", MachineFilter, RelayFilter, CreatorFilter, CreatedFilter, "target_type"]
     list_select_related = ["claimed_by", "created_by"]
@@ -91,10 +92,12 @@ class CommandAdmin(admin.ModelAdmin):
     actions = ["cancel_commands", "rerun_commands", "duplicate_command"]
     fieldsets = [
         (None, {"fields": ["machine_id", "batch"]}),
-        ("Target", {"fields": ["target_type", "target_host", "target_port", "target_username"]}),
-        ("Run", {"fields": ["timeout_ms", "priority", "attempt", "claimed_by", "claimed_at", "started_at",
-                            "completed_at", "deadline_at", "error", "output_truncated", "cancel_requested"]}),
-        ("Audit", {"fields": ["created_by", "created_at", "updated_at"]}),
+        ("Target", {"fields": ["target_type", "target_name", "target_host", "target_port", "target_username"]}),
+        # Shown through display.facts, in [data-live] elements that command.js refreshes as the command moves.
+        ("Run", {"fields": [f"live_{key}" for key in ["timeout", "priority", "attempt", "claimed_by", "claimed_at",
+                                                      "started_at", "completed_at", "deadline_at", "error",
+                                                      "output_truncated", "cancel_requested"]]}),
+        ("Audit", {"fields": ["created_by", "live_queued_at", "live_updated_at"]}),
     ]
     change_form_template = "admin/commands/command/change_form.html"
     change_list_template = "admin/commands/command/change_list.html"
@@ -129,6 +132,8 @@ class CommandAdmin(admin.ModelAdmin):
             path("run/", view(lambda r: admin_views.run_command(self, r)), name="commands_command_run"),
             path("<path:object_id>/cancel/", view(lambda r, object_id: admin_views.cancel_view(self, r, object_id)),
                  name="commands_command_cancel"),
+            path("<path:object_id>/state/", view(lambda r, object_id: admin_views.state_view(self, r, object_id)),
+                 name="commands_command_state"),
             path("<path:object_id>/rerun/", view(lambda r, object_id: admin_views.rerun_view(self, r, object_id)),
                  name="commands_command_rerun"),
             *super().get_urls(),
@@ -146,12 +151,20 @@ class CommandAdmin(admin.ModelAdmin):
 
     @admin.display(description="command")
     def short_command(self, command: Command) -> str:
-        return format_html("<code>{}</code>", Truncator(command.command).chars(60))
+        # One line, cut by CSS with an ellipsis; the whole command is the title.
+        return format_html('<code class="rh-ellipsis" title="{}">{}</code>', command.command,
+                           Truncator(command.command).chars(200))
+
+    @admin.display(description="queued at", ordering="created_at")
+    def queued_at(self, command: Command) -> str:
+        return display.moment(command.created_at)
 
     @admin.display(description="target")
     def target(self, command: Command) -> str:
         if command.target_type != "ssh":
             return "local"
+        if command.target_name:
+            return command.target_name
         user = f"{command.target_username}@" if command.target_username else ""
         port = f":{command.target_port}" if command.target_port else ""
         return f"ssh {user}{command.target_host}{port}"
@@ -162,7 +175,7 @@ class CommandAdmin(admin.ModelAdmin):
 
     @admin.display(description="duration", ordering="duration_ms")
     def duration(self, command: Command) -> str:
-        return "–" if command.duration_ms is None else f"{command.duration_ms / 1000:.2f} s"
+        return display.human_ms(command.duration_ms)
 
     @admin.action(description="Cancel the selected commands")
     def cancel_commands(self, request: HttpRequest, queryset: QuerySet[Command]) -> None:
@@ -189,6 +202,17 @@ class CommandAdmin(admin.ModelAdmin):
             self.message_user(request, "Select exactly one command to duplicate.", level="warning")
             return None
         return HttpResponseRedirect(f"{reverse('admin:commands_command_run')}?from={selected[0].pk}")
+
+
+def live_field(key: str):
+    @admin.display(description=display.LABELS[key])
+    def show(self, command: Command) -> str:
+        return format_html('<span data-live="{}">{}</span>', key, display.facts(command)[key])
+    return show
+
+
+for _key in display.LABELS:
+    setattr(CommandAdmin, f"live_{_key}", live_field(_key))
 
 
 @admin.register(CommandBatch)

@@ -7,13 +7,13 @@ from typing import Any
 
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from assignments import access
-from commands import batches, output, visibility
+from commands import batches, display, output, visibility
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
 from commands.models import Command, CommandBatch, IllegalTransition
@@ -130,6 +130,11 @@ def rerun_view(model_admin, request: HttpRequest, object_id: str) -> HttpRespons
     return redirect(command_url(new))
 
 
+def state_view(model_admin, request: HttpRequest, object_id: str) -> JsonResponse:
+    """The command's status and facts as the page shows them, for command.js when the status changes."""
+    return JsonResponse(display.state(_visible_command(model_admin, request, object_id)))
+
+
 def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
     stdout, stdout_offset = output.since(command, "stdout", 0)
     stderr, stderr_offset = output.since(command, "stderr", 0)
@@ -139,7 +144,8 @@ def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
         "stderr": stderr, "stderr_offset": stderr_offset,
         "may_run_here": access.can_run_on(request.user, command.machine_id),
         "output_url": reverse("command-output", args=[command.pk]),
-        "detail_url": reverse("command-detail", args=[command.pk]),
+        "state_url": reverse("admin:commands_command_state", args=[command.pk]),
+        "facts": display.facts(command),
     }
 
 

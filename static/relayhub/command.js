@@ -1,5 +1,7 @@
 "use strict";
-// Follows a command's output from the REST output endpoint, by offsets, until it ends.
+// Follows a command's output from the REST output endpoint, by offsets, until it ends. Whenever the status
+// changes, the page's other facts ([data-live]: times, exit code, duration...) are fetched again, as the
+// server writes them, from the admin's state endpoint.
 (function () {
   const panel = document.getElementById("rh-live");
   if (!panel || panel.dataset.finished === "true") return;
@@ -22,33 +24,51 @@
     return response.json();
   }
 
-  async function showResult() {
-    const command = await getJson(panel.dataset.detailUrl);
-    setStatus(command.status);
-    document.getElementById("rh-exit-code").textContent = command.exit_code === null ? "–" : command.exit_code;
-    document.getElementById("rh-duration").textContent = command.duration_ms === null ? "–" : command.duration_ms + " ms";
+  let shownStatus = statusBadge.textContent;
+
+  async function refreshFacts() {
+    const state = await getJson(panel.dataset.stateUrl);
+    setStatus(state.status);
+    shownStatus = state.status;
+    for (const element of document.querySelectorAll("[data-live]")) {
+      const text = state.facts[element.dataset.live];
+      if (text !== undefined) element.textContent = text;
+    }
     const error = document.getElementById("rh-error");
-    error.textContent = command.error;
-    error.hidden = !command.error;
-    document.getElementById("rh-truncated").hidden = !command.output_truncated;
-    const cancel = document.getElementById("rh-cancel-form");
-    if (cancel) cancel.parentElement.remove();
+    error.textContent = state.error;
+    error.hidden = !state.error;
+    document.getElementById("rh-truncated").hidden = !state.output_truncated;
+    return state;
+  }
+
+  async function showResult() {
+    const state = await refreshFacts();
+    if (!state.finished) return false;
+    for (const id of ["rh-cancel-form", "rh-cancel-note"]) {
+      const element = document.getElementById(id);
+      if (element) (id === "rh-cancel-form" ? element.parentElement : element).remove();
+    }
     panel.dataset.finished = "true";
+    return true;
   }
 
   async function poll() {
     try {
       const url = panel.dataset.outputUrl + "?stdout_offset=" + offsets.stdout + "&stderr_offset=" + offsets.stderr;
       const body = await getJson(url);
-      const changed = body.stdout || body.stderr || body.status !== statusBadge.textContent;
+      const moved = body.status !== shownStatus;
+      const changed = body.stdout || body.stderr || moved;
       for (const stream of ["stdout", "stderr"]) {
         if (body[stream]) streams[stream].append(body[stream]);
         offsets[stream] = body[stream + "_next_offset"];
       }
-      setStatus(body.status);
       note.hidden = true;
       delay = changed ? FAST_MS : Math.min(delay * 1.5, SLOW_MS);
-      if (body.finished) return showResult();
+      if (body.finished) {
+        if (await showResult()) return;
+      } else if (moved) {
+        await refreshFacts();
+      }
     } catch (error) {
       // A hub restart or a dropped connection: keep following, more slowly.
       note.textContent = "Live updates paused (" + error.message + "); retrying.";
