@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, F, Q
+from django.db.models import Count, F, Min, Q
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from assignments import access
 from assignments.models import online_since
-from commands import visibility
+from commands import display, visibility
 from commands.choices import CommandStatus
 from relayhub.admin_site import charts
 
@@ -38,7 +38,20 @@ def dashboard(user) -> dict[str, Any]:
         "commands_24h": sum(counts.values()),
         "latest_failures": list(commands.filter(status__in=FAILURES).select_related("created_by")[:8]),
         "hourly_chart": hourly_chart(recent, now),
+        **right_now(commands, now),
     }
+
+
+def right_now(commands, now) -> dict[str, Any]:
+    """Commands running and pending now, whenever queued, and how long the oldest pending one has waited."""
+    live = commands.filter(status__in=[CommandStatus.PENDING, *CommandStatus.active()]).order_by()
+    counts = live.aggregate(running=Count("id", filter=Q(status__in=CommandStatus.active())),
+                            pending=Count("id", filter=Q(status=CommandStatus.PENDING)),
+                            oldest=Min("created_at", filter=Q(status=CommandStatus.PENDING)))
+    age = None if counts["oldest"] is None else max(now - counts["oldest"], timedelta(0))
+    text = "" if age is None else display.human_ms(max(round(age.total_seconds()), 1) * 1000)
+    return {"running_now": counts["running"], "pending_now": counts["pending"], "oldest_pending_age": age,
+            "oldest_pending_text": text}
 
 
 def hourly_chart(recent, now) -> charts.BarChart:
