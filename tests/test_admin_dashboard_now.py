@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -51,7 +52,7 @@ def test_the_pending_only_count_for_an_operator_is_limited_to_their_relays(clien
     response = client.get("/admin/")
 
     assert response.context["pending_now"] == 1
-    assert "the oldest for 42 s" in response.content.decode()
+    assert re.search(r"the oldest for 4\d s", response.content.decode())  # 42 s, and the time the test took
 
 
 def test_long_failures_are_cut_with_an_ellipsis_and_kept_whole_in_the_title(admin_client_, relay, make_command):
