@@ -1,11 +1,14 @@
 from django.contrib import admin
-from django.urls import include, path, re_path
+from django.urls import include, path, re_path, reverse_lazy
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from relayhub.web import errors
 
 urlpatterns = [
+    # The address `make run` prints and a browser opens first; the hub's only page for people is the admin.
+    path("", RedirectView.as_view(url=reverse_lazy("admin:index")), name="root"),
     path("", include("relayhub.relay_urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("relayhub.api_urls")),
