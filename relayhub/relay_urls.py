@@ -9,7 +9,7 @@ from commands import longpoll
 from commands import relay_views as commands
 from configpush import relay_views as pushes
 from credentials import relay_views as credentials
-from relayhub.relay import verify
+from relayhub.relay import hello, verify
 
 
 def route(path: str, view, name: str):
@@ -24,6 +24,7 @@ urlpatterns = [
     route("commands/claim", commands.ClaimView, "relay-claim"),
     route("commands/result", commands.result, "relay-result"),
     # Extensions used by the bundled agent; original relays never call them.
+    route("hello", hello.HelloView, "relay-hello"),
     route("commands/next", longpoll.next_commands, "relay-next"),
     route("commands/started", commands.started, "relay-started"),
     route("commands/output", commands.OutputView, "relay-output"),

@@ -88,7 +88,7 @@ def test_schema_documents_every_route(admin_api):
                   "/api/v1/commands/{id}/output/", "/api/v1/batches/", "/api/v1/relays/",
                   "/api/v1/shared-credentials/", "/api/v1/config-pushes/", "/api/v1/rpc/exec",
                   "/api/v1/rpc/commands/{command_id}", "/relay/verify/", "/relay/commands/claim/",
-                  "/relay/commands/next/"]:
+                  "/relay/commands/next/", "/relay/hello/"]:
         assert route in paths, route
 
 
