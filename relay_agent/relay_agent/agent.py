@@ -13,7 +13,7 @@ from .backoff import Backoff
 from .claiming import Claimer
 from .config import AgentConfig
 from .executor import LocalExecutor
-from .hub import HubClient, HubError, HubExtensions, HubRejected, HubRequestError, HubUnavailable
+from .hub import HubClient, HubError, HubExtensions, HubRejected, HubRequestError, HubUnavailable, NotARelayhub
 from .hub_sync import HubSync
 from .logs import AGENT_LOGGER, get_logger
 from .output import ExecResult
@@ -110,7 +110,7 @@ class Agent:
             hub=_without_userinfo(self.settings.hub_url),
             concurrency=self.settings.concurrency,
         )
-        if not self._verify():
+        if not self._check_hub() or not self._verify():
             return False
         self.status.report(self.relay_id)
         self.sync.sync_config(self.relay_id)
@@ -130,6 +130,31 @@ class Agent:
         self._poller = threading.Thread(target=self.claimer.run, name="poller", daemon=True)
         self._poller.start()
         return True
+
+    def _check_hub(self) -> bool:
+        """Before the key leaves this process, make sure a relayhub answers at the hub URL (GET /relay/hello)."""
+        if self.settings.skip_hub_check:
+            log.warning("not checking that the hub is a relayhub (--skip-hub-check)")
+            return True
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                self.hub.hello()
+                return True
+            except NotARelayhub as exc:
+                log.error(
+                    "the server at the hub URL is not a relayhub; not sending the api key",
+                    hub=_without_userinfo(self.settings.hub_url),
+                    error=str(exc),
+                    hint="check HUB_URL and that the hub is the program on that port; for a hub without "
+                    "/relay/hello (the original hub) pass --skip-hub-check",
+                )
+                return False
+            except HubUnavailable as exc:
+                delay = backoff.next()
+                log.warning("hub unavailable, retrying", error=str(exc), retryInS=round(delay, 1))
+                self.stopping.wait(delay)
+        return False
 
     def _verify(self) -> bool:
         backoff = Backoff()

@@ -34,6 +34,13 @@ class HubRequestError(HubError):
     """Any other 4xx: this request will not succeed by repeating it."""
 
 
+class NotARelayhub(HubError):
+    """The server at the hub URL does not answer ``GET /relay/hello`` as a relayhub."""
+
+
+SERVICE = "relayhub"
+
+
 @dataclass
 class HubExtensions:
     """Whether the hub has the long-poll extensions, as far as the agent has learned: None until a long-poll answers."""
@@ -110,6 +117,31 @@ class HubClient:
         if response.content and not data:
             raise HubUnavailable(f"{method} {path}: HTTP {status} without a JSON object", status)
         return status, data
+
+    def hello(self) -> None:
+        """Check, without the key, that a relayhub answers at the hub URL; NotARelayhub when something else does.
+
+        Another program on the hub's port (say the hub failed to start) must never receive the key.
+        No redirect is followed: the server named by the hub URL is the one that gets the key.
+        """
+        path = "/relay/hello"
+        try:
+            response = self.session.get(
+                self.base_url + path, headers={"X-API-Key": None}, timeout=self._timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            raise HubUnavailable(f"GET {path}: {type(exc).__name__}") from None
+        status = response.status_code
+        if status >= 500 or status == 429:
+            raise HubUnavailable(f"GET {path}: HTTP {status}", status)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if status == 200 and isinstance(data, dict) and data.get("service") == SERVICE:
+            return
+        answer = f"HTTP {status}" + ("" if isinstance(data, dict) else " without a JSON object")
+        raise NotARelayhub(f"GET {path} answered {answer}, not a relayhub", status)
 
     def verify(self) -> dict:
         return self._request("POST", "/relay/verify", {"apiKey": self._api_key})[1]

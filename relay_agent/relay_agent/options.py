@@ -58,7 +58,7 @@ def agent_parser() -> argparse.ArgumentParser:
   RELAY_METRICS_INTERVAL_MS, RELAY_LOG_LEVEL, RELAY_STORE_DIR, RELAY_CONCURRENCY,
   RELAY_SHARED_SECRET, RELAY_SHUTDOWN_GRACE, RELAY_KNOWN_HOSTS (colon-separated),
   RELAY_MAX_OUTPUT, RELAY_MAX_OUTPUT_HEAD, RELAY_SSH_IDLE_TIMEOUT, RELAY_LONG_POLL_WAIT_MS,
-  RELAY_ALLOW_INSECURE_HTTP=1.
+  RELAY_ALLOW_INSECURE_HTTP=1, RELAY_SKIP_HUB_CHECK=1.
   RELAY_API_KEY_FILE and RELAY_SHARED_SECRET_FILE read the secret from a file.
 
 credential store:
@@ -132,6 +132,12 @@ credential store:
         action="store_true",
         help="accept a plain http:// HUB_URL on a host other than loopback: the API key, results "
         "and credential pushes then cross the network unencrypted",
+    )
+    parser.add_argument(
+        "--skip-hub-check",
+        action="store_true",
+        help="send the API key without first checking that GET /relay/hello answers as a relayhub; "
+        "only for a hub without that route (the original hub)",
     )
     parser.add_argument(
         "--long-poll-wait",

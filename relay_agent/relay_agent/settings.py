@@ -36,6 +36,9 @@ class AgentSettings:
     output_flush_ms: int = 200
     # While commands run, heartbeat at least this often: it is how a silent command learns of a cancel.
     busy_heartbeat_ms: int = 2000
+    # Send the key without first checking that GET /relay/hello names a relayhub: for hubs without
+    # that route (the original hub).
+    skip_hub_check: bool = False
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -98,6 +101,7 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
     if log_level not in ("debug", "info", "warning", "error"):
         parser.error(f"RELAY_LOG_LEVEL must be debug, info, warning or error, not {log_level!r}")
     shared_secret = args.shared_secret or _env("RELAY_SHARED_SECRET")
+    skip_hub_check = args.skip_hub_check or (_env("RELAY_SKIP_HUB_CHECK") or "").lower() in ("1", "true", "yes")
     settings = AgentSettings(
         api_key=api_key,
         hub_url=hub_url,
@@ -119,6 +123,7 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         if args.ssh_idle_timeout is not None
         else _env_number("RELAY_SSH_IDLE_TIMEOUT", 300.0, float),
         long_poll_wait_ms=min(30_000, args.long_poll_wait or int(_env_number("RELAY_LONG_POLL_WAIT_MS", 25_000, int))),
+        skip_hub_check=skip_hub_check,
     )
     if settings.concurrency <= 0:
         parser.error("RELAY_CONCURRENCY must be positive")

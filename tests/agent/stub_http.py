@@ -11,12 +11,23 @@ from contextlib import contextmanager
 # (path, JSON body) -> (status, JSON answer)
 Answer = Callable[[str, dict], tuple[int, dict]]
 
+RELAYHUB_HELLO = {"service": "relayhub"}
+
+
+def is_hello(path: str) -> bool:
+    """``/relay/hello``, also as a proxy sees it (an absolute URL), with or without a slash or query."""
+    return path.partition("?")[0].rstrip("/").endswith("/relay/hello")
+
 
 @contextmanager
-def stub_server(answer: Answer) -> Iterator[tuple[str, list[tuple[str, dict]]]]:
+def stub_server(
+    answer: Answer, hello: dict | None = RELAYHUB_HELLO, headers: list[dict[str, str]] | None = None
+) -> Iterator[tuple[str, list[tuple[str, dict]]]]:
     """Serve POSTs and GETs with ``answer``; yields the base URL and the (path, body) pairs received.
 
-    A GET's path keeps its query string and its body is {}.
+    A GET's path keeps its query string and its body is {}. ``GET /relay/hello`` is answered with
+    ``hello``, as a relayhub would, unless ``hello`` is None: then ``answer`` gets it too. Each
+    request's headers go to ``headers`` when given, in the order of ``received``.
     """
     received: list[tuple[str, dict]] = []
 
@@ -27,7 +38,12 @@ def stub_server(answer: Answer) -> Iterator[tuple[str, list[tuple[str, dict]]]]:
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
             received.append((self.path, body))
-            status, data = answer(self.path, body)
+            if headers is not None:
+                headers.append(dict(self.headers.items()))
+            if hello is not None and self.command == "GET" and is_hello(self.path):
+                status, data = 200, hello
+            else:
+                status, data = answer(self.path, body)
             payload = json.dumps(data).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

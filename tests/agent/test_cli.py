@@ -186,4 +186,5 @@ def test_plain_http_off_this_machine_needs_the_explicit_option(run_cli, how: tup
 
     assert "refusing plain http://" not in result.stderr
     assert "hub rejected the api key" in result.stderr
-    assert [path for path, _ in received] == ["http://hub.example.test:8000/relay/verify"]
+    assert [path for path, _ in received] == ["http://hub.example.test:8000/relay/hello",
+                                              "http://hub.example.test:8000/relay/verify"]

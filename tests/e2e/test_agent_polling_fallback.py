@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from relay_agent.hub import ExtensionsUnsupported, HubClient
+from relay_agent.hub import ExtensionsUnsupported, HubClient, NotARelayhub
 
 from commands.models import Command
 from tests.e2e.processes import Hub, wait_for
@@ -27,7 +27,7 @@ from django.views.decorators.csrf import csrf_exempt
 from relayhub.relay_urls import urlpatterns as relay_routes
 from relayhub.web import errors
 
-EXTENSIONS = {"relay-next", "relay-started", "relay-output", "relay-results"}
+EXTENSIONS = {"relay-hello", "relay-next", "relay-started", "relay-output", "relay-results"}
 urlpatterns = [route for route in relay_routes if route.name not in EXTENSIONS]
 # Exempt, unlike relayhub/urls.py's catch-all: a POST there gets CSRF's HTML 403 page instead of a JSON 404.
 urlpatterns.append(re_path(r"^relay/", csrf_exempt(errors.handler404)))
@@ -52,10 +52,21 @@ def test_the_original_hub_lacks_the_extensions(original_hub, e2e_relay) -> None:
         client.next_commands(1, 100)
     with pytest.raises(ExtensionsUnsupported):
         client.post_results([])
+    with pytest.raises(NotARelayhub):
+        client.hello()
+
+
+def test_the_agent_sends_no_key_to_a_hub_without_hello_unless_told(original_hub, e2e_relay, start_agent) -> None:
+    agent = start_agent(e2e_relay, original_hub, wait=False)
+
+    wait_for(lambda: agent.proc.poll() is not None, 15, "the agent to refuse the hub")
+    assert agent.proc.returncode == 2
+    assert "not a relayhub; not sending the api key" in agent.output
+    assert "--skip-hub-check" in agent.output
 
 
 def test_the_agent_polls_a_hub_without_the_extensions(original_hub, e2e_relay, start_agent) -> None:
-    agent = start_agent(e2e_relay, original_hub, "--poll-interval", "200")
+    agent = start_agent(e2e_relay, original_hub, "--poll-interval", "200", "--skip-hub-check")
 
     commands = [Command.objects.create(machine_id="e2e-machine", command=text, timeout_ms=5000)
                 for text in ("echo polled", "exit 2")]
