@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+PORT ?= 8000
 
 .PHONY: run test test-quick lint-imports lock audit compose-env clean
 
@@ -13,10 +14,13 @@ $(STAMP): pyproject.toml relay_agent/pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[test]' -e ./relay_agent
 	touch $(STAMP)
 
+# `make run PORT=8123` serves the hub on another port. The processes read RELAYHUB_PORT, since honcho
+# gives each one a PORT of its own; umask 077 keeps var/ and everything written there private.
 run: $(STAMP)
+	@$(BIN)/python deploy/check_port.py $(PORT)
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py bootstrap_demo
-	umask 077 && $(BIN)/honcho start -f Procfile  # var/ and everything written there stay private
+	$(BIN)/python manage.py bootstrap_demo --port $(PORT)
+	umask 077 && RELAYHUB_PORT=$(PORT) $(BIN)/honcho start -f Procfile
 
 test: $(STAMP)
 	$(BIN)/lint-imports

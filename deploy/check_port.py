@@ -27,7 +27,7 @@ def port_problem(port: int, host: str = HOST) -> str | None:
                     f"Stop it, or choose another port: make run PORT={port + 1 if port < 65535 else 8000}"
                 )
             if exc.errno == errno.EACCES:
-                return f"port {port} on {host} needs privileges this user lacks; choose one above 1023: make run PORT=8000"
+                return f"port {port} on {host} needs privileges this user lacks; choose one above 1023, as 8000"
             return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
     return None
 

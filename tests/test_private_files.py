@@ -13,7 +13,7 @@ from relayhub.private_files import tighten
 
 ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_FILES = ["relayhub.sqlite3", "relayhub.sqlite3-wal", "relayhub.sqlite3-shm", "admin-password",
-                 "demo-relay.key", "demo-relay.secret"]
+                 "admin-login.txt", "demo-relay.key", "demo-relay.secret"]
 
 
 def mode(path: Path) -> int:
