@@ -306,8 +306,9 @@ CACHES = {
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's filesystem transport,
 # which needs no server (the embedded mode).
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
-if CELERY_BROKER_URL == "filesystem://":
+# The filesystem transport ignores the host; naming one spares each process kombu's "No hostname" warning.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://localhost//")
+if CELERY_BROKER_URL.startswith("filesystem://"):
     _queue_dir = private_dir(private_dir(VAR_DIR) / "celery-queue")
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue_dir),
