@@ -28,6 +28,8 @@ from .store import CredentialStore
 
 log = get_logger(AGENT_LOGGER)
 
+STARTING_S = 30.0
+
 
 class Agent:
     def __init__(self, settings: AgentSettings, hub: HubClient | None = None) -> None:
@@ -137,6 +139,7 @@ class Agent:
             log.warning("not checking that the hub is a relayhub (--skip-hub-check)")
             return True
         backoff = Backoff()
+        began = time.monotonic()
         while not self.stopping.is_set():
             try:
                 self.hub.hello()
@@ -152,7 +155,13 @@ class Agent:
                 return False
             except HubUnavailable as exc:
                 delay = backoff.next()
-                log.warning("hub unavailable, retrying", error=str(exc), retryInS=round(delay, 1))
+                # A hub started beside the agent (make run) takes a few seconds to listen: no warning for that.
+                starting = time.monotonic() - began < STARTING_S
+                (log.info if starting else log.warning)(
+                    "waiting for the hub" if starting else "hub unavailable, retrying",
+                    error=str(exc),
+                    retryInS=round(delay, 1),
+                )
                 self.stopping.wait(delay)
         return False
 

@@ -66,7 +66,8 @@ def test_a_hub_still_starting_is_waited_for(run_cli, store_dir: Path) -> None:
     with stub_server(answer, hello=None) as (hub, received):
         result = run_cli(KEY, hub, "--store-dir", str(store_dir), env=without_relay_env())
 
-    assert "hub unavailable, retrying" in result.stderr
+    assert "level=info" in result.stderr and 'event="waiting for the hub"' in result.stderr
+    assert "level=warning" not in result.stderr
     assert [path for path, _ in received] == ["/relay/hello", "/relay/hello", "/relay/verify"]
 
 
