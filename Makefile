@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 PORT ?= 8000
 
-.PHONY: run test test-quick lint-imports lock audit compose-env clean
+.PHONY: run test test-all test-quick lint-imports lock audit compose-env clean
 
 $(STAMP): pyproject.toml relay_agent/pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n auto $(PYTEST_ARGS)
+
+# Everything, as CI runs it: starts PostgreSQL and Redis on 127.0.0.1 (installed already), then SQLite and PostgreSQL.
+test-all: $(STAMP)
+	./deploy/start_test_services.sh
+	REDIS_URL=redis://127.0.0.1:6379/0 $(MAKE) test
+	REDIS_URL=redis://127.0.0.1:6379/0 DATABASE_URL=postgres://relayhub:relayhub@127.0.0.1:5432/relayhub $(MAKE) test
 
 test-quick: $(STAMP)
 	$(BIN)/lint-imports
