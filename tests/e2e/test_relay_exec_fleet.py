@@ -218,3 +218,21 @@ def test_ctrl_c_cancels_a_single_running_command(hub, e2e_relay, start_agent) ->
     command = Command.objects.get()
     assert f"interrupted: cancelled command {command.pk} on e2e-machine" in err
     wait_for(lambda: Command.objects.get().status == "cancelled", 20, "the command to end cancelled")
+
+
+def test_a_second_ctrl_c_detaches_and_says_how_to_follow(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST)
+    # Ignores SIGTERM, so the relay needs its SIGKILL two seconds later: relay_exec is still waiting then.
+    run = Run("e2e-machine", "--timeout", "60", "--", "trap '' TERM; echo started; sleep 60")
+    run.wait_for_line("stdout", r"^started$", 30)
+
+    run.proc.send_signal(signal.SIGINT)
+    run.wait_for_line("stderr", r"^interrupted: cancelled command", 30)
+    run.proc.send_signal(signal.SIGINT)
+    code, out, err = run.finish(30)
+
+    command = Command.objects.get()
+    assert code == 130, err
+    assert not any("Traceback" in line for line in out + err), err
+    assert any(line.startswith(f"detached: the relay is still stopping command(s) {command.pk};") for line in err), err
+    wait_for(lambda: Command.objects.get().status == "cancelled", 20, "the command to end cancelled")

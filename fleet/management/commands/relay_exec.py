@@ -294,14 +294,15 @@ class Command(BaseCommand):
 
     def confirm(self, cancelled: list[QueuedCommand], name) -> None:
         """Wait a little for relays to stop what they were running; a second Ctrl-C stops waiting."""
+        waiting = [command for command in cancelled if command.status != CommandStatus.CANCELLED]
         try:
-            for command in cancelled:
-                if command.status == CommandStatus.CANCELLED:
-                    continue
+            for command in waiting:
                 ended = wait_until_ended(command.pk, CANCEL_WAIT_S)
                 self.stderr.write(f"{name(ended)}: {ended.status if ended.is_terminal else 'still stopping'}")
         except KeyboardInterrupt:
-            pass
+            ids = ", ".join(str(command.pk) for command in waiting)
+            self.stderr.write(f"detached: the relay is still stopping command(s) {ids}; follow them on "
+                              f"/admin/commands/command/<id>/change/ or GET /api/v1/commands/<id>/")
 
 
 @contextmanager
