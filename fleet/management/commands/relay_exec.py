@@ -7,7 +7,7 @@ from argparse import RawDescriptionHelpFormatter
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
@@ -323,10 +323,9 @@ def shielded() -> Iterator[None]:
     """A fresh database connection, and no second KeyboardInterrupt, while the cancellations are written."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        try:
-            connections.close_all()  # the interrupt may have come in the middle of a query
-        except Exception:  # noqa: BLE001, S110 - a broken connection is what this replaces
-            pass
+        # The interrupt may have come in the middle of a query; a broken connection is what this replaces.
+        with suppress(Exception):
+            connections.close_all()
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
