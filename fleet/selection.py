@@ -40,12 +40,16 @@ def targets_by_id(user, ids: Iterable[int]) -> list[SSHTarget]:
     return [found[pk] for pk in wanted]
 
 
-def machine_for(target: SSHTarget, user) -> str:
-    """The machine whose relays run the target's commands: one with a relay online, if any, that the user may run on."""
+def machine_for(target: SSHTarget, user, may_run=None) -> str:
+    """The machine whose relays run the target's commands: one with a relay online, if any, that the user may run on.
+
+    ``may_run(machine_id)`` answers whether the user may run there (``access.can_run_on`` by default).
+    """
+    may_run = may_run or (lambda machine_id: access.can_run_on(user, machine_id))
     relays = [relay for relay in target.relays.all() if relay.enabled]
     if not relays:
         raise serializers.ValidationError({"targets": [f"SSH target {target.name!r} has no enabled relay"]})
-    runnable = [relay for relay in relays if access.can_run_on(user, relay.machine_id)]
+    runnable = [relay for relay in relays if may_run(relay.machine_id)]
     if not runnable:
         raise exceptions.PermissionDenied(f"you may not run commands on the relays of SSH target {target.name!r}")
     online = [relay for relay in runnable if relay.is_online]
@@ -53,5 +57,12 @@ def machine_for(target: SSHTarget, user) -> str:
 
 
 def target_destinations(user, targets: list[SSHTarget]) -> list[dict]:
-    return [{"machine_id": machine_for(target, user), "name": target.name, "target_host": target.host,
+    answers: dict[str, bool] = {}  # one permission check per machine, not per target
+
+    def may_run(machine_id: str) -> bool:
+        if machine_id not in answers:
+            answers[machine_id] = access.can_run_on(user, machine_id)
+        return answers[machine_id]
+
+    return [{"machine_id": machine_for(target, user, may_run), "name": target.name, "target_host": target.host,
              "target_port": target.port, "target_username": target.username} for target in targets]
