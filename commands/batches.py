@@ -27,7 +27,6 @@ from commands.signals import batch_command_ended
 WAITING = "waiting"
 TEMPLATE_FIELDS = ("command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
                    "priority")
-DESTINATION_FIELDS = ("target_host", "target_port", "target_username")
 
 
 class LimitError(ValueError):
