@@ -31,6 +31,17 @@ def machine_ids_for(user, perm: str = VIEW) -> QuerySet:
     return relays_for(user, perm).values("machine_id")
 
 
+def configures_any(user) -> bool:
+    """Whether the user may configure some relay (model-wide, or on one granted to them)."""
+    return user.has_perm(CONFIGURE) or relays_for(user, CONFIGURE).exists()
+
+
+def configures_all(user, relay_ids) -> bool:
+    """Whether the user holds ``configure_relay`` on every one of these relays."""
+    wanted = set(relay_ids)
+    return wanted <= set(relays_for(user, CONFIGURE).filter(pk__in=wanted).values_list("pk", flat=True))
+
+
 def can_run_on(user, machine_id: str) -> bool:
     """Model-wide holders may queue anywhere (a relay may come later); others where a granted relay serves."""
     if getattr(user, "relay", None):

@@ -20,15 +20,15 @@ def of_machines(machine_ids: Iterable[str]) -> dict[str, str]:
             for machine_id in wanted}
 
 
-def problem(machine_id: str, state: str) -> str:
+def problem(machine_id: str, state: str, how: str = "pass queue_if_offline") -> str:
+    """Why nothing would run; ``how`` says, in the caller's words, how to queue it all the same."""
     if state == NO_RELAY:
-        return (f"no enabled relay serves machine {machine_id!r}; issue one, or pass queue_if_offline "
-                "to queue it for a relay yet to come")
-    return (f"no relay for machine {machine_id!r} is online; pass queue_if_offline to queue it "
-            "until one connects")
+        return (f"no enabled relay serves machine {machine_id!r}; issue one, or {how} to queue it for a relay "
+                "yet to come")
+    return f"no relay for machine {machine_id!r} is online; {how} to queue it until one connects"
 
 
-def refusals(machine_ids: Iterable[str]) -> list[str]:
+def refusals(machine_ids: Iterable[str], how: str = "pass queue_if_offline") -> list[str]:
     """One message per machine that has no relay online, in a stable order."""
     states = of_machines(machine_ids)
-    return [problem(machine_id, state) for machine_id, state in sorted(states.items()) if state != ONLINE]
+    return [problem(machine_id, state, how) for machine_id, state in sorted(states.items()) if state != ONLINE]

@@ -129,14 +129,17 @@ def advance(batch_id: int) -> None:
 
 def _dispatch(batch: CommandBatch) -> None:
     # Called on every result of the batch: the copies are read as plain values, and new ones inserted at once.
+    if batch.stopped:
+        return
+    if batch.max_errors is None and batch.commands.count() >= len(batch.destinations):
+        return  # every copy is out and no error count can stop it: nothing to do
     copies = list(batch.commands.values_list("batch_index", "status", "exit_code", "claimed_at"))
     errors = sum(_failed(status, exit_code, claimed_at) for _, status, exit_code, claimed_at in copies)
-    if not batch.stopped and batch.max_errors is not None and errors > batch.max_errors:
+    if batch.max_errors is not None and errors > batch.max_errors:
         batch.stopped = True
         batch.save(update_fields=["stopped"])
         for command in batch.commands.filter(status=CommandStatus.PENDING):
             command.withdraw()
-    if batch.stopped:
         return
     dispatched = {index for index, *_ in copies}
     in_flight = sum(status not in CommandStatus.terminal() for _, status, *_ in copies)

@@ -93,9 +93,8 @@ class RunCommandForm(forms.Form):
         """One machine must have a relay online, unless queueing is asked for (several: not delivered)."""
         machines = data.get("machines") or []
         if len(machines) == 1 and not data.get("queue_if_offline"):
-            for problem in reachability.refusals(machines):
-                self.add_error("machines", problem.replace("pass queue_if_offline", "tick “Queue even if no "
-                                                           "relay is online”"))
+            for problem in reachability.refusals(machines, how="tick “Queue even if no relay is online”"):
+                self.add_error("machines", problem)
 
     def check_target(self, data: dict[str, Any]) -> None:
         if data.get("target_type") == TargetType.SSH:

@@ -16,10 +16,6 @@ DETAIL_FIELDS = ["relay", "push_type", "payload_shown", "status", "tries", "erro
                  "created_at", "sent_at", "acked_at"]
 
 
-def may_push_somewhere(user) -> bool:
-    return user.has_perm(access.CONFIGURE) or access.relays_for(user, access.CONFIGURE).exists()
-
-
 @admin.register(ConfigPush)
 class ConfigPushAdmin(RelayScopedAdmin):
     form = ConfigPushForm
@@ -53,7 +49,7 @@ class ConfigPushAdmin(RelayScopedAdmin):
         return may_see_relays(request.user)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return may_push_somewhere(request.user)
+        return access.configures_any(request.user)
 
     # A push is delivered as it was queued; a new push replaces it.
     def has_change_permission(self, request: HttpRequest, obj: ConfigPush | None = None) -> bool:

@@ -80,7 +80,9 @@ class ConfigPush(models.Model):
         """Hand out the relay's pending pushes and mark them sent."""
         now = timezone.now()
         pushes = list(cls.objects.filter(relay=relay, status=PushStatus.PENDING))
-        RelayStatus.note_config_fetched(relay.pk, now)
+        status = getattr(relay, "status", None)  # as read with the relay's key
+        if status is None or status.config_pending_at is not None:
+            RelayStatus.note_config_fetched(relay.pk, now)
         delivered = []
         for push in pushes:
             if cls.objects.filter(pk=push.pk, status=PushStatus.PENDING).update(

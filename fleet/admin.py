@@ -38,14 +38,8 @@ class SSHTargetForm(forms.ModelForm):
         widgets = {"host_keys": forms.Textarea(attrs={"rows": 3, "placeholder": "ssh-ed25519 AAAA..."})}
 
 
-def may_configure_somewhere(user) -> bool:
-    return user.has_perm(access.CONFIGURE) or access.relays_for(user, access.CONFIGURE).exists()
-
-
 def may_configure(user, target: SSHTarget) -> bool:
-    relay_ids = set(target.relays.values_list("pk", flat=True))
-    return relay_ids <= set(access.relays_for(user, access.CONFIGURE).filter(pk__in=relay_ids)
-                            .values_list("pk", flat=True))
+    return access.configures_all(user, target.relays.values_list("pk", flat=True))
 
 
 @admin.register(SSHTarget)
@@ -96,11 +90,11 @@ class SSHTargetAdmin(admin.ModelAdmin):
         return selection.targets_for(request.user).filter(pk=obj.pk).exists()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return may_configure_somewhere(request.user)
+        return access.configures_any(request.user)
 
     def has_change_permission(self, request: HttpRequest, obj: SSHTarget | None = None) -> bool:
         if obj is None:
-            return may_configure_somewhere(request.user)
+            return access.configures_any(request.user)
         return may_configure(request.user, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: SSHTarget | None = None) -> bool:

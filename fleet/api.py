@@ -72,8 +72,7 @@ class PinSerializer(serializers.Serializer):
 
 
 def require_configure(user, relay_ids) -> None:
-    allowed = set(access.relays_for(user, access.CONFIGURE).filter(pk__in=list(relay_ids)).values_list("pk", flat=True))
-    if set(relay_ids) - allowed:
+    if not access.configures_all(user, relay_ids):
         raise exceptions.PermissionDenied("changing an SSH target needs configure_relay on every relay it names")
 
 

@@ -124,7 +124,7 @@ class BatchSerializer(serializers.ModelSerializer):
         return TargetSerializer(self._targets(batch), many=True).data
 
 
-def destinations_for(user, data: dict) -> list[dict]:
+def destinations_for(user, data: dict, how: str = "pass queue_if_offline") -> list[dict]:
     """The batch's destinations, checked: each one runnable by the user and, unless asked otherwise, online."""
     if data.get("machine_ids"):
         destinations = batches.machine_destinations(data["machine_ids"])
@@ -150,17 +150,17 @@ def destinations_for(user, data: dict) -> list[dict]:
                     if state == reachability.NO_RELAY]
         if unserved:
             raise serializers.ValidationError({"machine_ids": [
-                reachability.problem(machine_id, reachability.NO_RELAY) for machine_id in sorted(unserved)]})
+                reachability.problem(machine_id, reachability.NO_RELAY, how) for machine_id in sorted(unserved)]})
     return destinations
 
 
 ACTING_USER = object()
 
 
-def create_batch(user, data: dict, *, created_by=ACTING_USER) -> CommandBatch:
+def create_batch(user, data: dict, *, created_by=ACTING_USER, how: str = "pass queue_if_offline") -> CommandBatch:
     """A batch from validated ``BatchCreateSerializer`` data, as ``user`` may make it; recorded as made by
     ``created_by``, the user unless told otherwise (``manage.py relay_exec`` acting for nobody in particular)."""
-    destinations = destinations_for(user, data)
+    destinations = destinations_for(user, data, how)
     fields = {name: data[name] for name in ("command", "target_type", "target_host", "target_port",
                                             "target_username", "timeout_ms", "priority", "queue_if_offline")
               if name in data}

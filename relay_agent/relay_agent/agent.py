@@ -272,7 +272,6 @@ class Agent:
             if self.sync.sync_shared_credentials(self.relay_id):
                 self.status.report(self.relay_id)
 
-
     def _config_loop(self) -> None:
         """Fetch config pushes and shared credentials as soon as a long-poll says some wait (`configPending`).
 

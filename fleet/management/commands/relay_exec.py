@@ -31,6 +31,7 @@ SSH_TARGET = re.compile(r"^(?:(?P<user>[^@:]+)@)?(?P<host>[^@:]+)(?::(?P<port>\d
 EXIT_FOR_STATUS = {"timeout": 124, "cancelled": 130}
 # After Ctrl-C, how long to wait for the relays to confirm what was cancelled.
 CANCEL_WAIT_S = 5.0
+QUEUE_ANYWAY = "pass --queue-if-offline"  # how the shell says it, where the API says queue_if_offline
 
 EPILOG = """\
 One machine: relay_exec MACHINE [--ssh USER@HOST:PORT] -- CMD runs CMD on one of MACHINE's relays (or over
@@ -154,7 +155,7 @@ class Command(BaseCommand):
             require_run_permission(acting, machine_id)
         except exceptions.PermissionDenied as exc:
             raise CommandError(str(exc.detail)) from None
-        refused = [flag_name(problem) for problem in reachability.refusals([machine_id])]
+        refused = reachability.refusals([machine_id], how=QUEUE_ANYWAY)
         if refused and not queue_if_offline:
             for problem in refused:
                 self.stderr.write(problem)
@@ -220,13 +221,14 @@ class Command(BaseCommand):
             raise usage("; ".join(exec_cli.messages(exceptions.ValidationError(request.errors))))
         try:
             with interrupts_deferred():
-                batch = create_batch(acting, request.validated_data, created_by=exec_cli.recorded_creator(acting))
+                batch = create_batch(acting, request.validated_data, created_by=exec_cli.recorded_creator(acting),
+                                     how=QUEUE_ANYWAY)
                 self.queued = ("batch", batch.pk)
         except exceptions.ValidationError as exc:
             problems = exec_cli.messages(exc)
             if isinstance(exc.detail, dict) and "machine_ids" in exc.detail:  # no relay serves some machine
                 for problem in problems:
-                    self.stderr.write(flag_name(problem.removeprefix("machine_ids: ")))
+                    self.stderr.write(problem.removeprefix("machine_ids: "))
                 self.stderr.write("nothing was queued")
                 sys.exit(EXIT_UNDELIVERED)
             raise usage("; ".join(problems)) from None
@@ -334,7 +336,3 @@ def shielded() -> Iterator[None]:
 def usage(message: str) -> CommandError:
     return CommandError(message, returncode=EXIT_USAGE)
 
-
-def flag_name(problem: str) -> str:
-    """reachability speaks the API's words; the shell's flag is spelled --queue-if-offline."""
-    return problem.replace("pass queue_if_offline", "pass --queue-if-offline")
