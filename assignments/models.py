@@ -14,6 +14,7 @@ class Capability(models.TextChoices):
     SSH = "ssh", "SSH"
     LOCAL_CMD = "local_cmd", "Local commands"
     PERF_METRICS = "perf_metrics", "Performance metrics"
+    RUN_OPTIONS = "run_options", "Working directory, environment, run-as and scripts"
 
 
 class ConnectionEvent(models.TextChoices):

@@ -14,16 +14,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access, reachability
-from commands import output, visibility
+from commands import output, run_options, visibility
 from commands.choices import CommandStatus, Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX
 
 INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "target_username", "command",
-                "timeout_ms", "priority"]
+                "timeout_ms", "priority", *run_options.FIELDS]
 
 
-class CommandSerializer(serializers.ModelSerializer):
+class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     queue_if_offline = serializers.BooleanField(
         write_only=True, default=False,
@@ -33,14 +33,15 @@ class CommandSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Command
-        fields = ["id", *INPUT_FIELDS, "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
+        fields = ["id", *INPUT_FIELDS, "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
                   "output_truncated", "cancel_requested", "batch", "created_by", "created_at", "updated_at"]
-        read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, "queue_if_offline"]]
-        extra_kwargs = {"timeout_ms": {"max_value": 24 * 3600 * 1000}}
+        read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, "script_name", "queue_if_offline"]]
+        extra_kwargs = {"timeout_ms": {"max_value": 24 * 3600 * 1000},
+                        "command": {"required": False, "allow_blank": True, "help_text": "Shell text; or give a script."}}
 
     def validate(self, data: dict) -> dict:
-        return validate_target(data)
+        return validate_target(run_options.clean(data))
 
     def get_waiting_for(self, command: Command) -> str | None:
         if command.status != CommandStatus.PENDING:
@@ -123,6 +124,7 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         data = serializer.validated_data
         require_run_permission(self.request.user, data["machine_id"])
         require_relay_online([data["machine_id"]], data.pop("queue_if_offline"))
+        run_options.require_support([data["machine_id"]], data)
         serializer.save(created_by=self.request.user)
 
     @extend_schema(request=None, responses={200: CommandSerializer, 409: inline_serializer(
@@ -149,6 +151,7 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         fields = {name: getattr(original, name) for name in INPUT_FIELDS} | overrides.validated_data
         require_run_permission(request.user, fields["machine_id"])
         require_relay_online([fields["machine_id"]], queue_if_offline)
+        run_options.require_support([fields["machine_id"]], fields)
         if fields["machine_id"] == original.machine_id:
             fields["target_name"] = original.target_name
         with transaction.atomic():

@@ -19,14 +19,14 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from assignments import access, reachability
-from commands import notify
+from commands import notify, run_options
 from commands.choices import CommandStatus, TargetType
 from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch, IllegalTransition
 from commands.signals import batch_command_ended
 
 WAITING = "waiting"
 TEMPLATE_FIELDS = ("command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
-                   "priority")
+                   "priority", *run_options.FIELDS)
 
 
 class LimitError(ValueError):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from assignments.models import RelayAssignment
 from commands import notify, queue_sql
 from commands.choices import CommandKind, CommandStatus, Stream, TargetType
+from commands.run_options import RunOptionsModel
 from commands.signals import batch_command_ended
 from relayhub.web.fields import epoch_ms
 
@@ -29,7 +30,7 @@ def _live_relay(relay: Any) -> models.QuerySet:
     return RelayAssignment.objects.filter(pk=relay.pk, enabled=True, api_key__revoked_at__isnull=True)
 
 
-class CommandBatch(models.Model):
+class CommandBatch(RunOptionsModel):
     """One command fanned out to many machines or SSH targets, dispatched ``max_concurrency`` at a time.
 
     ``destinations`` lists where each copy goes, in order: ``{"machine_id"}`` and, for an SSH target,
@@ -70,7 +71,7 @@ class CommandQuerySet(models.QuerySet):
         return self.filter(machine_id=machine_id, status=CommandStatus.PENDING).order_by("-priority", "created_at", "id")
 
 
-class Command(models.Model):
+class Command(RunOptionsModel):
     """A shell command queued for a machine. Its status changes only through its methods."""
 
     machine_id = models.CharField(max_length=200)
@@ -274,6 +275,7 @@ class Command(models.Model):
         if self.target_username:
             data["targetUsername"] = self.target_username
         data["timeoutMs"] = self.timeout_ms
+        data.update(self.run_options_wire())
         if created_at:
             data["createdAt"] = epoch_ms(self.created_at)
         if attempt:

@@ -14,6 +14,7 @@ EXAMPLES = {
     PushType.SSH_TARGETS: {"targets": [{"host": "10.0.0.5", "port": 22, "hostKey": "ssh-ed25519 AAAAC3Nza..."},
                                        "10.0.0.6:2222"]},
     PushType.ALLOWED_COMMANDS: {"commands": ["uptime", "systemctl status nginx"]},
+    PushType.RUN_AS: {"users": ["deploy", "postgres"]},
     PushType.METRICS_INTERVAL: {"intervalMs": 30000},
 }
 

@@ -18,6 +18,7 @@ class PushType(models.TextChoices):
     SSH_TARGETS = "ssh_targets", "SSH targets"
     ALLOWED_COMMANDS = "allowed_commands", "Allowed commands"
     METRICS_INTERVAL = "metrics_interval", "Metrics interval"
+    RUN_AS = "run_as", "Run-as users"
 
 
 class PushStatus(models.TextChoices):

@@ -113,6 +113,23 @@ def _allowed_entry(entry: str, where: str) -> None:
         raise ValidationError(f"{where}: {exc}") from None
 
 
+RUN_AS_USER = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
+
+
+def validate_run_as(payload: Any) -> dict:
+    """The users commands may run as (through `sudo -n -u`); an empty list allows none."""
+    payload = _require_dict(payload)
+    _only(payload, {"users"})
+    users = payload.get("users")
+    if not isinstance(users, list) or len(users) > 100:
+        raise ValidationError("users must be a list of at most 100 user names")
+    for index, user in enumerate(users):
+        if not isinstance(user, str) or not RUN_AS_USER.match(user):
+            raise ValidationError(f"users[{index}]: a user name is lower case letters, digits, '_', '.' and '-', "
+                                  "at most 32, not starting with a digit or '-'")
+    return {"users": list(dict.fromkeys(users))}
+
+
 def validate_metrics_interval(payload: Any) -> dict:
     payload = _require_dict(payload)
     _only(payload, {"intervalMs"})
@@ -127,6 +144,7 @@ VALIDATORS = {
     "ssh_targets": validate_ssh_targets,
     "allowed_commands": validate_allowed_commands,
     "metrics_interval": validate_metrics_interval,
+    "run_as": validate_run_as,
 }
 
 

@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from commands import batches
+from commands import batches, run_options
 from assignments import reachability
 from assignments.api import selector_or_400
 from commands.api import require_run_permission, validate_target
@@ -39,7 +39,7 @@ class LimitField(serializers.Field):
         return value
 
 
-class BatchCreateSerializer(serializers.Serializer):
+class BatchCreateSerializer(run_options.RunOptionsInput, serializers.Serializer):
     machine_ids = serializers.ListField(child=serializers.CharField(max_length=200), min_length=1,
                                         max_length=MAX_TARGETS, required=False)
     targets = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1,
@@ -47,7 +47,7 @@ class BatchCreateSerializer(serializers.Serializer):
     selector = serializers.CharField(required=False, max_length=4096, help_text=(
         "A label selector such as 'env=prod,role in (web,api),!canary': SSH targets for an ssh command, "
         "relays' machines for a local one."))
-    command = serializers.CharField()
+    command = serializers.CharField(required=False, allow_blank=True, help_text="Shell text; or give a script.")
     target_type = serializers.ChoiceField(TargetType.choices, required=False)
     target_host = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
     target_port = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=65535)
@@ -61,6 +61,7 @@ class BatchCreateSerializer(serializers.Serializer):
         "Queue copies for machines with no relay online; otherwise they are recorded as not delivered."))
 
     def validate(self, data: dict) -> dict:
+        data = run_options.clean(data)
         given = [name for name in ("machine_ids", "targets", "selector") if data.get(name)]
         if len(given) != 1:
             raise serializers.ValidationError("give exactly one of machine_ids, targets or selector")
@@ -104,7 +105,7 @@ class BatchSerializer(serializers.ModelSerializer):
     class Meta:
         model = CommandBatch
         fields = ["id", "status", "counts", "command", "selector", "target_type", "target_host", "target_port",
-                  "target_username", "timeout_ms", "priority", "max_concurrency", "max_errors", "queue_if_offline",
+                  "target_username", "timeout_ms", "priority", *run_options.FIELDS, "max_concurrency", "max_errors", "queue_if_offline",
                   "stopped", "targets", "created_by", "created_at"]
         read_only_fields = fields
 
@@ -161,8 +162,10 @@ def create_batch(user, data: dict, *, created_by=ACTING_USER, how: str = "pass q
     """A batch from validated ``BatchCreateSerializer`` data, as ``user`` may make it; recorded as made by
     ``created_by``, the user unless told otherwise (``manage.py relay_exec`` acting for nobody in particular)."""
     destinations = destinations_for(user, data, how)
+    run_options.require_support(dict.fromkeys(d["machine_id"] for d in destinations), data)
     fields = {name: data[name] for name in ("command", "target_type", "target_host", "target_port",
-                                            "target_username", "timeout_ms", "priority", "queue_if_offline")
+                                            "target_username", "timeout_ms", "priority", "queue_if_offline",
+                                            *run_options.FIELDS)
               if name in data}
     return batches.create(destinations=destinations, created_by=user if created_by is ACTING_USER else created_by,
                           selector=data.get("selector", ""),
@@ -209,6 +212,7 @@ def rerun_failed(user, batch: CommandBatch) -> CommandBatch:
     for machine_id in dict.fromkeys(d["machine_id"] for d in destinations):
         require_run_permission(user, machine_id)
     fields = {name: getattr(batch, name) for name in batches.TEMPLATE_FIELDS}
+    run_options.require_support(dict.fromkeys(d["machine_id"] for d in destinations), fields)
     return batches.create(destinations=destinations, created_by=user, selector=batch.selector,
                           max_concurrency=batch.max_concurrency, max_errors=batch.max_errors,
                           queue_if_offline=batch.queue_if_offline, **fields)

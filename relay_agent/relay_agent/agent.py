@@ -47,9 +47,9 @@ class Agent:
             max_output=settings.max_output,
             max_output_head=settings.max_output_head,
         )
-        self.status = StatusReporter(self.hub, self.store)
         self.relay_id: str | None = None
         self.extensions = HubExtensions()
+        self.status = StatusReporter(self.hub, self.store, self.extensions)
         self.stopping = threading.Event()
         self._force = threading.Event()
         self._stopped_at = 0.0
@@ -143,6 +143,7 @@ class Agent:
         while not self.stopping.is_set():
             try:
                 self.hub.hello()
+                self.extensions.hello_answered = True
                 return True
             except NotARelayhub as exc:
                 log.error(

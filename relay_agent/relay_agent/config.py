@@ -16,13 +16,14 @@ from .allowlist import REFUSED as COMMAND_REFUSED
 from .allowlist import CommandRefused, Pattern, authorize, parse_entries
 from .files import ensure_private_dir, write_private
 from .logs import get_logger
+from .run_options import USER_NAME
 from .store import CREDENTIAL_TYPES, CredentialStore, CredentialStoreError
 
 __all__ = ["COMMAND_REFUSED", "AgentConfig", "CommandRefused", "ConfigError", "SSHTarget"]
 
 log = get_logger(__name__)
 
-PUSH_TYPES = ("credential", "ssh_targets", "allowed_commands", "metrics_interval")
+PUSH_TYPES = ("credential", "ssh_targets", "allowed_commands", "metrics_interval", "run_as")
 MIN_METRICS_INTERVAL_MS = 1000
 MAX_METRICS_INTERVAL_MS = 24 * 3600 * 1000
 
@@ -108,6 +109,8 @@ class AgentConfig:
         self._command_patterns: list[Pattern] = []
         self.ssh_targets: list[SSHTarget] | None = None
         self.metrics_interval_ms: int | None = None
+        # Users a command may run as (through sudo); none until a run_as push names some.
+        self.run_as_users: list[str] | None = None
         self._load()
 
     def apply(self, push_type: str, payload: str | dict) -> None:
@@ -148,6 +151,13 @@ class AgentConfig:
                 raise ConfigError(f"intervalMs must be between {MIN_METRICS_INTERVAL_MS} and {MAX_METRICS_INTERVAL_MS}")
             with self._lock:
                 self.metrics_interval_ms = interval
+                self._save()
+        elif push_type == "run_as":
+            users = payload.get("users")
+            if not isinstance(users, list) or not all(isinstance(u, str) and USER_NAME.match(u) for u in users):
+                raise ConfigError("run_as needs users: a list of user names")
+            with self._lock:
+                self.run_as_users = list(users)
                 self._save()
         elif push_type == "credential":
             self._apply_credential(payload)
@@ -218,11 +228,15 @@ class AgentConfig:
         targets = data.get("sshTargets")
         self.ssh_targets = None if targets is None else [parse_target(t) for t in targets]
         self.metrics_interval_ms = data.get("metricsIntervalMs")
+        users = data.get("runAsUsers")
+        self.run_as_users = [u for u in users if isinstance(u, str) and USER_NAME.match(u)] \
+            if isinstance(users, list) else None
 
     def _save(self) -> None:
         data = {
             "allowedCommands": self.allowed_commands,
             "sshTargets": None if self.ssh_targets is None else [t.to_json() for t in self.ssh_targets],
             "metricsIntervalMs": self.metrics_interval_ms,
+            "runAsUsers": self.run_as_users,
         }
         write_private(self._path, json.dumps(data, indent=2).encode())

@@ -13,7 +13,8 @@ import signal
 import subprocess  # nosec B404 - running shell commands is this agent's purpose
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Any
 
 from .output import (
@@ -96,7 +97,9 @@ class LocalExecutor:
         timeout_ms: int,
         on_output: OutputCallback | None = None,
         cancel: threading.Event | None = None,
+        stdin: bytes | None = None,
     ) -> ExecResult:
+        """Run shell text with `sh -c` or an argument list as it is; `stdin`, if given, is fed to it and closed."""
         cancel = cancel or threading.Event()
         started = time.monotonic()
         if cancel.is_set():
@@ -104,7 +107,7 @@ class LocalExecutor:
         try:
             proc = subprocess.Popen(  # nosec B603 - the operator's command, run as asked; policy is enforced before
                 [self.shell, "-c", command] if isinstance(command, str) else list(command),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
@@ -112,6 +115,8 @@ class LocalExecutor:
             )
         except OSError as exc:
             return ExecResult(status="failed", error=f"failed to start command: {exc}")
+        if stdin is not None:
+            feed_stdin(proc.stdin.write, proc.stdin.close, stdin)
 
         assert proc.stdout is not None and proc.stderr is not None  # nosec B101 - narrows types; Popen with PIPE always sets both
         head = head_bytes(self.max_output, self.max_output_head)
@@ -182,6 +187,18 @@ class LocalExecutor:
                     captures[key.fileobj].feed(chunk)
                 else:
                     selector.unregister(key.fileobj)
+
+
+def feed_stdin(write: Callable[[bytes], Any], close: Callable[[], Any], data: bytes) -> None:
+    """Write `data` and close, from a thread: a program that stops reading must not block the agent."""
+
+    def feed() -> None:
+        with suppress(OSError, EOFError):
+            write(data)
+        with suppress(OSError, EOFError):
+            close()
+
+    threading.Thread(target=feed, name="stdin-feeder", daemon=True).start()
 
 
 def _stop_reason(cancel: threading.Event, deadline: float | None) -> str | None:

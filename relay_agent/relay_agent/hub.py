@@ -46,6 +46,12 @@ class HubExtensions:
     """Whether the hub has the long-poll extensions, as far as the agent has learned: None until a long-poll answers."""
 
     supported: bool | None = None
+    hello_answered: bool = False
+
+    @property
+    def relayhub(self) -> bool:
+        """The hub answered /relay/hello as a relayhub, or a long-poll showed its extensions."""
+        return self.hello_answered or self.supported is True
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import run_options
 from .config import AgentConfig, CommandRefused
 from .executor import LocalExecutor
 from .hub import HubClient, HubExtensions
@@ -45,20 +46,27 @@ class CommandRunner:
         text = command.get("command")
         target_type = command.get("targetType") or "local"
         timeout_ms = command.get("timeoutMs") or DEFAULT_TIMEOUT_MS
-        if not isinstance(text, str) or not text.strip():
+        has_script = command.get("script") is not None
+        if not has_script and (not isinstance(text, str) or not text.strip()):
             return ExecResult.refused("command is empty")
         if not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
             return ExecResult.refused(f"invalid timeoutMs {timeout_ms!r}")
         # A probe runs nothing, so allowed_commands does not apply to it; ssh_targets does.
         probe = bool(command.get("probe"))
         try:
-            argv, refusal = (None if probe else self.config.authorize_command(text)), None
-        except CommandRefused as exc:
-            argv, refusal = None, str(exc)
+            options = run_options.parse(command, allow_list=self.config.allowed_commands is not None,
+                                        run_as_users=self.config.run_as_users)
+            argv, refusal = (None if probe or has_script else self.config.authorize_command(text)), None
+        except (CommandRefused, run_options.OptionsRefused) as exc:
+            options, argv, refusal = run_options.RunOptions(), None, str(exc)
         if probe and target_type != "ssh":
             refusal = f"a probe needs targetType 'ssh', not {target_type!r}"
         # With an allow-list, only the allowed argument list runs, and without a shell.
         runnable = text if argv is None else argv
+        stdin = None
+        if options.any:
+            runnable, stdin = options.entry_argv(), options.launcher(text if argv is None else argv).encode(
+                "utf-8", "surrogatepass")
         host, port = command.get("targetHost"), command.get("targetPort") or 22
         try:
             port = int(port)
@@ -78,6 +86,8 @@ class CommandRunner:
             targetType=target_type,
             targetHost=host or "",
             probe=probe,
+            runAs=options.run_as or "",
+            script=options.script is not None,
         )
         if probe:
             return probe_ssh(self.ssh, str(host), port, command.get("targetUsername"))
@@ -95,10 +105,10 @@ class CommandRunner:
             if target_type == "ssh":
                 result = self.ssh.run(
                     str(host), port, command.get("targetUsername"), runnable, int(timeout_ms), streamer.add,
-                    running.cancel,
+                    running.cancel, stdin,
                 )
             else:
-                result = self.local.run(runnable, int(timeout_ms), streamer.add, running.cancel)
+                result = self.local.run(runnable, int(timeout_ms), streamer.add, running.cancel, stdin)
         finally:
             streamer.close()
         if running.shutting_down and result.status == "cancelled":

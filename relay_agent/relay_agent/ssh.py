@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .executor import feed_stdin
 from .host_keys import HostKeyError, KnownHostsFiles, accepted_keys, fingerprint, parse_public_key
 from .logs import get_logger
 from .output import (
@@ -250,6 +251,7 @@ class SSHPool:
         timeout_ms: int,
         on_output: OutputCallback | None = None,
         cancel: threading.Event | None = None,
+        stdin: bytes | None = None,
     ) -> ExecResult:
         import paramiko
 
@@ -287,7 +289,7 @@ class SSHPool:
                     )
         assert channel is not None and conn is not None  # nosec B101 - narrows types; both are set on every path above
         try:
-            return self._exec(conn, channel, command, timeout_ms, on_output, cancel, started)
+            return self._exec(conn, channel, command, timeout_ms, on_output, cancel, started, stdin)
         finally:
             channel.close()
             self._release(conn)
@@ -301,6 +303,7 @@ class SSHPool:
         on_output: OutputCallback | None,
         cancel: threading.Event,
         started: float,
+        stdin: bytes | None = None,
     ) -> ExecResult:
         head = head_bytes(self.max_output, self.max_output_head)
         stdout = StreamCapture("stdout", self.max_output, on_output, head)
@@ -310,6 +313,8 @@ class SSHPool:
             channel.exec_command(remote_line(command))  # nosec B601 - every argument quoted; policy is enforced before
         except Exception as exc:
             return ExecResult(status="failed", error=f"ssh exec failed: {exc}", duration_ms=_ms_since(started))
+        if stdin is not None:
+            feed_stdin(channel.sendall, channel.shutdown_write, stdin)
         deadline = started + timeout_ms / 1000 if timeout_ms and timeout_ms > 0 else None
         stopped_by: str | None = None
         fd = channel.fileno()

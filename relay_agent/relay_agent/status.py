@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from . import __version__
-from .hub import HubClient, HubError
+from .hub import HubClient, HubError, HubExtensions
 from .logs import AGENT_LOGGER, get_logger
 from .metrics import MetricsCollector
 from .store import CredentialStore, CredentialStoreError
@@ -15,18 +15,21 @@ from .store import CredentialStore, CredentialStoreError
 log = get_logger(AGENT_LOGGER)
 
 CAPABILITIES = ["local_cmd", "ssh", "perf_metrics"]
+# Told only to a hub known to be a relayhub: the original hub accepts the three above and no others.
+EXTENSION_CAPABILITIES = ["run_options"]
 
 
 class StatusReporter:
-    def __init__(self, hub: HubClient, store: CredentialStore) -> None:
+    def __init__(self, hub: HubClient, store: CredentialStore, extensions: HubExtensions | None = None) -> None:
         self.hub = hub
         self.store = store
+        self.extensions = extensions or HubExtensions()
         self.metrics = MetricsCollector()
 
     def status_body(self, relay_id: str | None) -> dict:
         body: dict[str, Any] = {
             "relayId": relay_id,
-            "capabilities": CAPABILITIES,
+            "capabilities": CAPABILITIES + (EXTENSION_CAPABILITIES if self.extensions.relayhub else []),
             "version": __version__,
             "hostname": socket.gethostname(),
             "platform": sys.platform,
