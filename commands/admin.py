@@ -15,7 +15,7 @@ from django.utils.text import Truncator
 from assignments import access
 from assignments.admin import may_see_relays
 from assignments.admin_views import relay_page_panel
-from commands import admin_views, batches, display, visibility
+from commands import admin_views, batches, display, run_options, visibility
 from commands.models import Command, CommandBatch
 
 
@@ -101,6 +101,22 @@ class CommandAdmin(admin.ModelAdmin):
     ]
     change_form_template = "admin/commands/command/change_form.html"
     change_list_template = "admin/commands/command/change_list.html"
+    RUN_OPTIONS_FIELDSET = ("How it runs", {"fields": ["working_directory", "environment_shown", "run_as",
+                                                       "interpreter", "script_shown"]})
+
+    def get_fieldsets(self, request: HttpRequest, obj: Command | None = None) -> list:
+        if obj is not None and run_options.uses_options({name: getattr(obj, name) for name in run_options.FIELDS}):
+            return [*self.fieldsets[:2], self.RUN_OPTIONS_FIELDSET, *self.fieldsets[2:]]
+        return self.fieldsets
+
+    @admin.display(description="environment")
+    def environment_shown(self, command: Command) -> str:
+        return format_html('<pre class="rh-mono">{}</pre>', "\n".join(
+            f"{name}={value}" for name, value in (command.environment or {}).items())) if command.environment else "–"
+
+    @admin.display(description="script")
+    def script_shown(self, command: Command) -> str:
+        return format_html('<pre class="rh-mono rh-script">{}</pre>', command.script) if command.script else "–"
 
     class Media:
         css = {"all": ["relayhub/admin.css"]}

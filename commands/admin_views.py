@@ -11,9 +11,10 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllow
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from rest_framework.exceptions import ValidationError
 
 from assignments import access
-from commands import batches, display, output, visibility
+from commands import batches, display, output, run_options, visibility
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
 from commands.models import Command, CommandBatch, IllegalTransition
@@ -21,6 +22,8 @@ from relayhub.web.fields import wire_id
 
 RUN_FIELDSETS = [
     (None, {"fields": ["machines", "command"]}),
+    ("Script", {"fields": ["script_file", "script", "interpreter"]}),
+    ("How it runs", {"fields": ["working_directory", "environment", "run_as"]}),
     ("Target", {"fields": ["target_type", "target_host", "target_port", "target_username"]}),
     ("Limits", {"fields": ["timeout_s", "priority"]}),
     ("Several machines", {"fields": ["max_concurrency", "max_errors"]}),
@@ -46,7 +49,7 @@ def run_command(model_admin, request: HttpRequest, *, form_class: type[RunComman
         initial.update(initial_from(source))
     elif machine := request.GET.get("machine"):
         initial["machines"] = [machine]
-    form = form_class(request.POST or None, user=request.user, initial=initial)
+    form = form_class(request.POST or None, request.FILES or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         response = (submit or run_on_machines)(model_admin, request, form)
         if response is not None:
@@ -102,6 +105,11 @@ def cancel(model_admin, request: HttpRequest, command: Command) -> bool:
 def rerun(model_admin, request: HttpRequest, command: Command) -> Command | None:
     if not access.can_run_on(request.user, command.machine_id):
         return None
+    try:
+        run_options.require_support([command.machine_id], {name: getattr(command, name) for name in run_options.FIELDS})
+    except ValidationError as exc:
+        model_admin.message_user(request, f"#{command.pk}: " + " ".join(exc.detail["run_options"]), level="error")
+        return None
     new = Command.objects.create(created_by=request.user, **{name: getattr(command, name) for name in INPUT_FIELDS})
     model_admin.log_addition(request, new, f"Rerun of #{command.pk}")
     return new
@@ -123,11 +131,11 @@ def rerun_view(model_admin, request: HttpRequest, object_id: str) -> HttpRespons
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     command = _visible_command(model_admin, request, object_id)
-    new = rerun(model_admin, request, command)
-    if new is None:
+    if not access.can_run_on(request.user, command.machine_id):
         model_admin.message_user(request, f"You may not run commands on {command.machine_id}.", level="error")
         return redirect(command_url(command))
-    return redirect(command_url(new))
+    new = rerun(model_admin, request, command)  # None: it said why
+    return redirect(command_url(new or command))
 
 
 def state_view(model_admin, request: HttpRequest, object_id: str) -> JsonResponse:

@@ -26,6 +26,8 @@ RUN_FIELDSETS = [
     ("Machines", {"fields": ["machines"], "classes": ["rh-mode-machines"]}),
     ("SSH targets", {"fields": ["selector", "targets"], "classes": ["rh-mode-targets"]}),
     (None, {"fields": ["command"]}),
+    ("Script", {"fields": ["script_file", "script", "interpreter"]}),
+    ("How it runs", {"fields": ["working_directory", "environment", "run_as"]}),
     ("Target", {"fields": ["target_type", "target_host", "target_port", "target_username"],
                 "classes": ["rh-mode-machines"]}),
     ("Limits", {"fields": ["timeout_s", "priority"]}),
