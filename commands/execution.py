@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from commands import notify
+from commands import notify, run_options
 from commands.choices import CommandStatus, TargetType
 from commands.models import Command
 
@@ -38,11 +38,17 @@ class ExecResult:
 
 def exec_async(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, target_host: str = "",
                target_port: int | None = None, target_username: str = "", timeout_ms: int = 30_000,
-               priority: int = 5, created_by: Any = None) -> int:
-    """Queue a command and return its id at once."""
-    queued = Command(machine_id=machine_id, command=command, target_type=target_type, target_host=target_host or "",
+               priority: int = 5, created_by: Any = None, options: dict[str, Any] | None = None) -> int:
+    """Queue a command and return its id at once.
+
+    ``options``: ``working_directory``, ``environment``, ``run_as``, ``script``, ``interpreter`` and
+    ``script_name`` as in the API; with a script, ``command`` is empty."""
+    fields = {"command": command}
+    if options:
+        fields = run_options.checked(command, options, [machine_id])
+    queued = Command(machine_id=machine_id, target_type=target_type, target_host=target_host or "",
                      target_port=target_port, target_username=target_username or "", timeout_ms=timeout_ms,
-                     priority=priority, created_by=created_by)
+                     priority=priority, created_by=created_by, **fields)
     queued.full_clean(exclude=["created_by", "batch"])
     queued.save()
     return queued.pk
@@ -51,7 +57,7 @@ def exec_async(machine_id: str, command: str, *, target_type: str = TargetType.L
 def exec(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, target_host: str = "",  # noqa: A001
          target_port: int | None = None, target_username: str = "", timeout_ms: int = 30_000, priority: int = 5,
          created_by: Any = None, claim_timeout_ms: int = 30_000, retries: int = 0, retry_delay_ms: int = 1_000,
-         should_retry: Callable[[str, int], bool] | None = None) -> ExecResult:
+         should_retry: Callable[[str, int], bool] | None = None, options: dict[str, Any] | None = None) -> ExecResult:
     """Run a command on a machine's relay and wait for its result.
 
     If no relay claims it within ``claim_timeout_ms`` it is cancelled and, while
@@ -63,7 +69,7 @@ def exec(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, 
         attempt += 1
         command_id = exec_async(machine_id, command, target_type=target_type, target_host=target_host,
                                 target_port=target_port, target_username=target_username, timeout_ms=timeout_ms,
-                                priority=priority, created_by=created_by)
+                                priority=priority, created_by=created_by, options=options)
         result = _wait(command_id, claim_timeout_ms, attempt)
         retry = (attempt <= retries and not Command.objects.filter(pk=command_id, attempt__gt=0).exists()
                  and (should_retry is None or should_retry(result.error, attempt)))

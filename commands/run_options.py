@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
 
@@ -120,6 +121,22 @@ def clean(data: dict) -> dict:
         errors["interpreter"] = "an interpreter runs a script; there is none"
     if errors:
         raise serializers.ValidationError(errors)
+    return data
+
+
+def checked(command: str, options: dict, machine_ids: Iterable[str]) -> dict:
+    """For callers outside the API (``exec()``, ``relay_exec``): the command and its options, cleaned and checked
+    against the relays; Django's ValidationError, with messages per field, when they cannot run."""
+    serializer = RunOptionsInput(data=options)
+    try:
+        if not serializer.is_valid():
+            raise serializers.ValidationError(serializer.errors)
+        data = clean({**serializer.validated_data, "command": command})
+        require_support(machine_ids, data)
+    except serializers.ValidationError as exc:
+        raise DjangoValidationError({name: [str(problem) for problem in (
+            problems if isinstance(problems, list) else [problems])] for name, problems in exc.detail.items()}
+        ) from None
     return data
 
 

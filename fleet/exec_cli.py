@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -55,6 +58,33 @@ def acting_user(username: str | None):
     if user is None:
         raise LookupError(f"no active user named {username!r}")
     return user
+
+
+def run_options_from(cwd: str | None, env: list[str], run_as: str | None, script: str | None,
+                     interpreter: str | None) -> dict:
+    """The run options of relay_exec's flags; ValueError with the flag's problem."""
+    options: dict = {}
+    if cwd:
+        options["working_directory"] = cwd
+    if env:
+        pairs = [item.partition("=") for item in env]
+        if bad := [name for name, equals, _ in pairs if not equals]:
+            raise ValueError(f"--env takes NAME=VALUE, not {bad[0]!r}")
+        options["environment"] = {name: value for name, _, value in pairs}
+    if run_as:
+        options["run_as"] = run_as
+    if script:
+        path = Path(script)
+        try:
+            options["script"] = sys.stdin.read() if script == "-" else path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"--script {script}: {exc}") from None
+        options["script_name"] = "stdin" if script == "-" else re.sub(r"[^A-Za-z0-9._+-]", "_", path.name)[:100]
+    if interpreter:
+        if not script:
+            raise ValueError("--interpreter goes with --script")
+        options["interpreter"] = interpreter
+    return options
 
 
 def recorded_creator(user):

@@ -99,6 +99,15 @@ class Command(BaseCommand):
         parser.add_argument("--priority", type=int, default=5)
         parser.add_argument("--no-follow", dest="follow", action="store_false",
                             help="print the command (or batch) id and return at once")
+        how = parser.add_argument_group("how it runs (relays need the run_options capability)")
+        how.add_argument("--cwd", metavar="DIR", help="working directory on the target (absolute)")
+        how.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                         help="an environment variable (repeatable); values never become shell text")
+        how.add_argument("--run-as", metavar="USER", help="run through sudo -u USER; the relay's run_as policy "
+                                                          "must list USER")
+        how.add_argument("--script", metavar="FILE", help="run FILE (or - for stdin) as a script instead of a "
+                                                          "command")
+        how.add_argument("--interpreter", choices=["sh", "bash", "python3", "perl"], help="for --script (sh)")
 
     def handle(self, *args, words: list[str], after_dashes: list[str] | None = None, selector: str | None,
                relays: bool, target: list[str], timeout: float, user: str | None, **options) -> None:
@@ -126,9 +135,17 @@ class Command(BaseCommand):
                 raise usage("--relays, --max-concurrency and --max-errors go with --selector or --target")
             if len(before) != 1:
                 raise usage("give one MACHINE before --" if before else "give a MACHINE, or --selector/--target")
-        if not argv:
+        try:
+            run_options = exec_cli.run_options_from(options.pop("cwd"), options.pop("env"), options.pop("run_as"),
+                                                    options.pop("script"), options.pop("interpreter"))
+        except ValueError as exc:
+            raise usage(str(exc)) from None
+        if run_options.get("script") is not None and argv:
+            raise usage("give a command or --script, not both")
+        if not argv and "script" not in run_options:
             raise usage("give the command to run (after --)")
         command = " ".join(argv)
+        options["run_options"] = run_options
         self.queued: tuple[str, int] | None = None  # ("command" | "batch", id): what Ctrl-C cancels
         try:
             if fleet:
@@ -142,7 +159,7 @@ class Command(BaseCommand):
     # -- one machine ---------------------------------------------------------
 
     def run_one(self, acting, machine_id: str, command: str, *, ssh: str | None, timeout: float, priority: int,
-                follow: bool, queue_if_offline: bool, **options) -> None:
+                follow: bool, queue_if_offline: bool, run_options: dict, **options) -> None:
         target = {"target_type": TargetType.LOCAL}
         if ssh:
             match = SSH_TARGET.match(ssh)
@@ -164,7 +181,7 @@ class Command(BaseCommand):
         try:
             with interrupts_deferred():  # Ctrl-C meanwhile is taken once it is known what to cancel
                 command_id = exec_async(machine_id, command, timeout_ms=int(timeout * 1000), priority=priority,
-                                        created_by=exec_cli.recorded_creator(acting), **target)
+                                        created_by=exec_cli.recorded_creator(acting), options=run_options, **target)
                 self.queued = ("command", command_id)
         except ValidationError as exc:
             raise usage("; ".join(f"{name}: {' '.join(problems)}" for name, problems in exc.message_dict.items())
@@ -208,9 +225,10 @@ class Command(BaseCommand):
 
     def run_fleet(self, acting, command: str, *, selector: str | None, relays: bool, names: list[str],
                   timeout: float, priority: int, follow: bool, queue_if_offline: bool, max_concurrency: str | None,
-                  max_errors: str | None, **options) -> None:
+                  max_errors: str | None, run_options: dict, **options) -> None:
         data = {"command": command, "timeout_ms": int(timeout * 1000), "priority": priority,
-                "max_concurrency": max_concurrency, "max_errors": max_errors, "queue_if_offline": queue_if_offline}
+                "max_concurrency": max_concurrency, "max_errors": max_errors, "queue_if_offline": queue_if_offline,
+                **run_options}
         if selector is not None:
             data.update(selector=selector, target_type=TargetType.LOCAL if relays else TargetType.SSH)
             self.check_selector(acting, selector, relays)
