@@ -148,8 +148,8 @@ def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
     stderr, stderr_offset = output.since(command, "stderr", 0)
     return {
         "command": command,
-        "stdout": stdout, "stdout_offset": stdout_offset,
-        "stderr": stderr, "stderr_offset": stderr_offset,
+        "streams": [("stdout", stdout), ("stderr", stderr)],
+        "stdout_offset": stdout_offset, "stderr_offset": stderr_offset,
         "may_run_here": access.can_run_on(request.user, command.machine_id),
         "output_url": reverse("command-output", args=[command.pk]),
         "state_url": reverse("admin:commands_command_state", args=[command.pk]),

@@ -1,11 +1,16 @@
 "use strict";
-// Follows a command's output from the REST output endpoint, by offsets, until it ends. Whenever the status
-// changes, the page's other facts ([data-live]: times, exit code, duration...) are fetched again, as the
-// server writes them, from the admin's state endpoint.
+// Follows a command's output from the REST output endpoint, by offsets, until it ends, and hands it to the
+// console (console.js). Whenever the status changes, the page's other facts ([data-live]: times, exit code,
+// duration...) are fetched again, as the server writes them, from the admin's state endpoint.
 (function () {
   const panel = document.getElementById("rh-live");
-  if (!panel || panel.dataset.finished === "true") return;
-  const streams = {stdout: document.getElementById("rh-stdout"), stderr: document.getElementById("rh-stderr")};
+  if (!panel) return;
+  const terminal = window.relayhub.openConsole({stdout: document.getElementById("rh-stdout"),
+                                                stderr: document.getElementById("rh-stderr")});
+  if (panel.dataset.finished === "true") {
+    terminal.end();
+    return;
+  }
   const offsets = {stdout: Number(panel.dataset.stdoutOffset), stderr: Number(panel.dataset.stderrOffset)};
   const statusBadge = document.getElementById("rh-status");
   const note = document.getElementById("rh-live-note");
@@ -49,6 +54,7 @@
       if (element) (id === "rh-cancel-form" ? element.parentElement : element).remove();
     }
     panel.dataset.finished = "true";
+    terminal.end();
     return true;
   }
 
@@ -59,7 +65,7 @@
       const moved = body.status !== shownStatus;
       const changed = body.stdout || body.stderr || moved;
       for (const stream of ["stdout", "stderr"]) {
-        if (body[stream]) streams[stream].append(body[stream]);
+        if (body[stream]) terminal.write(stream, body[stream]);
         offsets[stream] = body[stream + "_next_offset"];
       }
       note.hidden = true;
