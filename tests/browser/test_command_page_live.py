@@ -1,4 +1,5 @@
-"""The command page follows a running command to its end without a reload: status, times, exit code, duration."""
+"""The command page follows a running command to its end without a reload: output, status, times, exit code,
+duration."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def test_the_command_page_fills_in_completed_at_without_a_reload(browser, superu
 
     expect(page.locator("#rh-status")).to_have_text("executing", timeout=RUN_MS)
     expect(page.locator("#rh-started-at")).to_have_text(MOMENT)
+    expect(page.locator("#rh-stdout")).to_have_text("start\n", timeout=RUN_MS)  # output arrives as it runs
     expect(page.locator("#rh-completed-at")).to_have_text("–")
     browser.screenshot("command-page-live-running")
     expect(page.locator("#rh-status")).to_have_text("completed", timeout=RUN_MS)
