@@ -35,11 +35,10 @@ class Interpreter(models.TextChoices):
 
 
 class RunOptionsModel(models.Model):
-    working_directory = models.CharField(max_length=4096, blank=True, help_text="An absolute path on the target.")
-    environment = models.JSONField(default=dict, blank=True, help_text="Variables set for the command.")
-    run_as = models.CharField("run as", max_length=32, blank=True, help_text=(
-        "Run through `sudo -u` as this user; the relay's run_as policy must list it."))
-    script = models.TextField(blank=True, help_text="Run as a file by the interpreter, instead of a command line.")
+    working_directory = models.CharField(max_length=4096, blank=True)
+    environment = models.JSONField(default=dict, blank=True)
+    run_as = models.CharField("run as", max_length=32, blank=True)
+    script = models.TextField(blank=True)
     interpreter = models.CharField(max_length=10, choices=Interpreter.choices, blank=True)
 
     class Meta:

@@ -98,3 +98,29 @@ def test_several_machines_run_as_a_batch(operator_page) -> None:
     expect(page.locator('#rh-batch-counts [data-count="not_delivered"] [data-field="value"]')).to_have_text("1")
     expect(page.locator("#rh-batch-status")).to_have_text("incomplete")  # nothing failed; nothing was delivered
     operator_page.screenshot("batch")
+
+
+def test_an_uploaded_script_runs_with_its_environment_and_working_directory(operator_page, tmp_path) -> None:
+    page = operator_page.page
+    script = tmp_path / "report.sh"
+    script.write_text('echo "release $RELEASE in $(pwd)"\nprintf \'\\033[32mgreen\\033[0m\\n\'\n')
+
+    page.get_by_role("link", name="Run command").first.click()
+    page.fill("#rh-filter-machines", "e2e")
+    page.get_by_label(re.compile("e2e-machine")).check()
+    page.set_input_files("#id_script_file", str(script))
+    page.select_option("#id_interpreter", "bash")
+    page.fill("#id_working_directory", str(tmp_path))
+    page.fill("#id_environment", "RELEASE=2026.12 $(touch pwned)")
+    operator_page.screenshot("run-form-script-upload")
+    with page.expect_navigation(url=COMMAND_PAGE):
+        page.click("#rh-run")
+
+    expect(page.locator("#rh-status")).to_have_text("completed", timeout=RUN_MS)
+    expect(page.locator("#rh-stdout")).to_contain_text(f"release 2026.12 $(touch pwned) in {tmp_path}")
+    expect(page.locator("#rh-stdout .rh-fg-2")).to_have_text("green")
+    expect(page.locator(".field-script_shown pre")).to_contain_text('echo "release $RELEASE in $(pwd)"')
+    operator_page.screenshot("command-from-uploaded-script")
+    command = Command.objects.get()
+    assert command.command == "bash report.sh" and command.script == script.read_text()
+    assert not (tmp_path / "pwned").exists()
