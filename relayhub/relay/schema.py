@@ -26,6 +26,14 @@ class WireCommand(serializers.Serializer):
     probe = serializers.BooleanField(required=False, help_text=(
         "Extension: test connection. Connect and log in to the SSH target, run nothing, and report one JSON "
         "object as the output; relays without it run the command, `true`."))
+    workingDirectory = serializers.CharField(required=False, help_text="Extension (capability run_options).")
+    environment = serializers.DictField(child=serializers.CharField(), required=False,
+                                        help_text="Extension (run_options): variables for the command.")
+    runAs = serializers.CharField(required=False, help_text=(
+        "Extension (run_options): run through sudo -u, if the relay's run_as policy lists the user."))
+    script = serializers.CharField(required=False, help_text=(
+        "Extension (run_options): run this as a file by `interpreter` instead of `command`, which names it."))
+    interpreter = serializers.CharField(required=False, help_text="Extension (run_options): sh, bash, python3, perl.")
 
 
 class RelayError(serializers.Serializer):
