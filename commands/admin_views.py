@@ -106,11 +106,13 @@ def rerun(model_admin, request: HttpRequest, command: Command) -> Command | None
     if not access.can_run_on(request.user, command.machine_id):
         return None
     try:
-        run_options.require_support([command.machine_id], {name: getattr(command, name) for name in run_options.FIELDS})
+        run_options.require_support([command.machine_id],
+                                    {name: getattr(command, name) for name in run_options.COPIED_FIELDS})
     except ValidationError as exc:
         model_admin.message_user(request, f"#{command.pk}: " + " ".join(exc.detail["run_options"]), level="error")
         return None
-    new = Command.objects.create(created_by=request.user, **{name: getattr(command, name) for name in INPUT_FIELDS})
+    new = Command.objects.create(created_by=request.user, **{name: getattr(command, name)
+                                                             for name in (*INPUT_FIELDS, "secret_environment")})
     model_admin.log_addition(request, new, f"Rerun of #{command.pk}")
     return new
 

@@ -33,7 +33,7 @@ class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer
 
     class Meta:
         model = Command
-        fields = ["id", *INPUT_FIELDS, "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
+        fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
                   "output_truncated", "cancel_requested", "batch", "created_by", "created_at", "updated_at"]
         read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, "script_name", "queue_if_offline"]]
@@ -148,7 +148,8 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         overrides = RerunSerializer(data=request.data)
         overrides.is_valid(raise_exception=True)
         queue_if_offline = overrides.validated_data.pop("queue_if_offline")
-        fields = {name: getattr(original, name) for name in INPUT_FIELDS} | overrides.validated_data
+        fields = {name: getattr(original, name) for name in (*INPUT_FIELDS, "secret_environment")
+                  } | overrides.validated_data
         require_run_permission(request.user, fields["machine_id"])
         require_relay_online([fields["machine_id"]], queue_if_offline)
         run_options.require_support([fields["machine_id"]], fields)

@@ -26,7 +26,7 @@ from commands.signals import batch_command_ended
 
 WAITING = "waiting"
 TEMPLATE_FIELDS = ("command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
-                   "priority", *run_options.FIELDS)
+                   "priority", *run_options.COPIED_FIELDS)
 
 
 class LimitError(ValueError):

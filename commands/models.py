@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from assignments.models import RelayAssignment
-from commands import notify, queue_sql
+from commands import notify, queue_sql, secrets
 from commands.choices import CommandKind, CommandStatus, Stream, TargetType
 from commands.run_options import RunOptionsModel
 from commands.signals import batch_command_ended
@@ -228,9 +228,20 @@ class Command(RunOptionsModel):
         for _, _, result in items:
             if result["status"] not in CommandStatus.terminal():
                 raise IllegalTransition(f"{result['status']} is not a final status")
-        moved = queue_sql.finish_claimed(cls, relay, items, timezone.now())
-        cls._ended(*((pk, batch_id) for (pk, _), batch_id in moved.items()))
+        with transaction.atomic():
+            moved = queue_sql.finish_claimed(cls, relay, items, timezone.now())
+            # Rare: a template's secret reached the command; mask it out before anyone can read the row.
+            for (pk, _), (_, references) in moved.items():
+                if references:
+                    cls._mask_secrets(pk, references)
+        cls._ended(*((pk, batch_id) for (pk, _), (batch_id, _) in moved.items()))
         return set(moved)
+
+    @classmethod
+    def _mask_secrets(cls, pk: int, references: dict[str, str]) -> None:
+        values = secrets.resolve(references).values()
+        stored = cls.objects.filter(pk=pk).values("output", "stderr", "error").first() or {}
+        cls.objects.filter(pk=pk).update(**{name: secrets.mask(text, values) for name, text in stored.items()})
 
     def start(self, relay: Any, attempt: int) -> None:
         if self.status == CommandStatus.EXECUTING and self.claimed_by_id == relay.pk and self.attempt == attempt:
@@ -242,6 +253,10 @@ class Command(RunOptionsModel):
     def finish(self, relay: Any, attempt: int, *, status: str, **result: Any) -> None:
         if status not in CommandStatus.terminal():
             raise IllegalTransition(f"{status} is not a final status")
+        if self.secret_environment:
+            values = secrets.resolve(self.secret_environment).values()
+            result.update({name: secrets.mask(result[name], values) for name in ("output", "stderr", "error")
+                           if isinstance(result.get(name), str)})
         if not self._move(CommandStatus.active(), status, where={"claimed_by": relay, "attempt": attempt},
                           by_relay=relay, completed_at=timezone.now(), **result):
             raise self._refuse("finish")

@@ -76,6 +76,8 @@ def cap_final(text: str) -> tuple[str, bool]:
 
 
 def store_chunks(command: Command, chunks: list[dict]) -> None:
+    if command.secret_environment:
+        return  # a secret could be cut across two chunks and escape the mask: only the masked final copy is kept
     _, cap = output_cap()  # live chunks are the head of the final copy, never more
     rows, truncated = [], False
     for stream in {chunk["stream"] for chunk in chunks}:

@@ -12,6 +12,7 @@ other move of ``Command``. ``Command.claim_next``, ``start_claimed`` and
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,7 +26,8 @@ from relayhub.relay.rawsql import RowReader
 
 # What the wire needs of a claimed command (``Command.to_wire``), and its order.
 WIRE_FIELDS = ("id", "command", "kind", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
-               "created_at", "attempt", "priority", "working_directory", "environment", "run_as", "script", "interpreter")
+               "created_at", "attempt", "priority", "working_directory", "environment", "run_as", "script", "interpreter",
+               "secret_environment")
 
 
 @functools.cache
@@ -127,11 +129,11 @@ RESULT_CASTS = {"exit_code": "integer", "duration_ms": "integer", "output_trunca
 
 
 def finish_claimed(model: type[models.Model], relay: Any, items: Sequence[tuple[int, int, dict[str, Any]]],
-                   now: datetime) -> dict[tuple[int, int], int | None]:
+                   now: datetime) -> dict[tuple[int, int], tuple[int | None, dict]]:
     """Finish the relay's active commands, each at its attempt with its own result, in one statement.
 
     ``items`` are ``(pk, attempt, changes)``, every ``changes`` with the same keys and no pk twice.
-    Answers ``{(pk, attempt): batch_id}`` of those it moved.
+    Answers ``{(pk, attempt): (batch_id, secret_environment)}`` of those it moved.
     """
     if not items:
         return {}
@@ -150,10 +152,11 @@ def finish_claimed(model: type[models.Model], relay: Any, items: Sequence[tuple[
            f"UPDATE {n['table']} SET {assignments}, {n['completed_at']} = %s, {n['updated_at']} = %s FROM v "
            f"WHERE {n['id']} = v_pk AND {n['attempt']} = v_attempt AND {n['machine_id']} = %s "
            f"AND {n['claimed_by']} = %s AND {n['status']} IN ({rawsql.placeholders(len(active))}) "
-           f"AND {n['relay_live']} RETURNING {n['id']}, {n['attempt']}, {n['batch']}")
+           f"AND {n['relay_live']} RETURNING {n['id']}, {n['attempt']}, {n['batch']}, {n['secret_environment']}")
     params = []
     for pk, attempt, changes in items:
         params += [pk, attempt, *(rawsql.param(model, name, changes[name]) for name in names)]
     at = rawsql.param(model, "updated_at", now)
     params += [at, at, relay.machine_id, rawsql.param(model, "claimed_by", relay.pk), *active, *_live_params(relay)]
-    return {(pk, attempt): batch for pk, attempt, batch in rawsql.execute(sql, params)}
+    return {(pk, attempt): (batch, json.loads(references) if isinstance(references, str) else references)
+            for pk, attempt, batch, references in rawsql.execute(sql, params)}

@@ -17,8 +17,11 @@ from django.db import models
 from rest_framework import serializers
 
 from assignments.models import Capability, RelayAssignment
+from commands import secrets
 
 FIELDS = ("working_directory", "environment", "run_as", "script", "interpreter")
+# What a copy, a rerun or a batch's command takes over: the fields, and the secret references a template set.
+COPIED_FIELDS = (*FIELDS, "secret_environment")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 USER_NAME = re.compile(r"[a-z_][a-z0-9_.-]{0,31}\Z")
 MAX_ENV = 100
@@ -40,6 +43,8 @@ class RunOptionsModel(models.Model):
     run_as = models.CharField("run as", max_length=32, blank=True)
     script = models.TextField(blank=True)
     interpreter = models.CharField(max_length=10, choices=Interpreter.choices, blank=True)
+    # NAME -> the shared credential whose value it gets; the value itself is never stored here.
+    secret_environment = models.JSONField(default=dict, blank=True)
 
     class Meta:
         abstract = True
@@ -48,8 +53,8 @@ class RunOptionsModel(models.Model):
         data: dict = {}
         if self.working_directory:
             data["workingDirectory"] = self.working_directory
-        if self.environment:
-            data["environment"] = dict(self.environment)
+        if self.environment or self.secret_environment:
+            data["environment"] = {**self.environment, **secrets.resolve(self.secret_environment or {})}
         if self.run_as:
             data["runAs"] = self.run_as
         if self.script:
@@ -58,7 +63,7 @@ class RunOptionsModel(models.Model):
 
 
 def uses_options(data: dict) -> bool:
-    return any(data.get(name) for name in FIELDS if name != "interpreter")
+    return any(data.get(name) for name in COPIED_FIELDS if name != "interpreter")
 
 
 class EnvironmentField(serializers.DictField):

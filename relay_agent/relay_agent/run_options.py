@@ -129,6 +129,8 @@ def _check_environment(environment: Any, allow_list: bool) -> None:
     for name, value in environment.items():
         if not isinstance(name, str) or not ENV_NAME.match(name):
             raise OptionsRefused(f"environment: {name!r} is not a variable name")
+        if value is None:
+            raise OptionsRefused(f"environment: {name} has no value (the hub could not read its secret)")
         if not isinstance(value, str) or "\0" in value or len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE_BYTES:
             raise OptionsRefused(f"environment: {name} must be text of at most {MAX_VALUE_BYTES} bytes")
         if allow_list and (name in UNSAFE_ENV or name.startswith(UNSAFE_PREFIXES)):
