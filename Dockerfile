@@ -10,6 +10,7 @@ COPY commands commands
 COPY credentials credentials
 COPY configpush configpush
 COPY fleet fleet
+COPY runbooks runbooks
 COPY templates templates
 COPY static static
 COPY relay_agent relay_agent

@@ -8,6 +8,7 @@ from configpush.api import ConfigPushViewSet
 from credentials.api import SharedCredentialViewSet
 from fleet.api import SSHTargetViewSet
 from fleet.batch_api import BatchViewSet
+from runbooks.api import JobTemplateViewSet
 
 router = DefaultRouter()
 router.register("relays", RelayViewSet, basename="relay")
@@ -16,6 +17,7 @@ router.register("batches", BatchViewSet, basename="batch")
 router.register("targets", SSHTargetViewSet, basename="target")
 router.register("shared-credentials", SharedCredentialViewSet, basename="shared-credential")
 router.register("config-pushes", ConfigPushViewSet, basename="config-push")
+router.register("templates", JobTemplateViewSet, basename="template")
 
 urlpatterns = [
     path("rpc/exec", RpcExecView.as_view(), name="rpc-exec"),

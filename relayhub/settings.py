@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "credentials",
     "configpush",
     "fleet",
+    "runbooks",
     "axes",
 ]
 

@@ -25,6 +25,9 @@ from commands.models import IllegalTransition
 from fleet import exec_cli, selection
 from fleet.batch_api import BatchCreateSerializer, create_batch
 from fleet.exec_cli import EXIT_INTERRUPTED, EXIT_UNDELIVERED, EXIT_USAGE
+from runbooks import access
+from runbooks.launch import launch
+from runbooks.models import JobTemplate
 
 SSH_TARGET = re.compile(r"^(?:(?P<user>[^@:]+)@)?(?P<host>[^@:]+)(?::(?P<port>\d{1,5}))?$")
 # What the shell would answer for a command that never produced an exit code.
@@ -43,7 +46,11 @@ batch as POST /api/v1/batches/ does: one copy per SSH target (or, with --relays,
 selector picks, run locally there). Every output line is prefixed "NAME | " (stderr lines on stderr); at the
 end a summary goes to stderr. Put the command after "--".
 
-Exit codes with --selector/--target: 0 every target completed with exit code 0; 1 some run failed (non-zero
+Templates: relay_exec --template NAME -p key=value [-p ...] [--selector S] launches a job template as
+POST /api/v1/templates/{id}/launch/ does (--selector narrows the template's own), follows it as a batch
+and exits as below.
+
+Exit codes with --selector/--target/--template: 0 every target completed with exit code 0; 1 some run failed (non-zero
 exit, error), timed out or was cancelled; 69 none of those, but some copies were never delivered (no relay
 online). Either form: 2 usage error (bad option, malformed selector, a selector or target name that matches
 nothing); 130 interrupted by Ctrl-C, after cancelling the command(s) it queued. Without --user it acts with
@@ -99,6 +106,9 @@ class Command(BaseCommand):
         parser.add_argument("--priority", type=int, default=5)
         parser.add_argument("--no-follow", dest="follow", action="store_false",
                             help="print the command (or batch) id and return at once")
+        parser.add_argument("--template", metavar="NAME", help="launch this job template (--selector narrows it)")
+        parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                            help="a template parameter (repeatable)")
         how = parser.add_argument_group("how it runs (relays need the run_options capability)")
         how.add_argument("--cwd", metavar="DIR", help="working directory on the target (absolute)")
         how.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -111,6 +121,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, words: list[str], after_dashes: list[str] | None = None, selector: str | None,
                relays: bool, target: list[str], timeout: float, user: str | None, **options) -> None:
+        if options.get("template"):
+            self.queued = None
+            try:
+                self.run_template(exec_cli.acting_user(user), selector=selector, **options)
+            except LookupError as exc:
+                raise usage(f"--user: {exc}") from None
+            except KeyboardInterrupt:
+                sys.exit(self.interrupted())
+            return
+        if options.pop("param"):
+            raise usage("-p/--param goes with --template")
         fleet = selector is not None or bool(target)
         if fleet and after_dashes is None:
             raise usage('with --selector or --target, put the command after "--": relay_exec --selector S -- CMD')
@@ -252,6 +273,9 @@ class Command(BaseCommand):
             raise usage("; ".join(problems)) from None
         except exceptions.PermissionDenied as exc:
             raise CommandError(str(exc.detail)) from None
+        self.follow_batch(batch, follow)
+
+    def follow_batch(self, batch, follow: bool) -> None:
         if not follow:
             self.stdout.write(str(batch.pk))
             return
@@ -260,6 +284,26 @@ class Command(BaseCommand):
         for line in exec_cli.summary(items):
             self.stderr.write(line)
         sys.exit(exec_cli.exit_code(items))
+
+    def run_template(self, acting, *, template: str, param: list[str], selector: str | None, follow: bool,
+                     queue_if_offline: bool, **options) -> None:
+        """--template NAME -p key=value: a launch, as POST /api/v1/templates/{id}/launch/ makes it."""
+        found = JobTemplate.objects.filter(name=template).first()
+        if found is None or not access.templates_for(acting).filter(pk=found.pk).exists():
+            raise usage(f"--template: no job template named {template!r}")
+        pairs = [item.partition("=") for item in param]
+        if bad := [name for name, equals, _ in pairs if not equals]:
+            raise usage(f"-p takes NAME=VALUE, not {bad[0]!r}")
+        try:
+            with interrupts_deferred():
+                made = launch(found, acting, {name: value for name, _, value in pairs}, narrowing=selector or "",
+                              queue_if_offline=queue_if_offline, created_by=exec_cli.recorded_creator(acting))
+                self.queued = ("batch", made.batch.pk)
+        except exceptions.ValidationError as exc:
+            raise usage("; ".join(exec_cli.messages(exc))) from None
+        except exceptions.PermissionDenied as exc:
+            raise CommandError(str(exc.detail)) from None
+        self.follow_batch(made.batch, follow)
 
     def check_selector(self, acting, text: str, relays: bool) -> None:
         try:
