@@ -8,6 +8,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from assignments import keys, labels, transport
+from relayhub.web import metrics
 
 
 class Capability(models.TextChoices):
@@ -208,6 +209,7 @@ class RelayStatus(models.Model):
         self.last_connection_event = kind
         if flipped:
             RelayEvent.objects.create(relay_id=self.pk, kind=kind, reason=reason, created_at=now)
+            metrics.relay_event(kind)
         return bool(flipped)
 
 

@@ -23,6 +23,7 @@ from commands import notify, run_options
 from commands.choices import CommandStatus, TargetType
 from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch, IllegalTransition
 from commands.signals import batch_command_ended
+from relayhub.web import metrics
 
 WAITING = "waiting"
 TEMPLATE_FIELDS = ("command", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
@@ -165,7 +166,9 @@ def _dispatch(batch: CommandBatch) -> None:
             break
         new.append(Command(**fields))
         room -= 1
-    Command.objects.bulk_create(new)  # bypasses Command.save: wake the relays here
+    Command.objects.bulk_create(new)  # bypasses Command.save: wake the relays and count them here
+    metrics.command_queued(len(new))
+    metrics.commands_finished([(c.status, None) for c in new if c.status == CommandStatus.UNDELIVERED], now)
     topics = list(dict.fromkeys(notify.machine_topic(c.machine_id) for c in new if c.status == CommandStatus.PENDING))
     if topics:
         transaction.on_commit(lambda: notify.publish_many(topics))

@@ -20,6 +20,7 @@ from commands.models import Command
 from relayhub.relay.auth import HEADER
 from relayhub.relay.routes import authenticate, error_for, in_db, listed_in_schema, parse_body, preflight
 from relayhub.relay.schema import WireCommand, relay_schema
+from relayhub.web import metrics
 from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
 
 MAX_BATCH = 50
@@ -95,7 +96,7 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
     deadline = time.monotonic() + wait_s
     topic = notify.machine_topic(relay.machine_id)
     config_seen = _config_pushes_seen(relay)
-    with notify.notifier.listen(topic) as subscription:
+    with notify.notifier.listen(topic) as subscription, metrics.LONGPOLLS_HELD.track_inprogress():
         # Now subscribed: look again only if a wake-up came since just before the first look.
         look = notify.notifier.published(topic) != published
         while True:

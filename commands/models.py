@@ -15,6 +15,7 @@ from commands import notify, queue_sql, secrets
 from commands.choices import CommandKind, CommandStatus, Stream, TargetType
 from commands.run_options import RunOptionsModel
 from commands.signals import batch_command_ended
+from relayhub.web import metrics
 from relayhub.web.fields import epoch_ms
 
 
@@ -135,11 +136,16 @@ class Command(RunOptionsModel):
         return f"#{self.pk} {self.command[:60]}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        queued = self._state.adding and self.status == CommandStatus.PENDING
+        adding = self._state.adding
         super().save(*args, **kwargs)
-        if queued:
+        if not adding:
+            return
+        metrics.command_queued()
+        if self.status == CommandStatus.PENDING:
             topic = notify.machine_topic(self.machine_id)
             transaction.on_commit(lambda: notify.publish(topic))
+        elif self.is_terminal:  # recorded as it ended, e.g. undelivered
+            metrics.commands_finished([(self.status, self.claimed_at)], self.completed_at or self.created_at)
 
     @property
     def is_terminal(self) -> bool:
@@ -168,6 +174,7 @@ class Command(RunOptionsModel):
                 self.refresh_from_db(fields=computed)
             if self.is_terminal:
                 self._ended((self.pk, self.batch_id))
+                metrics.commands_finished([(self.status, self.claimed_at)], changes["updated_at"])
         return moved == 1
 
     @staticmethod
@@ -188,7 +195,7 @@ class Command(RunOptionsModel):
     def claim(self, relay: Any) -> bool:
         """Try to claim a pending command; False when another claimer won."""
         now = timezone.now()
-        return self._move(
+        claimed = self._move(
             {CommandStatus.PENDING},
             CommandStatus.CLAIMED,
             where={"machine_id": relay.machine_id},
@@ -198,6 +205,9 @@ class Command(RunOptionsModel):
             deadline_at=now + timedelta(milliseconds=self.timeout_ms),
             attempt=F("attempt") + 1,
         )
+        if claimed:
+            metrics.commands_claimed([(now - self.created_at).total_seconds()])
+        return claimed
 
     @classmethod
     def claim_next(cls, relay: Any, limit: int, holding: Iterable[int] = ()) -> list[Command]:
@@ -214,7 +224,9 @@ class Command(RunOptionsModel):
         held = queue_sql.redeliver_held(cls, relay, limit, list(holding), now)
         if len(held) >= limit:
             return held
-        return held + queue_sql.claim_new(cls, relay, limit - len(held), now)
+        claimed = queue_sql.claim_new(cls, relay, limit - len(held), now)
+        metrics.commands_claimed((now - command.created_at).total_seconds() for command in claimed)
+        return held + claimed
 
     @classmethod
     def start_claimed(cls, relay: Any, items: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bool]:
@@ -228,13 +240,16 @@ class Command(RunOptionsModel):
         for _, _, result in items:
             if result["status"] not in CommandStatus.terminal():
                 raise IllegalTransition(f"{result['status']} is not a final status")
+        now = timezone.now()
         with transaction.atomic():
-            moved = queue_sql.finish_claimed(cls, relay, items, timezone.now())
+            moved = queue_sql.finish_claimed(cls, relay, items, now)
             # Rare: a template's secret reached the command; mask it out before anyone can read the row.
-            for (pk, _), (_, references) in moved.items():
+            for (pk, _), (_, _, references) in moved.items():
                 if references:
                     cls._mask_secrets(pk, references)
-        cls._ended(*((pk, batch_id) for (pk, _), (batch_id, _) in moved.items()))
+        cls._ended(*((pk, batch_id) for (pk, _), (batch_id, _, _) in moved.items()))
+        statuses = {pk: result["status"] for pk, _, result in items}
+        metrics.commands_finished(((statuses[pk], claimed_at) for (pk, _), (_, claimed_at, _) in moved.items()), now)
         return set(moved)
 
     @classmethod

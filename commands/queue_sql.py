@@ -36,6 +36,11 @@ def _reader(model: type[models.Model]) -> RowReader:
 
 
 @functools.cache
+def _finished_reader(model: type[models.Model]) -> RowReader:
+    return RowReader(model, ("claimed_at", "batch", "secret_environment"))
+
+
+@functools.cache
 def _names(model: type[models.Model], vendor: str) -> dict[str, str]:  # vendor: quoting differs, so it keys the cache
     names = {field.name: rawsql.quote(field.column) for field in model._meta.concrete_fields}
     names["table"] = rawsql.table(model)
@@ -43,6 +48,7 @@ def _names(model: type[models.Model], vendor: str) -> dict[str, str]:  # vendor:
     names["best"] = f"{names['priority']} DESC, {names['created_at']}, {names['id']}"
     names["deadline"] = rawsql.plus_milliseconds("%s", names["timeout_ms"])
     names["relay_live"] = _relay_live_sql()
+    names["finished"] = rawsql.columns(model, _finished_reader(model).names)
     return names
 
 
@@ -129,11 +135,11 @@ RESULT_CASTS = {"exit_code": "integer", "duration_ms": "integer", "output_trunca
 
 
 def finish_claimed(model: type[models.Model], relay: Any, items: Sequence[tuple[int, int, dict[str, Any]]],
-                   now: datetime) -> dict[tuple[int, int], tuple[int | None, dict]]:
+                   now: datetime) -> dict[tuple[int, int], tuple[int | None, datetime, dict]]:
     """Finish the relay's active commands, each at its attempt with its own result, in one statement.
 
     ``items`` are ``(pk, attempt, changes)``, every ``changes`` with the same keys and no pk twice.
-    Answers ``{(pk, attempt): (batch_id, secret_environment)}`` of those it moved.
+    Answers ``{(pk, attempt): (batch_id, claimed_at, secret_environment)}`` of those it moved.
     """
     if not items:
         return {}
@@ -152,11 +158,15 @@ def finish_claimed(model: type[models.Model], relay: Any, items: Sequence[tuple[
            f"UPDATE {n['table']} SET {assignments}, {n['completed_at']} = %s, {n['updated_at']} = %s FROM v "
            f"WHERE {n['id']} = v_pk AND {n['attempt']} = v_attempt AND {n['machine_id']} = %s "
            f"AND {n['claimed_by']} = %s AND {n['status']} IN ({rawsql.placeholders(len(active))}) "
-           f"AND {n['relay_live']} RETURNING {n['id']}, {n['attempt']}, {n['batch']}, {n['secret_environment']}")
+           f"AND {n['relay_live']} RETURNING {n['id']}, {n['attempt']}, {n['finished']}")
     params = []
     for pk, attempt, changes in items:
         params += [pk, attempt, *(rawsql.param(model, name, changes[name]) for name in names)]
     at = rawsql.param(model, "updated_at", now)
     params += [at, at, relay.machine_id, rawsql.param(model, "claimed_by", relay.pk), *active, *_live_params(relay)]
-    return {(pk, attempt): (batch, json.loads(references) if isinstance(references, str) else references)
-            for pk, attempt, batch, references in rawsql.execute(sql, params)}
+    reader = _finished_reader(model)
+    moved = {}
+    for pk, attempt, *finished in rawsql.execute(sql, params):
+        row = dict(zip(reader.names, reader.values(finished)))
+        moved[(pk, attempt)] = (row["batch"], row["claimed_at"], row["secret_environment"])
+    return moved

@@ -10,6 +10,7 @@ from django.utils import timezone
 from assignments.models import RelayStatus
 from assignments.signals import config_queued
 from configpush import payloads
+from relayhub.web import metrics
 from relayhub.web.fields import epoch_ms
 
 
@@ -63,6 +64,7 @@ class ConfigPush(models.Model):
             self.payload = payloads.validate(self.push_type, self.payload)
         super().save(*args, **kwargs)
         if adding and self.status == PushStatus.PENDING:
+            metrics.config_pushes(PushStatus.PENDING)
             RelayStatus.note_config_pending(self.relay_id, timezone.now())
             relay_id, machine_id = self.relay_id, self.relay.machine_id
             transaction.on_commit(lambda: config_queued.send(sender=ConfigPush, relay_id=relay_id,
@@ -90,16 +92,20 @@ class ConfigPush(models.Model):
                 status=PushStatus.SENT, sent_at=now, tries=models.F("tries") + 1
             ):
                 delivered.append(push)
+        metrics.config_pushes(PushStatus.SENT, len(delivered))
         return delivered
 
     def requeue_or_fail(self, max_tries: int) -> bool:
         """An unacknowledged push goes out again, until ``max_tries`` sends have failed."""
         sent = ConfigPush.objects.filter(pk=self.pk, status=PushStatus.SENT, sent_at=self.sent_at)
         if self.tries >= max_tries:
-            return bool(sent.update(status=PushStatus.FAILED,
-                                    error_message=f"not acknowledged after {self.tries} deliveries"))
+            failed = bool(sent.update(status=PushStatus.FAILED,
+                                      error_message=f"not acknowledged after {self.tries} deliveries"))
+            metrics.config_pushes(PushStatus.FAILED, int(failed))
+            return failed
         requeued = bool(sent.update(status=PushStatus.PENDING))
         if requeued:
+            metrics.config_pushes(PushStatus.PENDING)
             RelayStatus.note_config_pending(self.relay_id, timezone.now())
         return requeued
 
@@ -112,5 +118,6 @@ class ConfigPush(models.Model):
             status=status, acked_at=timezone.now(), error_message="" if success else error_message[:2000]
         )
         if changed:
+            metrics.config_pushes(status)
             self.refresh_from_db()
         return bool(changed)

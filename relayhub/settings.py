@@ -67,6 +67,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "relayhub.web.middleware.RequestMetricsMiddleware",
     "relayhub.web.middleware.ClientAddressMiddleware",
     "relayhub.web.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -84,6 +85,7 @@ MIDDLEWARE = [
 # Under ASGI, /relay/ is served by a handler of its own (relayhub.asgi): relays
 # authenticate by key, so sessions, CSRF, users and messages are not needed there.
 RELAY_MIDDLEWARE = [
+    "relayhub.web.middleware.RequestMetricsMiddleware",
     "relayhub.web.middleware.ClientAddressMiddleware",
     "relayhub.web.middleware.BodySizeLimitMiddleware",
     "relayhub.web.middleware.AsyncSecurityMiddleware",

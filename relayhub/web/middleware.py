@@ -6,7 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 
-from relayhub.web import failed_auth
+from relayhub.web import failed_auth, metrics
 from relayhub.web.errors import error_response
 
 
@@ -81,6 +81,32 @@ class ClientAddressMiddleware(SyncAndAsync):
             return await self.get_response(request)
         finally:
             failed_auth.unbind(token)
+
+
+class RequestMetricsMiddleware(SyncAndAsync):
+    """Count each answer by its URL route pattern, method and status (``relayhub_http_requests_total``).
+
+    The pattern (``api/v1/commands/<pk>/cancel/``), never the path, keeps the number of series bounded.
+    First in the list, so that it sees every answer, those refused before routing too.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
+        self.get_response = get_response
+        self.run_as(get_response)
+
+    def __call__(self, request: HttpRequest):
+        if self.is_async:
+            return self._acall(request)
+        return self.counted(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        return self.counted(request, await self.get_response(request))
+
+    @staticmethod
+    def counted(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        match = getattr(request, "resolver_match", None)
+        metrics.request_answered(match.route if match is not None else None, request.method, response.status_code)
+        return response
 
 
 class OnTheLoop:
