@@ -34,6 +34,8 @@ DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=DEV_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# The bearer token /metrics asks of Prometheus; unset, /metrics answers 404.
+METRICS_TOKEN = env.str("RELAYHUB_METRICS_TOKEN", default="")
 
 # "id:base64key,id:base64key"; the first one encrypts, all of them decrypt.
 CREDENTIAL_KEYS = env.str("CREDENTIAL_KEYS", default=DEV_CREDENTIAL_KEYS)

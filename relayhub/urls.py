@@ -4,6 +4,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from relayhub import metrics_view
 from relayhub.web import errors
 
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("relayhub.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("metrics", metrics_view.metrics_view, name="metrics"),
     # The split view serves its set-up script from a URL, so the page needs no inline script (CSP).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     # JSON, even with DEBUG on, for anything a program or relay may call.
