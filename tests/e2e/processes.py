@@ -86,7 +86,10 @@ class Process:
 
 
 class Hub(Process):
-    def __init__(self, log: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, log: Path, port: int | None = None, env: dict[str, str] | None = None,
+                 workers: int | None = None) -> None:
+        """``workers``: that many uvicorn worker processes, started as in production by ``python -m relayhub.serve``
+        (which readies ``PROMETHEUS_MULTIPROC_DIR``); without it, one plain uvicorn process."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         from tests.conftest import CACHE_KEY_PREFIX
@@ -95,8 +98,9 @@ class Hub(Process):
         # failed keys, and what a test clears for 127.0.0.1 is what the hub counts.
         env = {"DATABASE_URL": test_database_url(), "PYTHONUNBUFFERED": "1",
                "RELAYHUB_CACHE_KEY_PREFIX": CACHE_KEY_PREFIX, **(env or {})}
-        argv = [str(BIN / "uvicorn"), "relayhub.asgi:application", "--host", "127.0.0.1", "--port", str(self.port),
-                "--no-access-log", "--log-level", "warning"]
+        server = [str(BIN / "uvicorn"), "relayhub.asgi:application"] if workers is None else [
+            sys.executable, "-m", "relayhub.serve", "--workers", str(workers)]
+        argv = [*server, "--host", "127.0.0.1", "--port", str(self.port), "--no-access-log", "--log-level", "warning"]
         super().__init__(argv, log, env)
 
     def start(self) -> Hub:
