@@ -22,5 +22,6 @@ RUN pip install --no-cache-dir . ./relay_agent \
 USER relayhub
 ENV DJANGO_SETTINGS_MODULE=relayhub.settings_production STATIC_ROOT=/app/staticfiles RELAYHUB_VAR_DIR=/var/relayhub
 EXPOSE 8000
-CMD ["uvicorn", "relayhub.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", \
+# python -m relayhub.serve is uvicorn with the metrics directory readied (README, "Metrics"); add --workers N freely.
+CMD ["python", "-m", "relayhub.serve", "--host", "0.0.0.0", "--port", "8000", "--no-access-log", \
      "--timeout-graceful-shutdown", "5"]

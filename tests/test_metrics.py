@@ -222,3 +222,21 @@ def test_long_polls_held_while_they_wait(token, issued):
         poll.join(15)
     assert answer and answer[0][0] == 200
     assert value(scrape(), "relayhub_longpolls_held") == 0
+
+
+@pytest.mark.django_db
+def test_the_grafana_dashboard_asks_only_for_metrics_the_hub_serves(token):
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[1] / "deploy" / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    asked = {name for expr in exprs for name in re.findall(r"\brelayhub_\w+", expr)}
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+    families = {family.name: family.type for family in text_string_to_metric_families(response.content.decode())}
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    served = {name + suffix for name, kind in families.items() for suffix in suffixes[kind]}
+    assert asked and asked <= served, asked - served
+    assert {"relayhub_relays", "relayhub_commands_pending", "relayhub_command_queue_to_claim_seconds_bucket",
+            "relayhub_http_requests_total", "relayhub_config_pushes_total"} <= asked
