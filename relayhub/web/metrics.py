@@ -128,7 +128,7 @@ _NAMED_GROUP = re.compile(r"\(\?P<(\w+)>[^()]*\)")
 def route_label(route: str | None) -> str:
     """A route pattern as people read it: ``api/v1/commands/<pk>/`` for DRF's ``api/v1/commands/(?P<pk>[^/.]+)/$``,
     ``relay/commands/next`` for ``^relay/commands/next/?$``."""
-    if not route:
+    if route is None:  # refused before routing (413), or no route matched
         return UNMATCHED
     label = _NAMED_GROUP.sub(r"<\1>", route).removeprefix("^").removesuffix("$").removesuffix("/?")
     return label or "/"
