@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -35,16 +36,36 @@ def prepare_directory() -> str | None:
     return None
 
 
+class _Stopped(BaseException):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     from uvicorn.main import main as uvicorn_command  # a click command
 
     made = prepare_directory()
+    # One uvicorn process ends by raising the signal that stopped it again, under the handler it found: this one,
+    # so that the directory is removed before the process goes the way the signal says.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
+    stopped_by = None
     try:
         uvicorn_command.main(args=[APPLICATION, *(sys.argv[1:] if argv is None else argv)],
-                               prog_name="python -m relayhub.serve")
+                             prog_name="python -m relayhub.serve")
+    except _Stopped as stopped:
+        stopped_by = stopped.signum
     finally:
         if made:
             shutil.rmtree(made, ignore_errors=True)
+    if stopped_by is not None:
+        signal.signal(stopped_by, signal.SIG_DFL)
+        signal.raise_signal(stopped_by)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,15 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from django.db import transaction
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, multiprocess,
+                               values)
 from prometheus_client.registry import Collector
 
 from relayhub.web import metrics_files
 
 DIRECTORY_VARIABLE = metrics_files.VARIABLE
-MULTIPROCESS = bool(os.environ.get(DIRECTORY_VARIABLE))
+# Chosen by prometheus-client from the variable when it was first imported, which may have been before now.
+MULTIPROCESS: bool = values.ValueClass._multiprocess
 
 if MULTIPROCESS:
     os.makedirs(os.environ[DIRECTORY_VARIABLE], mode=0o700, exist_ok=True)

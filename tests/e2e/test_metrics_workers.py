@@ -128,3 +128,18 @@ def test_counters_and_gauges_add_up_across_two_workers(start_hub, e2e_relay, tmp
     assert len(answers) == 6
     time.sleep(0.2)
     assert scrape(hub)[("relayhub_longpolls_held", frozenset())] == 0
+
+
+def test_one_process_started_by_serve_counts_in_a_private_directory_removed_at_exit(start_hub, e2e_relay):
+    hub = start_hub(workers=1, env={"RELAYHUB_METRICS_TOKEN": TOKEN})
+    for _ in range(3):
+        assert heartbeat(hub, e2e_relay.api_key) == 200
+    assert requests_to(scrape(hub), "relay/heartbeat") == 3
+    # The process maps its counter files: they live in the directory serve made for it.
+    maps = Path(f"/proc/{hub.proc.pid}/maps").read_text()
+    files = {Path(line.split()[-1]) for line in maps.splitlines() if line.endswith(f"counter_{hub.proc.pid}.db")}
+    assert len(files) == 1
+    directory = files.pop().parent
+    assert directory.name.startswith("relayhub-metrics-") and directory.stat().st_mode & 0o077 == 0
+    assert hub.stop() == -signal.SIGTERM  # as uvicorn ends, having removed the directory first
+    assert not directory.exists()
