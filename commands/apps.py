@@ -5,6 +5,7 @@ class CommandsConfig(AppConfig):
     name = "commands"
 
     def ready(self) -> None:
-        from commands import batches, checks, fanout, notify, tasks  # noqa: F401 - checks and receivers register themselves
+        from commands import (  # noqa: F401 - checks and receivers register themselves
+            batches, checks, fanout, full_output, notify, tasks)
 
         fanout.configure(notify.notifier)

@@ -329,3 +329,28 @@ class OutputChunk(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["command", "stream", "offset"], name="unique_chunk_offset"),
         ]
+
+
+class FullOutput(models.Model):
+    """A stream's whole output, as the relay read it, for a command whose output went over the cap.
+
+    ``name`` is the file's name in the ``command_output`` storage (``commands.full_output``); the
+    file is deleted with the row.
+    """
+
+    command = models.ForeignKey(Command, on_delete=models.CASCADE, related_name="full_outputs")
+    stream = models.CharField(max_length=6, choices=Stream.choices)
+    name = models.CharField(max_length=255)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    attempt = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["command", "stream"]
+        constraints = [
+            models.UniqueConstraint(fields=["command", "stream"], name="unique_full_output_stream"),
+        ]
+
+    def __str__(self) -> str:
+        return f"full {self.stream} of command {self.command_id}"

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from assignments.models import ConnectionEvent
 from assignments.signals import lost_relays_swept
+from commands import full_output
 from commands.choices import CommandStatus
 from commands.models import Command, OutputChunk
 
@@ -61,3 +62,9 @@ def prune_output() -> int:
         ]
     )
     return OutputChunk.objects.filter(pk__in=ids).delete()[0]
+
+
+@shared_task
+def prune_full_output() -> int:
+    """Delete full outputs (rows and stored files) older than ``FULL_OUTPUT_RETENTION_DAYS``."""
+    return full_output.prune()

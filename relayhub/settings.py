@@ -200,9 +200,39 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env.str("STATIC_ROOT", default=None)
+
+
+def _command_output_storage() -> dict:
+    """Where full outputs are kept (README, "Output"): a private directory, an S3 bucket, or any backend."""
+    backend = env.str("RELAYHUB_FULL_OUTPUT_STORAGE", default="filesystem")
+    if backend == "filesystem":
+        # Under var/ and never served: downloads go through views that check who may see the command.
+        location = env.str("RELAYHUB_FULL_OUTPUT_DIR", default=str(VAR_DIR / "command-output"))
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": location, "file_permissions_mode": 0o600,
+                            "directory_permissions_mode": 0o700}}
+    if backend == "s3":
+        # django-storages; credentials from the options below or boto3's own chain (AWS_* variables, a role).
+        options = {
+            "bucket_name": env.str("RELAYHUB_FULL_OUTPUT_S3_BUCKET"),
+            "location": env.str("RELAYHUB_FULL_OUTPUT_S3_PREFIX", default="command-output"),
+            "endpoint_url": env.str("RELAYHUB_FULL_OUTPUT_S3_ENDPOINT_URL", default=None),
+            "region_name": env.str("RELAYHUB_FULL_OUTPUT_S3_REGION", default=None),
+            "access_key": env.str("RELAYHUB_FULL_OUTPUT_S3_ACCESS_KEY_ID", default=None),
+            "secret_key": env.str("RELAYHUB_FULL_OUTPUT_S3_SECRET_ACCESS_KEY", default=None),
+            "default_acl": "private",
+            "file_overwrite": False,
+        }
+        return {"BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {name: value for name, value in options.items() if value is not None}}
+    # Any other Django storage backend by its dotted path, with its options as a JSON object.
+    return {"BACKEND": backend, "OPTIONS": env.json("RELAYHUB_FULL_OUTPUT_STORAGE_OPTIONS", default={})}
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "command_output": _command_output_storage(),
 }
 # Serve straight from the app folders, so development needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
@@ -276,6 +306,13 @@ RELAYHUB = {
     "OUTPUT_CAP_BYTES": env.int("RELAYHUB_OUTPUT_CAP_BYTES", default=1024 * 1024),
     # Over the cap the first fraction of it is kept (and shown live), the rest of it holds the last bytes.
     "OUTPUT_HEAD_FRACTION": env.float("RELAYHUB_OUTPUT_HEAD_FRACTION", default=0.25),
+    # Keep the whole of each stream over the cap in the "command_output" storage (STORAGES), up to this size.
+    "KEEP_FULL_OUTPUT": env.bool("RELAYHUB_KEEP_FULL_OUTPUT", default=False),
+    "FULL_OUTPUT_MAX_BYTES": env.int("RELAYHUB_FULL_OUTPUT_MAX_BYTES", default=100 * 1024 * 1024),
+    # Full copies of commands that ended longer ago are deleted (0: kept as long as their command).
+    "FULL_OUTPUT_RETENTION_DAYS": env.int("RELAYHUB_FULL_OUTPUT_RETENTION_DAYS", default=30),
+    # Routes that take larger bodies than MAX_BODY_BYTES and check the size themselves.
+    "OWN_BODY_LIMIT_PATHS": ("/relay/commands/full-output",),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
     # Refused relay keys and operator tokens per client address, then 429 (relayhub.web.failed_auth).
     "FAILED_AUTH_RATE": env.str("RELAYHUB_FAILED_AUTH_RATE", default="60/min"),
@@ -335,6 +372,7 @@ CELERY_BEAT_SCHEDULE = {
         ("mark-lost-relays", "assignments.tasks.mark_lost_relays", SWEEP_EVERY_S),
         ("requeue-config-pushes", "configpush.tasks.requeue_unacked_pushes", 60),
         ("prune-output", "commands.tasks.prune_output", 3600),
+        ("prune-full-output", "commands.tasks.prune_full_output", 3600),
         ("prune-relay-history", "assignments.tasks.prune_relay_history", 3600),
     ]
 }

@@ -27,7 +27,10 @@ class SyncAndAsync:
 
 
 class BodySizeLimitMiddleware(SyncAndAsync):
-    """Answer 413 before reading a body larger than ``MAX_BODY_BYTES``."""
+    """Answer 413 before reading a body larger than ``MAX_BODY_BYTES``.
+
+    Routes listed in ``OWN_BODY_LIMIT_PATHS`` (the full-output upload) check a larger limit themselves.
+    """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
         self.get_response = get_response
@@ -49,7 +52,7 @@ class BodySizeLimitMiddleware(SyncAndAsync):
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return error_response(request, 400, "invalid Content-Length")
-        if length > limit:
+        if length > limit and request.path_info.rstrip("/") not in settings.RELAYHUB.get("OWN_BODY_LIMIT_PATHS", ()):
             return error_response(request, 413, f"request body exceeds {limit} bytes")
         return None
 
