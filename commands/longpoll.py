@@ -15,7 +15,8 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
 
-from commands import notify
+from commands import full_output, notify
+from commands.choices import CommandKind
 from commands.models import Command
 from relayhub.relay.auth import HEADER
 from relayhub.relay.routes import authenticate, error_for, in_db, listed_in_schema, parse_body, preflight
@@ -65,6 +66,12 @@ def _poll_interval() -> float:
 
 def _answer(claimed: list[Command], config_pending: bool = False) -> JsonResponse:
     body: dict = {"commands": [command.to_wire(attempt=True) for command in claimed]}
+    keep = full_output.wire_request() if claimed else None
+    if keep:
+        # Extension: keep each stream over the cap whole and upload it (commands.full_output); probes print little.
+        for command, wire in zip(claimed, body["commands"]):
+            if command.kind != CommandKind.PROBE:
+                wire["fullOutput"] = keep
     if config_pending:
         # Extension: a config push was queued while the relay waited; it fetches it now, not at its heartbeat.
         body["configPending"] = True

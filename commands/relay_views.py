@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import nullcontext
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from drf_spectacular.utils import PolymorphicProxySerializer, inline_serializer
-from rest_framework import serializers
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from commands import output, results
+from commands import full_output, output, results
 from commands.choices import CommandStatus, Stream
 from commands.longpoll import MAX_BATCH
 from commands.models import Command, IllegalTransition
-from relayhub.relay.routes import Refusal, relay_route
+from relayhub.relay.auth import HEADER
+from relayhub.relay.routes import Refusal, authenticate, error_for, in_db, listed_in_schema, preflight, relay_route
 from relayhub.relay.schema import RelayError, WireCommand, relay_schema, success
 from relayhub.relay.views import RelayAPIView, check_relay_id, ok
 from relayhub.web.errors import flatten
 from relayhub.web.fields import INT32_MAX, INT64_MAX, StrictCharField, StrictIntegerField, wire_id
+
+
+log = logging.getLogger(__name__)
 
 
 def failure(status: int, error: str) -> Response:
@@ -207,3 +215,65 @@ class OutputView(RelayAPIView):
             return failure(409, f"command already {command.status}")
         output.store_chunks(command, data["chunks"])
         return ok(cancelRequested=command.cancel_requested)
+
+
+class FullOutputQuery(serializers.Serializer):
+    commandId = serializers.CharField(max_length=40)
+    attempt = serializers.IntegerField(min_value=1, max_value=INT32_MAX)
+    stream = serializers.ChoiceField(Stream.choices)
+    sha256 = serializers.RegexField(r"^[0-9a-f]{64}\Z", help_text="of the body, lowercase hex")
+
+
+def _upload_target(raw_key: str, query: dict, length: int | None) -> tuple[Command, dict, bool]:
+    """The caller's claimed command, the query, and whether this copy is stored already; ``Refusal`` otherwise."""
+    relay = authenticate(raw_key)
+    params = FullOutputQuery(data=query)
+    params.is_valid(raise_exception=True)
+    data = params.validated_data
+    if not full_output.enabled():
+        raise Refusal(409, "this hub does not keep full output (RELAYHUB_KEEP_FULL_OUTPUT)")
+    command = claimed_command(relay, data)
+    if length is None:
+        raise Refusal(411, "a full-output upload needs a Content-Length")
+    if length > full_output.max_bytes():
+        raise Refusal(413, f"full output of {length} bytes is over this hub's limit of {full_output.max_bytes()} bytes")
+    return command, data, full_output.already_stored(command, data["stream"], data["sha256"])
+
+
+@relay_schema(
+    summary="Extension: the whole of one stream of a command this relay ran, as the body (application/octet-stream)",
+    parameters=[OpenApiParameter(name, str if name != "attempt" else int, required=True)
+                for name in ("commandId", "attempt", "stream", "sha256")],
+    response=success("FullOutputResponse"), extra_errors={409: RelayError, 411: RelayError, 413: RelayError},
+)
+@listed_in_schema
+@csrf_exempt
+async def full_output_upload(request: HttpRequest) -> JsonResponse:
+    """Streamed into the storage on a thread of its own: it may take a while, and relay threads are few."""
+    answer = preflight(request, ("POST",))
+    if answer is not None:
+        return answer
+    raw_length = request.META.get("CONTENT_LENGTH")
+    length = int(raw_length) if raw_length else None  # BodySizeLimitMiddleware refused a malformed one
+    try:
+        command, data, stored = await in_db(_upload_target, request.META[HEADER], request.GET, length)
+    except exceptions.APIException as exc:
+        return error_for(exc)
+    except Refusal as refusal:
+        return failure_json(refusal.status, refusal.error)
+    if stored:
+        return JsonResponse({"success": True})
+    try:
+        name = await sync_to_async(full_output.save, thread_sensitive=False)(
+            command, data["stream"], request, length, data["sha256"])
+    except full_output.UploadMismatch as exc:
+        return failure_json(400, str(exc))
+    except Exception:
+        log.exception("storing the full output of command %s failed", command.pk)
+        return failure_json(503, "the full output could not be stored; try again later")
+    await in_db(full_output.record, command, data["stream"], name, length, data["sha256"])
+    return JsonResponse({"success": True})
+
+
+def failure_json(status: int, error: str) -> JsonResponse:
+    return JsonResponse({"success": False, "error": error}, status=status)

@@ -29,6 +29,7 @@ urlpatterns = [
     route("commands/started", commands.started, "relay-started"),
     route("commands/output", commands.OutputView, "relay-output"),
     route("commands/results", commands.results_batch, "relay-results"),
+    route("commands/full-output", commands.full_output_upload, "relay-full-output"),
     route("config-pushes", pushes.PendingPushesView, "relay-config-pushes"),
     route("config/pending", pushes.PendingPushesAliasView, "relay-config-pending"),
     route("config-pushes/ack", pushes.AckView, "relay-config-ack"),

@@ -34,6 +34,10 @@ class WireCommand(serializers.Serializer):
     script = serializers.CharField(required=False, help_text=(
         "Extension (run_options): run this as a file by `interpreter` instead of `command`, which names it."))
     interpreter = serializers.CharField(required=False, help_text="Extension (run_options): sh, bash, python3, perl.")
+    fullOutput = inline_serializer("FullOutputRequest", {
+        "maxBytes": serializers.IntegerField(), "overBytes": serializers.IntegerField()}, required=False,
+        help_text=("Extension (in `next` answers): keep each stream longer than overBytes whole, up to maxBytes, "
+                   "and upload it to /relay/commands/full-output once the command ends."))
 
 
 class RelayError(serializers.Serializer):
