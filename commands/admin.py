@@ -152,6 +152,9 @@ class CommandAdmin(admin.ModelAdmin):
                  name="commands_command_state"),
             path("<path:object_id>/rerun/", view(lambda r, object_id: admin_views.rerun_view(self, r, object_id)),
                  name="commands_command_rerun"),
+            path("<path:object_id>/full-output/<str:stream>/",
+                 view(lambda r, object_id, stream: admin_views.full_output_view(self, r, object_id, stream)),
+                 name="commands_command_full_output"),
             *super().get_urls(),
         ]
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 from rest_framework.exceptions import ValidationError
 
 from assignments import access
-from commands import batches, display, output, run_options, visibility
+from commands import batches, display, full_output, output, run_options, visibility
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
 from commands.models import Command, CommandBatch, IllegalTransition
@@ -142,7 +142,23 @@ def rerun_view(model_admin, request: HttpRequest, object_id: str) -> HttpRespons
 
 def state_view(model_admin, request: HttpRequest, object_id: str) -> JsonResponse:
     """The command's status and facts as the page shows them, for command.js when the status changes."""
-    return JsonResponse(display.state(_visible_command(model_admin, request, object_id)))
+    command = _visible_command(model_admin, request, object_id)
+    return JsonResponse({**display.state(command), "full_output": full_output_links(command)})
+
+
+def full_output_view(model_admin, request: HttpRequest, object_id: str, stream: str) -> HttpResponse:
+    """The stored full copy of a stream, for whoever may see the command; 404 for anyone else."""
+    row = full_output.of(_visible_command(model_admin, request, object_id)).get(stream)
+    if row is None:
+        raise Http404("no full output kept for this stream")
+    return full_output.download(row)
+
+
+def full_output_links(command: Command) -> list[dict[str, str]]:
+    """The command page's "Download full stdout (12.5 MiB)" links."""
+    return [{"stream": stream, "label": f"Download full {stream} ({full_output.size_text(row.size)})",
+             "url": reverse("admin:commands_command_full_output", args=[command.pk, stream])}
+            for stream, row in sorted(full_output.of(command).items())]
 
 
 def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
@@ -156,6 +172,7 @@ def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
         "output_url": reverse("command-output", args=[command.pk]),
         "state_url": reverse("admin:commands_command_state", args=[command.pk]),
         "facts": display.facts(command),
+        "full_output_links": full_output_links(command),
     }
 
 

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import datetime
 
+import json
+
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
+from rest_framework import exceptions, mixins, renderers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access, reachability
-from commands import output, run_options, visibility
+from commands import full_output, output, run_options, visibility
 from commands.choices import CommandStatus, Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX
@@ -30,18 +35,32 @@ class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer
         help_text="Queue even though no relay for the machine is online; it waits, shown as such.")
     waiting_for = serializers.SerializerMethodField(
         help_text="Why a pending command is not moving: 'no relay online', or null.")
+    full_output = serializers.SerializerMethodField(
+        help_text="The whole of each stream that went over the cap, when the hub keeps it: by stream, its size, "
+                  "SHA-256 and download URL.")
 
     class Meta:
         model = Command
         fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
-                  "output_truncated", "cancel_requested", "batch", "created_by", "created_at", "updated_at"]
+                  "output_truncated", "full_output", "cancel_requested", "batch", "created_by", "created_at", "updated_at"]
         read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, "script_name", "queue_if_offline"]]
         extra_kwargs = {"timeout_ms": {"max_value": 24 * 3600 * 1000},
                         "command": {"required": False, "allow_blank": True, "help_text": "Shell text; or give a script."}}
 
     def validate(self, data: dict) -> dict:
         return validate_target(run_options.clean(data))
+
+    @extend_schema_field(serializers.DictField(child=inline_serializer("FullOutputFile", {
+        "size": serializers.IntegerField(), "sha256": serializers.CharField(), "url": serializers.URLField()})))
+    def get_full_output(self, command: Command) -> dict:
+        request = self.context.get("request")
+        files = {}
+        for stream, row in full_output.of(command).items():
+            url = reverse("command-full-output", args=[command.pk]) + f"?stream={stream}"
+            files[stream] = {"size": row.size, "sha256": row.sha256,
+                             "url": request.build_absolute_uri(url) if request else url}
+        return files
 
     def get_waiting_for(self, command: Command) -> str | None:
         if command.status != CommandStatus.PENDING:
@@ -111,6 +130,16 @@ class OutputSerializer(serializers.Serializer):
     stderr_offset = serializers.IntegerField(required=False, default=0, min_value=0, max_value=INT64_MAX)
 
 
+class PlainTextRenderer(renderers.BaseRenderer):
+    """Lets a download answer ``Accept: text/plain``; what it renders itself is only an error."""
+
+    media_type = "text/plain"
+    format = "txt"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:  # noqa: ANN001 - DRF's signature
+        return json.dumps(data).encode()
+
+
 class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
                      viewsets.GenericViewSet):
     serializer_class = CommandSerializer
@@ -118,7 +147,7 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     search_fields = ["command", "machine_id"]
 
     def get_queryset(self):
-        return visibility.commands_for(self.request.user).select_related("created_by")
+        return visibility.commands_for(self.request.user).select_related("created_by").prefetch_related("full_outputs")
 
     def perform_create(self, serializer: CommandSerializer) -> None:
         data = serializer.validated_data
@@ -177,3 +206,19 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
             text, next_offset = output.since(command, stream, offsets.validated_data[f"{stream}_offset"])
             body[stream], body[f"{stream}_next_offset"] = text, next_offset
         return Response(body)
+
+    @extend_schema(parameters=[OpenApiParameter("stream", str, enum=["stdout", "stderr"], required=True)],
+                   responses={(200, "text/plain"): OpenApiTypes.BINARY, 404: inline_serializer(
+                       "NoFullOutput", {"error": serializers.CharField()})})
+    @action(detail=True, methods=["get"], url_path="full-output", url_name="full-output",
+            renderer_classes=[renderers.JSONRenderer, PlainTextRenderer])
+    def full_output(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """Download the whole of a stream that went over the cap, as the relay read it (when the hub keeps it)."""
+        command = self.get_object()
+        stream = request.query_params.get("stream", "")
+        if stream not in Stream.values:
+            raise serializers.ValidationError({"stream": "stdout or stderr"})
+        row = full_output.of(command).get(stream)
+        if row is None:
+            raise exceptions.NotFound(f"no full {stream} is kept for this command")
+        return full_output.download(row)

@@ -43,7 +43,23 @@
     error.textContent = state.error;
     error.hidden = !state.error;
     document.getElementById("rh-truncated").hidden = !state.output_truncated;
+    showFullOutput(state.full_output || []);
     return state;
+  }
+
+  // "Download full stdout (12.5 MiB)": the relay uploads the full copy before it reports the end.
+  function showFullOutput(links) {
+    const box = document.getElementById("rh-full-output");
+    if (!box || !links.length) return;
+    box.replaceChildren(...links.map((link) => {
+      const anchor = document.createElement("a");
+      anchor.href = link.url;
+      anchor.className = "rh-download";
+      anchor.dataset.stream = link.stream;
+      anchor.textContent = link.label;
+      return anchor;
+    }));
+    box.hidden = false;
   }
 
   async function showResult() {
