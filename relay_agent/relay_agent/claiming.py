@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from . import full_output
 from .backoff import Backoff
 from .hub import ExtensionsUnsupported, HubClient, HubError, HubExtensions, HubRejected, HubRequestError, HubUnavailable
 from .logs import AGENT_LOGGER, get_logger
@@ -129,12 +130,18 @@ class Claimer:
 
     def _execute(self, command: dict, running: RunningCommand) -> None:
         result: ExecResult | None
+        keeper = full_output.requested(command, running.attempt)
         try:
-            result = self.runner.execute(command, running)
+            with full_output.keeping(keeper):
+                result = self.runner.execute(command, running)
+            if keeper is not None and result is not None:
+                keeper.upload(self.hub)  # before the result, so that a finished command has its full copy
         except Exception as exc:
             log.error("command crashed the agent's executor", commandId=running.command_id, exc_info=True)
             result = ExecResult(status="failed", error=f"relay agent error: {type(exc).__name__}")
         finally:
+            if keeper is not None:
+                keeper.close()
             self.slots.release(running)
         if result is not None:
             self.results.record(running, result)

@@ -97,11 +97,15 @@ class HubClient:
         params: dict | None = None,
         read_timeout: float | None = None,
         extension: bool = False,
+        data: Any = None,
     ) -> tuple[int, dict]:
         # `extension`: the route has no id in it, so a 404 can only mean the hub lacks the route.
+        # `data`: a raw body (a file, streamed) instead of the JSON `body`.
         timeout = (self._timeout[0], read_timeout or self._timeout[1])
+        headers = {"Content-Type": "application/octet-stream"} if data is not None else None
         try:
-            response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=timeout)
+            response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=timeout,
+                                            data=data, headers=headers)
         except requests.RequestException as exc:
             raise HubUnavailable(f"{method} {path}: {type(exc).__name__}") from None
         status = response.status_code
@@ -207,6 +211,12 @@ class HubClient:
     def output(self, command_id: str, attempt: int | None, chunks: list[dict]) -> bool:
         body = {"commandId": command_id, "attempt": attempt, "chunks": chunks}
         return bool(self._request("POST", "/relay/commands/output", body)[1].get("cancelRequested"))
+
+    def upload_full_output(self, command_id: str, attempt: int, stream: str, body: Any, sha256: str) -> None:
+        """Extension: the whole of one stream, streamed from the file `body`; the hub checks it against `sha256`."""
+        params = {"commandId": command_id, "attempt": attempt, "stream": stream, "sha256": sha256}
+        # The hub answers once it has stored the body, which may take a while for a large one.
+        self._request("POST", "/relay/commands/full-output", params=params, data=body, read_timeout=120)
 
     def post_result(self, body: dict) -> int:
         """HTTP status of the hub's answer: 200, or 400/404/409 for a result it will never take."""

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from .full_output import spool_for
+
 DEFAULT_MAX_OUTPUT = 1024 * 1024  # bytes per stream
 DEFAULT_HEAD_FRACTION = 0.25  # of the cap kept from the start; the rest is the tail
 
@@ -44,6 +46,7 @@ class StreamCapture:
     buffer keeps the last `limit - head` bytes, so memory stays bounded however much the command
     writes. If anything had to be dropped, `text` is the head, a marker saying how many bytes were
     skipped, and the tail; otherwise it is the whole stream. Cuts fall on character boundaries.
+    When the hub asked for the full output, the raw bytes also go to a spool (`full_output.py`).
     """
 
     def __init__(self, stream: Stream, limit: int, on_output: OutputCallback | None, head: int | None = None) -> None:
@@ -60,8 +63,11 @@ class StreamCapture:
         self._tail_bytes = 0
         self._tail_limit = limit - self.head_limit
         self._skipped = 0
+        self._spool = spool_for(stream, limit)
 
     def feed(self, data: bytes, final: bool = False) -> None:
+        if self._spool is not None and data:
+            self._spool.write(data)
         self._keep(self._decoder.decode(data, final))
 
     def close(self) -> None:
