@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -241,7 +242,8 @@ def _upload_target(raw_key: str, query: dict, length: int | None) -> tuple[Comma
 
 
 @relay_schema(
-    summary="Extension: the whole of one stream of a command this relay ran, as the body (application/octet-stream)",
+    summary="Extension: the whole of one stream of a command this relay ran, as the body",
+    request={"application/octet-stream": OpenApiTypes.BINARY},
     parameters=[OpenApiParameter(name, str if name != "attempt" else int, required=True)
                 for name in ("commandId", "attempt", "stream", "sha256")],
     response=success("FullOutputResponse"), extra_errors={409: RelayError, 411: RelayError, 413: RelayError},

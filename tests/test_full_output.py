@@ -251,3 +251,46 @@ def test_the_admin_page_links_each_copy_and_serves_it_to_viewers_only(running, r
 def test_size_text():
     assert [full_output.size_text(n) for n in (300, 12 * 1024, 1536 * 1024, 100 << 20, 3 << 30)] == [
         "300 bytes", "12 KiB", "1.5 MiB", "100 MiB", "3 GiB"]
+
+
+def test_any_storage_backend_will_do(settings, running, relay_client, admin_api):
+    """Nothing assumes a local path: the same round trip through Django's in-memory storage."""
+    settings.STORAGES = {**settings.STORAGES,
+                         "command_output": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+
+    assert upload(relay_client, running).status_code == 200
+    assert content(download(admin_api, running)) == BODY
+
+
+STORAGE_OF = "from django.conf import settings; import json; print(json.dumps(settings.STORAGES['command_output']))"
+
+
+def storage_setting(**env: str) -> dict:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.e2e.processes import ROOT
+
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("RELAYHUB_FULL_OUTPUT")}
+    result = subprocess.run([sys.executable, "-c", f"import django; django.setup(); {STORAGE_OF}"], cwd=ROOT,
+                            env={**clean, "DJANGO_SETTINGS_MODULE": "relayhub.settings", **env},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_storage_is_a_private_directory_by_default_and_s3_or_any_backend_by_setting(tmp_path):
+    assert storage_setting(RELAYHUB_VAR_DIR=str(tmp_path)) == {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(tmp_path / "command-output"), "file_permissions_mode": 0o600,
+                    "directory_permissions_mode": 0o700}}
+    assert storage_setting(RELAYHUB_FULL_OUTPUT_STORAGE="s3", RELAYHUB_FULL_OUTPUT_S3_BUCKET="outputs",
+                           RELAYHUB_FULL_OUTPUT_S3_ENDPOINT_URL="https://s3.internal:9000") == {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": "outputs", "location": "command-output", "endpoint_url": "https://s3.internal:9000",
+                    "default_acl": "private", "file_overwrite": False}}
+    assert storage_setting(RELAYHUB_FULL_OUTPUT_STORAGE="django.core.files.storage.InMemoryStorage",
+                           RELAYHUB_FULL_OUTPUT_STORAGE_OPTIONS='{"base_url": "/nowhere/"}') == {
+        "BACKEND": "django.core.files.storage.InMemoryStorage", "OPTIONS": {"base_url": "/nowhere/"}}

@@ -24,6 +24,7 @@ HEADER_ROUTES = [
     ("post", "/relay/commands/started"),
     ("post", "/relay/commands/output"),
     ("post", "/relay/commands/results"),
+    ("post", "/relay/commands/full-output"),
 ]
 
 
