@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-
 import json
 
 import django_filters
@@ -43,7 +42,8 @@ class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer
         model = Command
         fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
-                  "output_truncated", "full_output", "cancel_requested", "batch", "created_by", "created_at", "updated_at"]
+                  "output_truncated", "full_output", "cancel_requested", "batch", "created_by", "created_at",
+                  "updated_at"]
         read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, "script_name", "queue_if_offline"]]
         extra_kwargs = {"timeout_ms": {"max_value": 24 * 3600 * 1000},
                         "command": {"required": False, "allow_blank": True, "help_text": "Shell text; or give a script."}}

@@ -69,7 +69,7 @@ def _answer(claimed: list[Command], config_pending: bool = False) -> JsonRespons
     keep = full_output.wire_request() if claimed else None
     if keep:
         # Extension: keep each stream over the cap whole and upload it (commands.full_output); probes print little.
-        for command, wire in zip(claimed, body["commands"]):
+        for command, wire in zip(claimed, body["commands"], strict=True):
             if command.kind != CommandKind.PROBE:
                 wire["fullOutput"] = keep
     if config_pending:

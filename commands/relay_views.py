@@ -27,7 +27,6 @@ from relayhub.relay.views import RelayAPIView, check_relay_id, ok
 from relayhub.web.errors import flatten
 from relayhub.web.fields import INT32_MAX, INT64_MAX, StrictCharField, StrictIntegerField, wire_id
 
-
 log = logging.getLogger(__name__)
 
 

@@ -12,9 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from relay_agent import full_output
 from relay_agent.executor import LocalExecutor
-from relay_agent.full_output import FullOutput, keeping, requested
+from relay_agent.full_output import UPLOAD_TRIES, FullOutput, keeping, requested
 from relay_agent.hub import HubClient
 from relay_agent.output import StreamCapture
 
@@ -150,9 +149,9 @@ def test_a_refused_upload_is_given_up_at_once(caplog):
 
 
 def test_an_unavailable_hub_is_tried_a_few_times_then_given_up(monkeypatch, caplog):
-    monkeypatch.setattr(full_output, "UPLOAD_RETRY_S", (0.01, 0.01))
+    monkeypatch.setattr("relay_agent.full_output.UPLOAD_RETRY_S", (0.01, 0.01))
     with hub_answering(503) as (url, received):
         kept().upload(HubClient(url, "rly_key"))
 
-    assert len(received) == full_output.UPLOAD_TRIES
+    assert len(received) == UPLOAD_TRIES
     assert "the hub keeps the capped copy" in caplog.text
