@@ -176,11 +176,4 @@ def download(row: FullOutput) -> StoredFileResponse:
                                   filename=f"command-{row.command_id}-{row.stream}.txt",
                                   content_type="text/plain; charset=utf-8")
     response["Content-Length"] = str(row.size)
-    response["Digest"] = "sha-256=" + _b64(row.sha256)
     return response
-
-
-def _b64(hex_digest: str) -> str:
-    import base64
-
-    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
