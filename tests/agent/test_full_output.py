@@ -16,6 +16,10 @@ from relay_agent.executor import LocalExecutor
 from relay_agent.full_output import UPLOAD_TRIES, FullOutput, keeping, requested
 from relay_agent.hub import HubClient
 from relay_agent.output import StreamCapture
+from relay_agent.ssh import SSHPool
+
+from .sshd import SSHServer
+from .test_ssh import pool, store  # noqa: F401 - fixtures: a pool that trusts the test sshd
 
 LINES = b"".join(b"%d \xe2\x9c\x93\n" % i for i in range(1, 3001)) + b"\xff\xfe not UTF-8\n"
 
@@ -77,6 +81,17 @@ def test_a_real_commands_output_is_spooled_byte_for_byte():
     assert spooled(keeper.spools["stdout"]) == LINES
     assert keeper.spools["stdout"].wanted and not keeper.spools["stderr"].wanted
     assert result.stderr == "small"
+
+
+def test_an_ssh_command_is_spooled_too_without_the_process_group_line(pool: SSHPool, sshd: SSHServer):  # noqa: F811
+    keeper = FullOutput("7", 1, max_bytes=10_000_000, over_bytes=4096)
+    pool.max_output = 4096
+    with keeping(keeper):
+        result = pool.run(sshd.host, sshd.port, sshd.user, "seq 1 100000; seq 1 50000 >&2", timeout_ms=20_000)
+
+    assert result.status == "completed" and result.output_truncated
+    assert spooled(keeper.spools["stdout"]) == "".join(f"{i}\n" for i in range(1, 100_001)).encode()
+    assert spooled(keeper.spools["stderr"]) == "".join(f"{i}\n" for i in range(1, 50_001)).encode()
 
 
 @pytest.mark.parametrize("command, attempt, expected", [
