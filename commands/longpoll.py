@@ -45,7 +45,12 @@ def _first_look(raw_key: str, raw_body: bytes) -> tuple:
     relay = authenticate(raw_key)
     body = parse_body(raw_body, NextBody)
     published = notify.notifier.published(notify.machine_topic(relay.machine_id))
-    return relay, body, published, Command.claim_next(relay, body["max"], body["holding"])
+    return relay, body, published, _claim(relay, body["max"], body["holding"])
+
+
+def _claim(relay, most: int, holding: list[int]) -> list[tuple[Command, dict]]:
+    """Claimed commands with their wire shapes, made here in the database thread: a secret is read from it."""
+    return [(command, command.to_wire(attempt=True)) for command in Command.claim_next(relay, most, holding)]
 
 
 def _config_pushes_seen(relay) -> int:
@@ -64,13 +69,14 @@ def _poll_interval() -> float:
     return settings.RELAYHUB[key] / 1000
 
 
-def _answer(claimed: list[Command], config_pending: bool = False) -> JsonResponse:
-    body: dict = {"commands": [command.to_wire(attempt=True) for command in claimed]}
+def _answer(claimed: list[tuple[Command, dict]], config_pending: bool = False) -> JsonResponse:
+    body: dict = {"commands": [wire for _, wire in claimed]}
     keep = full_output.wire_request() if claimed else None
     if keep:
         # Extension: keep each stream over the cap whole and upload it (commands.full_output); probes print little.
-        for command, wire in zip(claimed, body["commands"], strict=True):
-            if command.kind != CommandKind.PROBE:
+        # Not for a command carrying secrets: its output is stored only masked (commands.secrets).
+        for command, wire in claimed:
+            if command.kind != CommandKind.PROBE and not command.secret_environment:
                 wire["fullOutput"] = keep
     if config_pending:
         # Extension: a config push was queued while the relay waited; it fetches it now, not at its heartbeat.
@@ -108,7 +114,7 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
         look = notify.notifier.published(topic) != published
         while True:
             if look:
-                claimed = await in_db(Command.claim_next, relay, body["max"], body["holding"])
+                claimed = await in_db(_claim, relay, body["max"], body["holding"])
             look = True
             remaining = deadline - time.monotonic()
             config_queued = _config_pushes_seen(relay) != config_seen

@@ -294,3 +294,11 @@ def test_the_storage_is_a_private_directory_by_default_and_s3_or_any_backend_by_
     assert storage_setting(RELAYHUB_FULL_OUTPUT_STORAGE="django.core.files.storage.InMemoryStorage",
                            RELAYHUB_FULL_OUTPUT_STORAGE_OPTIONS='{"base_url": "/nowhere/"}') == {
         "BACKEND": "django.core.files.storage.InMemoryStorage", "OPTIONS": {"base_url": "/nowhere/"}}
+
+
+def test_a_command_carrying_secrets_is_never_kept_whole(store, relay_client, make_command):
+    make_command(command="echo plain")
+    make_command(command="echo $TOKEN", secret_environment={"TOKEN": "some-credential"})
+    answers = {c["command"]: c for c in next_(relay_client, max=2, waitMs=0).json()["commands"]}
+    assert "fullOutput" in answers["echo plain"]
+    assert "fullOutput" not in answers["echo $TOKEN"], "its output is stored only masked"

@@ -59,3 +59,10 @@ def test_a_deleted_credential_reaches_the_relay_as_no_value(relay_client, secret
     credential.delete()
     claimed = relay_client.post("/relay/commands/claim", {"commandId": str(secret_command.pk)}, format="json")
     assert claimed.json()["command"]["environment"] == {"MODE": "fast", "DB_PASSWORD": None}
+
+
+def test_the_long_poll_hands_out_the_value_too(relay_client, secret_command):
+    from tests.test_relay_extensions import next_
+
+    [wire] = next_(relay_client, waitMs=0).json()["commands"]
+    assert wire["environment"]["DB_PASSWORD"] == SENTINEL

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('commands', '0007_choice_labels'),
+        ('commands', '0008_run_options'),
     ]
 
     operations = [
