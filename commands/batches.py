@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.dispatch import receiver
 from django.utils import timezone
 
@@ -61,16 +61,17 @@ def resolve_limit(value: int | str | None, total: int, *, name: str, minimum: in
 
 
 def visible_to(user: Any, rows: QuerySet[CommandBatch]) -> QuerySet[CommandBatch]:
-    """The batches all of whose machines the user may see; model-wide viewers see them all."""
+    """The batches all of whose machines the user may see, and the user's own; model-wide viewers see them all."""
     if user.has_perm(access.VIEW):
         return rows
     visible = list(access.machine_ids_for(user).values_list("machine_id", flat=True))
+    own = Q(created_by=user) if getattr(user, "pk", None) else Q(pk__in=[])
     if connection.features.supports_json_field_contains:  # Postgres: jsonb <@, in the database
-        return rows.filter(machine_ids__contained_by=visible)
+        return rows.filter(Q(machine_ids__contained_by=visible) | own)
     # SQLite has no JSON containment: decided here, over the batches' machine lists.
     allowed = set(visible)
-    return rows.filter(pk__in=[pk for pk, machine_ids in rows.values_list("pk", "machine_ids")
-                               if set(machine_ids) <= allowed])
+    return rows.filter(Q(pk__in=[pk for pk, machine_ids in rows.values_list("pk", "machine_ids")
+                                 if set(machine_ids) <= allowed]) | own)
 
 
 def is_error(command: Command) -> bool:
