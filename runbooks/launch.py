@@ -65,10 +65,13 @@ def command_fields(template: JobTemplate, rendered: params.Rendered) -> dict[str
     return fields
 
 
+ACTING_USER = object()
+
+
 def launch(template: JobTemplate, user, values: Any, *, narrowing: str = "", queue_if_offline: bool = False,
-           created_by: Any = None) -> Launch:
+           created_by: Any = ACTING_USER) -> Launch:
     """A batch running the template with these parameter values; recorded as launched by ``created_by``
-    (``user`` unless told otherwise). DRF errors: 400 for values or selectors, 403 without launch_template."""
+    (``user`` unless told otherwise; None for ``manage.py relay_exec`` acting for nobody in particular). DRF errors: 400 for values or selectors, 403 without launch_template."""
     if not access.may_launch(user, template):
         raise exceptions.PermissionDenied(f"you may not launch the template {template.name!r}")
     try:
@@ -82,7 +85,7 @@ def launch(template: JobTemplate, user, values: Any, *, narrowing: str = "", que
             + " matches nothing enabled"]})
     fields = command_fields(template, rendered)
     run_options.require_support(dict.fromkeys(d["machine_id"] for d in found), fields)
-    creator = user if created_by is None else created_by
+    creator = user if created_by is ACTING_USER else created_by
     with transaction.atomic():
         batch = batches.create(
             destinations=found, created_by=creator, selector=template.selector,
