@@ -63,13 +63,14 @@ class LaunchForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        if not self.errors:
-            try:
-                params.render(self.template.parameters, self.values())
-            except ValidationError as exc:
-                for problem in exc.message_dict.get("parameters", []):
-                    name, _, message = problem.partition(": ")
-                    field = f"param_{name}"
-                    self.add_error(field if field in self.fields else None, message if field in self.fields
-                                   else problem)
+        try:
+            params.render(self.template.parameters, self.values())
+        except ValidationError as exc:
+            for problem in exc.message_dict.get("parameters", []):
+                name, _, message = problem.partition(": ")
+                field = f"param_{name}"
+                if field not in self.fields:
+                    self.add_error(None, problem)
+                elif field not in self.errors:  # a field's own error (a bound, a missing value) says it already
+                    self.add_error(field, message)
         return data

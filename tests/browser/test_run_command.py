@@ -124,3 +124,38 @@ def test_an_uploaded_script_runs_with_its_environment_and_working_directory(oper
     command = Command.objects.get()
     assert command.command == "bash report.sh" and command.script == script.read_text()
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_template_is_launched_with_parameters_from_its_form(operator_page, e2e_relay) -> None:
+    from runbooks.models import JobTemplate
+
+    e2e_relay.relay.labels = {"role": "e2e"}
+    e2e_relay.relay.save()
+    JobTemplate.objects.create(
+        name="Greet", description="Says hello, safely.", selector="role=e2e",
+        command='printf "%s x%s %s\\n" "$RELAYHUB_PARAM_WHO" "$RELAYHUB_PARAM_TIMES" "$RELAYHUB_PARAM_LOUD"',
+        parameters=[{"name": "who", "type": "string", "pattern": "[a-z ;$()]+", "required": True},
+                    {"name": "times", "type": "integer", "min": 1, "max": 3, "default": 1},
+                    {"name": "loud", "type": "boolean"}])
+    page = operator_page.page
+    page.goto(f"{operator_page.hub.url}/admin/runbooks/jobtemplate/")
+    page.get_by_role("link", name="Launch").click()
+    expect(page.locator("#rh-target-count")).to_contain_text("1 now")
+
+    page.fill("#id_param_who", "World")
+    page.fill("#id_param_times", "5")
+    page.click("#rh-launch")
+    expect(page.locator(".errornote")).to_be_visible()
+    expect(page.locator(".field-param_who")).to_contain_text("must match")
+
+    page.fill("#id_param_who", "world; $(reboot)")
+    page.fill("#id_param_times", "2")
+    page.check("#id_param_loud")
+    operator_page.screenshot("template-launch-form")
+    with page.expect_navigation(url=re.compile(r"/admin/commands/commandbatch/\d+/change/$")):
+        page.click("#rh-launch")
+    row = page.locator('tr[data-machine="e2e-machine"]')
+    expect(row.locator('[data-field="status"]')).to_have_text("completed", timeout=RUN_MS)
+    row.locator("summary").click()
+    expect(row.locator('[data-field="output"]')).to_have_text("world; $(reboot) x2 true\n")
+    operator_page.screenshot("template-launch-batch")
