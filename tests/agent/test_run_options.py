@@ -179,3 +179,15 @@ def test_over_ssh_a_command_with_options_can_be_cancelled(pool: SSHPool, sshd: S
                       stdin=options.launcher("sleep 15").encode())
     assert result.status == "cancelled"
     assert time.monotonic() - started < 8
+
+
+def test_run_options_are_reported_only_to_a_hub_known_to_be_a_relayhub(tmp_path: Path) -> None:
+    from relay_agent.hub import HubExtensions
+    from relay_agent.status import StatusReporter
+    from relay_agent.store import CredentialStore
+
+    extensions = HubExtensions()
+    reporter = StatusReporter(hub=None, store=CredentialStore(tmp_path / "store"), extensions=extensions)
+    assert "run_options" not in reporter.status_body("r")["capabilities"], "the original hub knows three"
+    extensions.hello_answered = True
+    assert "run_options" in reporter.status_body("r")["capabilities"]
