@@ -80,10 +80,10 @@ def meter(value: object, label: str) -> str:
 class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
     list_display = ["name", "machine_id", "state", "labels_shown", "version", "capabilities", "resources",
                     "last_heartbeat"]
-    list_filter = [LivenessFilter, "enabled", CapabilityFilter]
+    list_filter = [LivenessFilter, "enabled", "requires_approval", CapabilityFilter]
     search_fields = ["name", "machine_id", "status__hostname", "status__version"]
     form = RelayForm
-    fields = ["name", "machine_id", "enabled", "labels", "id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
+    fields = ["name", "machine_id", "enabled", "labels", "requires_approval", "id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
     readonly_fields = ["id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
     actions = ["enable_relays", "disable_relays"]
     change_form_template = "admin/assignments/relayassignment/change_form.html"
@@ -109,6 +109,12 @@ class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
         perm = "assignments.change_relayassignment"
         return request.user.has_perm(perm) or (obj is not None and request.user.has_perm(perm, obj))
 
+    def get_readonly_fields(self, request: HttpRequest, obj: RelayAssignment | None = None) -> list[str]:
+        # Whether the relay's commands need approval changes what it allows: configure_relay, not change.
+        if obj is not None and access.configures(request.user, obj):
+            return self.readonly_fields
+        return [*self.readonly_fields, "requires_approval"]
+
     def get_urls(self):
         view = self.admin_site.admin_view
         return [
@@ -118,6 +124,12 @@ class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
             path("<path:object_id>/disable/",
                  view(lambda r, object_id: admin_views.set_enabled(self, r, object_id, False)),
                  name="assignments_relayassignment_disable"),
+            path("<path:object_id>/require-approval/",
+                 view(lambda r, object_id: admin_views.set_requires_approval(self, r, object_id, True)),
+                 name="assignments_relayassignment_require_approval"),
+            path("<path:object_id>/approval-optional/",
+                 view(lambda r, object_id: admin_views.set_requires_approval(self, r, object_id, False)),
+                 name="assignments_relayassignment_approval_optional"),
             path("<path:object_id>/revoke-key/",
                  view(lambda r, object_id: admin_views.key_action(self, r, object_id, "revoke-key")),
                  name="assignments_relayassignment_revoke_key"),

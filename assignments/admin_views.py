@@ -123,6 +123,24 @@ def apply_enabled(model_admin, request: HttpRequest, relay: RelayAssignment, ena
     return True
 
 
+def set_requires_approval(model_admin, request: HttpRequest, object_id: str, required: bool) -> HttpResponse:
+    """POST: whether the relay's commands wait for a second person; configure_relay on it needed."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    relay = model_admin.get_object(request, unquote(object_id))
+    if relay is None:
+        raise Http404("no such relay")
+    if not access.configures(request.user, relay):
+        raise PermissionDenied
+    if relay.requires_approval != required:
+        relay.requires_approval = required
+        relay.save(update_fields=["requires_approval", "updated_at"])
+        model_admin.log_change(request, relay, "Requires approval" if required else "No longer requires approval")
+    model_admin.message_user(request, f"Commands on {relay.machine_id} through {relay} "
+                                      f"{'now wait for approval' if required else 'no longer wait for approval'}.")
+    return redirect(reverse("admin:assignments_relayassignment_change", args=[relay.pk]))
+
+
 def key_action(model_admin, request: HttpRequest, object_id: str, action: str) -> HttpResponse:
     relay = _relay_or_404(model_admin, request, object_id)
     title, warning = KEY_ACTIONS[action]

@@ -1,9 +1,10 @@
-"""Operator REST API for relays: list and detail, with computed liveness."""
+"""Operator REST API for relays: list and detail, with computed liveness; PATCH ``requires_approval`` only,
+by holders of ``configure_relay`` on the relay (being able to run on it never allows changing what it allows)."""
 
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, viewsets
+from rest_framework import exceptions, mixins, serializers, viewsets
 
 from assignments import access
 from assignments.labels import LabelError, Selector, parse_selector
@@ -21,6 +22,9 @@ def selector_or_400(text: str, field: str = "selector", *, allow_empty: bool = F
     return selector
 
 
+WRITABLE = ("requires_approval",)
+
+
 class RelaySerializer(serializers.ModelSerializer):
     online = serializers.BooleanField(source="is_online", read_only=True)
     capabilities = serializers.JSONField(source="status.capabilities", read_only=True)
@@ -33,10 +37,18 @@ class RelaySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RelayAssignment
-        fields = ["id", "name", "machine_id", "enabled", "labels", "online", "last_seen_at", "last_heartbeat_at",
-                  "last_connection_event", "capabilities", "metrics", "version", "hostname", "platform",
-                  "created_at", "updated_at"]
-        read_only_fields = fields
+        fields = ["id", "name", "machine_id", "enabled", "labels", "requires_approval", "online", "last_seen_at",
+                  "last_heartbeat_at", "last_connection_event", "capabilities", "metrics", "version", "hostname",
+                  "platform", "created_at", "updated_at"]
+        read_only_fields = [name for name in fields if name not in WRITABLE]
+
+    def validate(self, data: dict) -> dict:
+        others = sorted(set(self.initial_data) - set(WRITABLE))
+        if others:
+            raise serializers.ValidationError({name[:100]: [f"only {', '.join(WRITABLE)} can be changed here"]
+                                               for name in others[:20]})
+        return data
+
 
 
 SELECTOR_PARAMETER = OpenApiParameter("selector", str, description="a label selector, e.g. env=prod,role in (web,api)")
@@ -53,11 +65,20 @@ class SelectorFilterMixin:
         return selector_or_400(text, allow_empty=True).filter(rows)
 
 
-@extend_schema_view(list=extend_schema(parameters=[SELECTOR_PARAMETER]))
-class RelayViewSet(SelectorFilterMixin, viewsets.ReadOnlyModelViewSet):
+@extend_schema_view(list=extend_schema(parameters=[SELECTOR_PARAMETER]),
+                    partial_update=extend_schema(description=(
+                        "Change whether the relay requires approval for its machine's commands; needs "
+                        "configure_relay on the relay. Other fields are read-only (400).")))
+class RelayViewSet(SelectorFilterMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = RelaySerializer
+    http_method_names = ["get", "patch", "head", "options"]
     filterset_fields = ["machine_id", "enabled"]
     search_fields = ["name", "machine_id"]
 
     def get_queryset(self):
         return access.relays_for(self.request.user).select_related("status").order_by("machine_id", "name")
+
+    def perform_update(self, serializer: RelaySerializer) -> None:
+        if not access.configures(self.request.user, serializer.instance):
+            raise exceptions.PermissionDenied("changing whether a relay requires approval needs configure_relay on it")
+        serializer.save()

@@ -47,4 +47,4 @@ class RelayForm(forms.ModelForm):
 
     class Meta:
         model = RelayAssignment
-        fields = ["name", "machine_id", "enabled", "labels"]
+        fields = ["name", "machine_id", "enabled", "labels", "requires_approval"]

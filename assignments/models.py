@@ -86,6 +86,10 @@ class RelayAssignment(models.Model):
     machine_id = models.CharField(max_length=200, db_index=True)
     name = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)
+    # Four eyes: commands for this relay's machine wait in awaiting_approval until another user approves them.
+    requires_approval = models.BooleanField(
+        default=False, help_text="Commands for this relay's machine wait until a second person approves them "
+                                 "(approve_command on the relay). Only configurers of the relay change this.")
     labels = models.JSONField(default=dict, blank=True, validators=[labels.validate_labels],
                               help_text="key=value labels that selectors pick relays by, e.g. env=prod, site=lab")
     transport_key_id = models.CharField(max_length=64, editable=False)
@@ -103,6 +107,7 @@ class RelayAssignment(models.Model):
             ("view_relay", "Can see the relay and its commands"),
             ("run_command", "Can run commands on the relay"),
             ("configure_relay", "Can change what the relay trusts and allows (config pushes, credentials)"),
+            ("approve_command", "Can approve commands on this relay"),
         ]
 
     def __str__(self) -> str:
