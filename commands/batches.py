@@ -4,6 +4,10 @@ A destination is a machine (the command runs on whichever of its relays
 claims it) or an SSH target behind one. A copy whose machine has no enabled
 relay online when its turn comes is recorded ``undelivered`` at once: it is
 counted apart and never against ``max_errors``, which counts runs that failed.
+
+A batch that needs approval (``commands.approvals``) is created with its
+pending Approval and dispatches nothing until it is approved; rejected or
+expired, each target is recorded cancelled with the reason.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from assignments import access, reachability
-from commands import notify, run_options
-from commands.choices import CommandStatus, TargetType
+from commands import approval_model, notify, run_options
+from commands.approval_model import Approval, Need
+from commands.choices import ApprovalState, CommandStatus, TargetType
 from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch, IllegalTransition
 from commands.signals import batch_command_ended
 from relayhub.web import metrics
@@ -64,14 +69,18 @@ def visible_to(user: Any, rows: QuerySet[CommandBatch]) -> QuerySet[CommandBatch
     """The batches all of whose machines the user may see, and the user's own; model-wide viewers see them all."""
     if user.has_perm(access.VIEW):
         return rows
-    visible = list(access.machine_ids_for(user).values_list("machine_id", flat=True))
-    own = Q(created_by=user) if getattr(user, "pk", None) else Q(pk__in=[])
+    visible = within(rows, access.machine_ids_for(user).values_list("machine_id", flat=True))
+    return visible | rows.filter(created_by=user) if getattr(user, "pk", None) else visible
+
+
+def within(rows: QuerySet[CommandBatch], machine_ids: Any) -> QuerySet[CommandBatch]:
+    """The batches all of whose machines are among ``machine_ids``."""
+    allowed = list(dict.fromkeys(machine_ids))
     if connection.features.supports_json_field_contains:  # Postgres: jsonb <@, in the database
-        return rows.filter(Q(machine_ids__contained_by=visible) | own)
+        return rows.filter(machine_ids__contained_by=allowed)
     # SQLite has no JSON containment: decided here, over the batches' machine lists.
-    allowed = set(visible)
-    return rows.filter(Q(pk__in=[pk for pk, machine_ids in rows.values_list("pk", "machine_ids")
-                                 if set(machine_ids) <= allowed]) | own)
+    return rows.filter(pk__in=[pk for pk, machine_ids in rows.values_list("pk", "machine_ids")
+                               if set(machine_ids) <= set(allowed)])
 
 
 def is_error(command: Command) -> bool:
@@ -94,22 +103,34 @@ def is_undelivered(command: Command) -> bool:
 
 def create(*, destinations: list[dict] | None = None, machine_ids: list[str] | None = None, created_by: Any = None,
            max_concurrency: int | str | None = None, max_errors: int | str | None = None, selector: str = "",
-           queue_if_offline: bool = False, **template: Any) -> CommandBatch:
+           queue_if_offline: bool = False, approval: Need | None = None, **template: Any) -> CommandBatch:
     """``destinations``: ``{"machine_id"}`` each, plus ``name`` and the target fields for an SSH target;
     or ``machine_ids``, one destination each. ``queue_if_offline`` queues copies for machines with no
-    relay online instead of recording them undelivered."""
+    relay online instead of recording them undelivered. The approval gate: with ``approval``, or when an
+    enabled relay of a machine requires approval, the batch waits for approval and dispatches nothing yet."""
     if destinations is None:
         destinations = machine_destinations(machine_ids or [])
     total = len(destinations)
     concurrency = resolve_limit(max_concurrency, total, name="max_concurrency", minimum=1)
     errors = resolve_limit(max_errors, total, name="max_errors", minimum=0)
+    machines = list(dict.fromkeys(d["machine_id"] for d in destinations))
     with transaction.atomic():
+        need = approval_model.needed_for(machines, approval)
         batch = CommandBatch.objects.create(
-            destinations=destinations, machine_ids=list(dict.fromkeys(d["machine_id"] for d in destinations)),
+            destinations=destinations, machine_ids=machines,
             selector=selector, created_by=created_by, max_concurrency=concurrency, max_errors=errors,
             queue_if_offline=queue_if_offline, **template)
-        _dispatch(batch)
+        if need is None:
+            _dispatch(batch)
+        else:
+            Approval.open(need, batch=batch, requested_by=created_by)
     return batch
+
+
+def held_back(batch: CommandBatch) -> bool:
+    """Whether the batch waits for approval, or was never approved."""
+    approval = approval_model.of(batch)
+    return approval is not None and approval.state != ApprovalState.APPROVED
 
 
 def machine_destinations(machine_ids: list[str]) -> list[dict]:
@@ -136,6 +157,8 @@ def _dispatch(batch: CommandBatch) -> None:
     if batch.max_errors is None and batch.commands.count() >= len(batch.destinations):
         return  # every copy is out and no error count can stop it: nothing to do
     copies = list(batch.commands.values_list("batch_index", "status", "exit_code", "claimed_at"))
+    if not copies and held_back(batch):
+        return  # nothing goes out before it is approved (a batch with copies out was approved, or needed none)
     errors = sum(_failed(status, exit_code, claimed_at) for _, status, exit_code, claimed_at in copies)
     if batch.max_errors is not None and errors > batch.max_errors:
         batch.stopped = True
@@ -150,15 +173,10 @@ def _dispatch(batch: CommandBatch) -> None:
     if not waiting or room <= 0:
         return
     states = reachability.of_machines(d["machine_id"] for _, d in waiting)
-    template = {field: getattr(batch, field) for field in TEMPLATE_FIELDS}
     now = timezone.now()
     new: list[Command] = []
     for index, destination in waiting:
-        fields = dict(template, batch=batch, batch_index=index, machine_id=destination["machine_id"],
-                      created_by=batch.created_by, target_name=destination.get("name", ""), created_at=now)
-        if "target_host" in destination:
-            fields.update({name: destination.get(name) or "" for name in ("target_host", "target_username")},
-                          target_port=destination.get("target_port"), target_type=TargetType.SSH)
+        fields = _copy_fields(batch, index, destination, now)
         if states[destination["machine_id"]] != reachability.ONLINE and not batch.queue_if_offline:
             new.append(Command(status=CommandStatus.UNDELIVERED, completed_at=now, **fields,
                                error=f"no enabled relay is online for machine {destination['machine_id']!r}"))
@@ -173,6 +191,29 @@ def _dispatch(batch: CommandBatch) -> None:
     topics = list(dict.fromkeys(notify.machine_topic(c.machine_id) for c in new if c.status == CommandStatus.PENDING))
     if topics:
         transaction.on_commit(lambda: notify.publish_many(topics))
+
+
+def _copy_fields(batch: CommandBatch, index: int, destination: dict, now: Any) -> dict[str, Any]:
+    fields = {field: getattr(batch, field) for field in TEMPLATE_FIELDS}
+    fields.update(batch=batch, batch_index=index, machine_id=destination["machine_id"], created_by=batch.created_by,
+                  target_name=destination.get("name", ""), created_at=now)
+    if "target_host" in destination:
+        fields.update({name: destination.get(name) or "" for name in ("target_host", "target_username")},
+                      target_port=destination.get("target_port"), target_type=TargetType.SSH)
+    return fields
+
+
+def refuse(batch_id: int, error: str) -> None:
+    """A batch that was rejected or whose approval expired: stopped, each target recorded cancelled with ``error``."""
+    with transaction.atomic():
+        batch = CommandBatch.objects.select_for_update().get(pk=batch_id)
+        batch.stopped = True
+        batch.save(update_fields=["stopped"])
+        sent = set(batch.commands.values_list("batch_index", flat=True))
+        now = timezone.now()
+        Command.objects.bulk_create([
+            Command(**_copy_fields(batch, index, destination, now), status=CommandStatus.CANCELLED, completed_at=now,
+                    error=error) for index, destination in enumerate(batch.destinations) if index not in sent])
 
 
 @dataclass(frozen=True)
@@ -196,6 +237,8 @@ class Target:
 def targets(batch: CommandBatch) -> list[Target]:
     by_index = {command.batch_index: command for command in batch.commands.all()}
     undispatched = CommandStatus.CANCELLED if batch.stopped else WAITING
+    if not by_index and not batch.stopped and held_back(batch):
+        undispatched = CommandStatus.AWAITING_APPROVAL
     items = []
     for index, destination in enumerate(batch.destinations):
         command = by_index.get(index)
@@ -213,11 +256,17 @@ def counts(items: list[Target]) -> dict[str, int]:
 
 
 def overall_status(batch: CommandBatch, items: list[Target]) -> str:
-    """running, stopped (past max_errors), completed (every target ran and exited 0), failed (a run failed),
-    or incomplete (none failed, but some never ran: not delivered, or cancelled)."""
+    """awaiting_approval, running, stopped (past max_errors, or cancelled), rejected or expired (never approved),
+    completed (every target ran and exited 0), failed (a run failed), or incomplete (none failed, but some never
+    ran: not delivered, or cancelled)."""
+    if any(item.status == CommandStatus.AWAITING_APPROVAL for item in items):
+        return CommandStatus.AWAITING_APPROVAL
     if any(item.status not in CommandStatus.terminal() for item in items):
         return "running"
     if batch.stopped:
+        approval = approval_model.of(batch)
+        if approval is not None and approval.state in (ApprovalState.REJECTED, ApprovalState.EXPIRED):
+            return approval.state
         return "stopped"
     if any(item.failed for item in items):
         return "failed"
@@ -236,6 +285,8 @@ def cancel(batch_id: int) -> list[Command]:
         if not batch.stopped:
             batch.stopped = True
             batch.save(update_fields=["stopped"])
+        Approval.objects.filter(batch=batch_id, state=ApprovalState.PENDING).update(
+            state=ApprovalState.WITHDRAWN, decided_at=timezone.now())
     cancelled = []
     for command in batch.commands.exclude(status__in=CommandStatus.terminal()).order_by("batch_index"):
         try:

@@ -2,6 +2,8 @@ from django.db import models
 
 
 class CommandStatus(models.TextChoices):
+    # Held back until a second person approves it (commands.approvals); never claimable, not in flight.
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     PENDING = "pending"
     CLAIMED = "claimed"
     EXECUTING = "executing"
@@ -19,6 +21,15 @@ class CommandStatus(models.TextChoices):
     @classmethod
     def terminal(cls) -> frozenset[str]:
         return frozenset({cls.COMPLETED, cls.FAILED, cls.TIMEOUT, cls.CANCELLED, cls.UNDELIVERED})
+
+
+class ApprovalState(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    # The command or batch was cancelled before anyone decided.
+    WITHDRAWN = "withdrawn"
 
 
 class CommandKind(models.TextChoices):

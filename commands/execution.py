@@ -4,6 +4,13 @@
 Postgres across processes); without a broker it re-reads the row every 50 ms.
 A retry only ever re-queues a command that no relay claimed, after
 cancelling it, so a retry can never make a command run twice.
+
+A command that needs approval (``commands.approvals``) is queued
+``awaiting_approval``: ``exec`` waits for the decision (at most
+``approval_timeout_ms`` if given, else until it is decided or expires), and
+its claim timeout starts only once it is approved. Rejected, expired or
+given up on, it ends ``cancelled`` with the reason, never runs, and is not
+retried (a retry would need approving again).
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from typing import Any
 from django.conf import settings
 from django.utils import timezone
 
-from commands import notify, run_options
+from commands import approvals, notify, run_options
+from commands.approval_model import Approval, Need
 from commands.choices import CommandStatus, TargetType
 from commands.models import Command
 
@@ -34,12 +42,15 @@ class ExecResult:
     attempts: int = 1
     command_id: int | None = None
     status: str = ""
+    # The state of its approval (approved, rejected, expired, withdrawn), or "" if it needed none.
+    approval: str = ""
 
 
 def exec_async(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, target_host: str = "",
                target_port: int | None = None, target_username: str = "", timeout_ms: int = 30_000,
-               priority: int = 5, created_by: Any = None, options: dict[str, Any] | None = None) -> int:
-    """Queue a command and return its id at once.
+               priority: int = 5, created_by: Any = None, options: dict[str, Any] | None = None,
+               approval: Need | None = None) -> int:
+    """Queue a command and return its id at once (through the approval gate; ``approval`` asks for approval).
 
     ``options``: ``working_directory``, ``environment``, ``run_as``, ``script``, ``interpreter`` and
     ``script_name`` as in the API; with a script, ``command`` is empty."""
@@ -50,28 +61,31 @@ def exec_async(machine_id: str, command: str, *, target_type: str = TargetType.L
                      target_port=target_port, target_username=target_username or "", timeout_ms=timeout_ms,
                      priority=priority, created_by=created_by, **fields)
     queued.full_clean(exclude=["created_by", "batch"])
-    queued.save()
+    queued.save(approval=approval)
     return queued.pk
 
 
 def exec(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, target_host: str = "",  # noqa: A001
          target_port: int | None = None, target_username: str = "", timeout_ms: int = 30_000, priority: int = 5,
          created_by: Any = None, claim_timeout_ms: int = 30_000, retries: int = 0, retry_delay_ms: int = 1_000,
-         should_retry: Callable[[str, int], bool] | None = None, options: dict[str, Any] | None = None) -> ExecResult:
+         should_retry: Callable[[str, int], bool] | None = None, options: dict[str, Any] | None = None,
+         approval: Need | None = None, approval_timeout_ms: int | None = None) -> ExecResult:
     """Run a command on a machine's relay and wait for its result.
 
     If no relay claims it within ``claim_timeout_ms`` it is cancelled and, while
     ``retries`` remain (and ``should_retry(error, attempt)`` agrees), queued again.
     A command a relay has claimed is never retried: it may have run.
+    One that needs approval waits for it first (module docstring), and is never retried.
     """
     attempt = 0
     while True:
         attempt += 1
         command_id = exec_async(machine_id, command, target_type=target_type, target_host=target_host,
                                 target_port=target_port, target_username=target_username, timeout_ms=timeout_ms,
-                                priority=priority, created_by=created_by, options=options)
-        result = _wait(command_id, claim_timeout_ms, attempt)
-        retry = (attempt <= retries and not Command.objects.filter(pk=command_id, attempt__gt=0).exists()
+                                priority=priority, created_by=created_by, options=options, approval=approval)
+        result = _wait(command_id, claim_timeout_ms, attempt, approval_timeout_ms)
+        retry = (attempt <= retries and not result.approval
+                 and not Command.objects.filter(pk=command_id, attempt__gt=0).exists()
                  and (should_retry is None or should_retry(result.error, attempt)))
         if not retry:
             return result
@@ -82,21 +96,34 @@ def _poll_s() -> float:
     return 1.0 if notify.notifier.broadcast else 0.05
 
 
-def _wait(command_id: int, claim_timeout_ms: int, attempt: int) -> ExecResult:
+def _wait(command_id: int, claim_timeout_ms: int, attempt: int, approval_timeout_ms: int | None = None) -> ExecResult:
     topic = notify.command_topic(command_id)
     woken = notify.notifier.subscribe(topic)
     try:
-        claim_by = time.monotonic() + claim_timeout_ms / 1000
+        approve_by = None if approval_timeout_ms is None else time.monotonic() + approval_timeout_ms / 1000
+        claim_by = None  # from the first look at it in the queue: once approved, for one that needed approval
         grace = timedelta(seconds=settings.RELAYHUB["TIMEOUT_GRACE_S"])
         while True:
             command = Command.objects.get(pk=command_id)
             if command.is_terminal:
                 return _result(command, attempt)
+            if command.status == CommandStatus.AWAITING_APPROVAL:
+                if approve_by is not None and time.monotonic() >= approve_by:
+                    if not command.withdraw():
+                        continue  # decided just now
+                    return ExecResult(False, error=f"not approved within {approval_timeout_ms} ms", attempts=attempt,
+                                      command_id=command_id, status=command.status,
+                                      approval=_approval_state(command_id))
+                if approvals.expire_if_due(command):
+                    continue  # no sweep ran yet: expired here, so that no wait outlasts the approval's time
+            if command.status == CommandStatus.PENDING and claim_by is None:
+                claim_by = time.monotonic() + claim_timeout_ms / 1000
             if command.status == CommandStatus.PENDING and time.monotonic() >= claim_by:
                 if not command.withdraw():
                     continue  # claimed just now: wait for it instead
                 return ExecResult(False, error=f"not claimed within {claim_timeout_ms} ms", timed_out=True,
-                                  attempts=attempt, command_id=command_id, status=command.status)
+                                  attempts=attempt, command_id=command_id, status=command.status,
+                                  approval=_approval_state(command_id))
             if command.deadline_at and timezone.now() > command.deadline_at + grace:
                 return ExecResult(False, error="execution timed out", timed_out=True, attempts=attempt,
                                   command_id=command_id, status=command.status)
@@ -135,4 +162,9 @@ def _result(command: Command, attempt: int) -> ExecResult:
         attempts=attempt,
         command_id=command.pk,
         status=command.status,
+        approval=_approval_state(command.pk),
     )
+
+
+def _approval_state(command_id: int) -> str:
+    return Approval.objects.filter(command=command_id).values_list("state", flat=True).first() or ""

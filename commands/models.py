@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from assignments.models import RelayAssignment
 from commands import notify, queue_sql, secrets
-from commands.choices import CommandKind, CommandStatus, Stream, TargetType
+from commands.approval_model import Approval, Need, needed_for
+from commands.choices import ApprovalState, CommandKind, CommandStatus, Stream, TargetType
 from commands.run_options import RunOptionsModel
 from commands.signals import batch_command_ended
 from relayhub.web import metrics
@@ -88,7 +89,7 @@ class Command(RunOptionsModel):
     timeout_ms = models.PositiveIntegerField(default=30_000, validators=[MinValueValidator(1)])
     priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1), MaxValueValidator(10)])
     status = models.CharField(
-        max_length=12, choices=CommandStatus.choices, default=CommandStatus.PENDING, editable=False
+        max_length=20, choices=CommandStatus.choices, default=CommandStatus.PENDING, editable=False
     )
     attempt = models.PositiveIntegerField(default=0, editable=False)
     claimed_by = models.ForeignKey(
@@ -135,17 +136,36 @@ class Command(RunOptionsModel):
     def __str__(self) -> str:
         return f"#{self.pk} {self.command[:60]}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
+    def save(self, *args: Any, approval: Need | None = None, **kwargs: Any) -> None:
+        """A new command of its own passes the approval gate (``commands.approvals``): it is saved
+        ``awaiting_approval``, with its pending Approval, when an enabled relay of its machine requires approval
+        or ``approval`` asks for it. A batch's copies pass as their batch did; a probe runs nothing."""
         adding = self._state.adding
-        super().save(*args, **kwargs)
+        need = None
+        if adding and self.status == CommandStatus.PENDING and self.batch_id is None \
+                and self.kind != CommandKind.PROBE:
+            need = needed_for([self.machine_id], approval)
+        elif approval is not None:
+            raise ValueError("only a new, pending command of its own can be held for approval")
+        if need is not None:
+            self.status = CommandStatus.AWAITING_APPROVAL
+            with transaction.atomic():
+                super().save(*args, **kwargs)
+                Approval.open(need, command=self, requested_by=self.created_by)
+        else:
+            super().save(*args, **kwargs)
         if not adding:
             return
         metrics.command_queued()
         if self.status == CommandStatus.PENDING:
-            topic = notify.machine_topic(self.machine_id)
-            transaction.on_commit(lambda: notify.publish(topic))
+            self._wake_relays()
         elif self.is_terminal:  # recorded as it ended, e.g. undelivered
             metrics.commands_finished([(self.status, self.claimed_at)], self.completed_at or self.created_at)
+
+    def _wake_relays(self, *also: str) -> None:
+        """Once committed, wake the relays waiting on its machine (and whoever waits on ``also``)."""
+        topics = [notify.machine_topic(self.machine_id), *also]
+        transaction.on_commit(lambda: notify.publish_many(topics))
 
     @property
     def is_terminal(self) -> bool:
@@ -277,9 +297,27 @@ class Command(RunOptionsModel):
             raise self._refuse("finish")
 
     def withdraw(self) -> bool:
-        """Cancel only if no relay has claimed it yet."""
-        return self._move({CommandStatus.PENDING}, CommandStatus.CANCELLED, completed_at=timezone.now(),
+        """Cancel only if no relay has claimed it yet; one awaiting approval withdraws its approval."""
+        now = timezone.now()
+        # Whoever moves the approval off pending (approve, reject, expire, this) moves the command on.
+        if Approval.objects.filter(command=self.pk, state=ApprovalState.PENDING).update(
+                state=ApprovalState.WITHDRAWN, decided_at=now):
+            return self._move({CommandStatus.AWAITING_APPROVAL}, CommandStatus.CANCELLED, completed_at=now,
+                              error="cancelled while awaiting approval")
+        return self._move({CommandStatus.PENDING}, CommandStatus.CANCELLED, completed_at=now,
                           error="cancelled before a relay claimed it")
+
+    def release(self) -> bool:
+        """Approved: into the queue, queued from now (the request time stays on its approval); relays are woken."""
+        if not self._move({CommandStatus.AWAITING_APPROVAL}, CommandStatus.PENDING, created_at=timezone.now()):
+            return False
+        self._wake_relays(notify.command_topic(self.pk))  # exec() waits on the command
+        return True
+
+    def hold_back(self, error: str) -> bool:
+        """Rejected or expired: cancelled with ``error``; no relay ever sees it."""
+        return self._move({CommandStatus.AWAITING_APPROVAL}, CommandStatus.CANCELLED, completed_at=timezone.now(),
+                          error=error)
 
     def cancel(self) -> None:
         """Cancel now if unclaimed; otherwise ask the relay to kill it."""

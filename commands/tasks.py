@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from assignments.models import ConnectionEvent
 from assignments.signals import lost_relays_swept
-from commands import full_output
+from commands import approvals, full_output
 from commands.choices import CommandStatus
 from commands.models import Command, OutputChunk
 
@@ -39,6 +39,11 @@ def expire_commands() -> int:
         changed += command.expire({CommandStatus.PENDING}, f"not claimed within {ttl} s")
     return changed
 
+
+@shared_task
+def expire_approvals() -> int:
+    """Cancel the commands and batches whose approval is past its time ("approval expired after 24 h")."""
+    return approvals.expire_due(settings.RELAYHUB["SWEEP_BATCH"])
 
 
 @receiver(lost_relays_swept, dispatch_uid="commands.time_out_commands_of_lost_relays")

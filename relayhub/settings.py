@@ -330,6 +330,8 @@ RELAYHUB = {
     "SWEEP_BATCH": env.int("RELAYHUB_SWEEP_BATCH", default=500),
     "TIMEOUT_GRACE_S": env.int("RELAYHUB_TIMEOUT_GRACE_S", default=30),
     "QUEUE_TTL_S": env.int("RELAYHUB_QUEUE_TTL_S", default=3600),
+    # A command or batch waiting for approval this long is cancelled ("approval expired after 24 h").
+    "APPROVAL_TTL_S": env.int("RELAYHUB_APPROVAL_TTL_S", default=24 * 3600),
     "PUSH_ACK_TIMEOUT_S": env.int("RELAYHUB_PUSH_ACK_TIMEOUT_S", default=300),
     "PUSH_MAX_TRIES": env.int("RELAYHUB_PUSH_MAX_TRIES", default=5),
     "CHUNK_RETENTION_H": env.int("RELAYHUB_CHUNK_RETENTION_H", default=24),
@@ -369,6 +371,7 @@ CELERY_BEAT_SCHEDULE = {
     name: {"task": task, "schedule": every, "options": {"expires": every}}
     for name, task, every in [
         ("expire-commands", "commands.tasks.expire_commands", SWEEP_EVERY_S),
+        ("expire-approvals", "commands.tasks.expire_approvals", SWEEP_EVERY_S),
         ("mark-lost-relays", "assignments.tasks.mark_lost_relays", SWEEP_EVERY_S),
         ("requeue-config-pushes", "configpush.tasks.requeue_unacked_pushes", 60),
         ("prune-output", "commands.tasks.prune_output", 3600),
