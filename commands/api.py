@@ -19,6 +19,7 @@ from rest_framework.response import Response
 
 from assignments import access, reachability
 from commands import full_output, output, run_options, visibility
+from commands.approval_api import ApprovalSummarySerializer
 from commands.choices import CommandStatus, Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX
@@ -33,14 +34,16 @@ class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer
         write_only=True, default=False,
         help_text="Queue even though no relay for the machine is online; it waits, shown as such.")
     waiting_for = serializers.SerializerMethodField(
-        help_text="Why a pending command is not moving: 'no relay online', or null.")
+        help_text="Why a command is not moving: 'approval' (it awaits approval), 'no relay online', or null.")
     full_output = serializers.SerializerMethodField(
         help_text="The whole of each stream that went over the cap, when the hub keeps it: by stream, its size, "
                   "SHA-256 and download URL.")
+    approval = ApprovalSummarySerializer(read_only=True, allow_null=True, help_text=(
+        "Its approval, if it needed one: who asked, why, and who approved or rejected it, when and why."))
 
     class Meta:
         model = Command
-        fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "attempt", "claimed_by", "claimed_at", "started_at",
+        fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "approval", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
                   "output_truncated", "full_output", "cancel_requested", "batch", "created_by", "created_at",
                   "updated_at"]
@@ -63,6 +66,8 @@ class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer
         return files
 
     def get_waiting_for(self, command: Command) -> str | None:
+        if command.status == CommandStatus.AWAITING_APPROVAL:
+            return "approval"
         if command.status != CommandStatus.PENDING:
             return None
         states = self.context.setdefault("machine_states", {})
@@ -147,7 +152,8 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     search_fields = ["command", "machine_id"]
 
     def get_queryset(self):
-        return visibility.commands_for(self.request.user).select_related("created_by").prefetch_related("full_outputs")
+        return visibility.commands_for(self.request.user).select_related(
+            "created_by", "approval__requested_by", "approval__decided_by").prefetch_related("full_outputs")
 
     def perform_create(self, serializer: CommandSerializer) -> None:
         data = serializer.validated_data

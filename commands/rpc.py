@@ -12,6 +12,7 @@ from commands import visibility
 from commands.api import require_run_permission, validate_target
 from commands.choices import TargetType
 from commands.execution import exec_async
+from commands.models import Command
 from relayhub.web.fields import StrictCharField, StrictIntegerField, wire_id
 
 
@@ -27,7 +28,9 @@ class RpcExecBody(serializers.Serializer):
 
 class RpcExecView(APIView):
     @extend_schema(request=RpcExecBody, responses={200: inline_serializer(
-        "RpcExecResponse", {"success": serializers.BooleanField(), "commandId": serializers.CharField()})})
+        "RpcExecResponse", {"success": serializers.BooleanField(), "commandId": serializers.CharField(),
+                            "status": serializers.CharField(help_text=(
+                                "its status once queued: awaiting_approval when a relay of the machine requires approval"))})})
     def post(self, request: Request) -> Response:
         body = RpcExecBody(data=request.data)
         body.is_valid(raise_exception=True)
@@ -39,7 +42,8 @@ class RpcExecView(APIView):
         require_run_permission(request.user, data["machineId"])
         command_id = exec_async(data["machineId"], data["command"], timeout_ms=data.get("timeoutMs", 30_000),
                                 created_by=request.user, **fields)
-        return Response({"success": True, "commandId": str(command_id)})
+        queued = Command.objects.filter(pk=command_id).values_list("status", flat=True).first()
+        return Response({"success": True, "commandId": str(command_id), "status": queued})
 
 
 class RpcCommandView(APIView):

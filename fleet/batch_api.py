@@ -12,6 +12,8 @@ from commands import batches, run_options
 from assignments import reachability
 from assignments.api import selector_or_400
 from commands.api import require_run_permission, validate_target
+from commands.approval_api import ApprovalSummarySerializer
+from commands.approval_model import Need
 from commands.choices import TargetType
 from commands.models import MAX_BATCH_TARGETS, CommandBatch
 from fleet import selection
@@ -97,14 +99,17 @@ class TargetSerializer(serializers.Serializer):
 
 
 class BatchSerializer(serializers.ModelSerializer):
-    status = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(help_text=(
+        "awaiting_approval, running, completed, failed, stopped, incomplete, or rejected / expired (never approved)"))
+    approval = ApprovalSummarySerializer(read_only=True, allow_null=True, help_text=(
+        "Its approval, if it needed one: it dispatches nothing until approved."))
     counts = serializers.SerializerMethodField()
     targets = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = CommandBatch
-        fields = ["id", "status", "counts", "command", "selector", "target_type", "target_host", "target_port",
+        fields = ["id", "status", "approval", "counts", "command", "selector", "target_type", "target_host", "target_port",
                   "target_username", "timeout_ms", "priority", *run_options.FIELDS, "max_concurrency", "max_errors", "queue_if_offline",
                   "stopped", "targets", "created_by", "created_at"]
         read_only_fields = fields
@@ -158,9 +163,11 @@ def destinations_for(user, data: dict, how: str = "pass queue_if_offline") -> li
 ACTING_USER = object()
 
 
-def create_batch(user, data: dict, *, created_by=ACTING_USER, how: str = "pass queue_if_offline") -> CommandBatch:
+def create_batch(user, data: dict, *, created_by=ACTING_USER, how: str = "pass queue_if_offline",
+                 approval: Need | None = None) -> CommandBatch:
     """A batch from validated ``BatchCreateSerializer`` data, as ``user`` may make it; recorded as made by
-    ``created_by``, the user unless told otherwise (``manage.py relay_exec`` acting for nobody in particular)."""
+    ``created_by``, the user unless told otherwise (``manage.py relay_exec`` acting for nobody in particular).
+    It passes the approval gate (``commands.approvals``); ``approval`` asks for approval besides the relays'."""
     destinations = destinations_for(user, data, how)
     run_options.require_support(dict.fromkeys(d["machine_id"] for d in destinations), data)
     fields = {name: data[name] for name in ("command", "target_type", "target_host", "target_port",
@@ -169,7 +176,8 @@ def create_batch(user, data: dict, *, created_by=ACTING_USER, how: str = "pass q
               if name in data}
     return batches.create(destinations=destinations, created_by=user if created_by is ACTING_USER else created_by,
                           selector=data.get("selector", ""),
-                          max_concurrency=data.get("max_concurrency"), max_errors=data.get("max_errors"), **fields)
+                          max_concurrency=data.get("max_concurrency"), max_errors=data.get("max_errors"),
+                          approval=approval, **fields)
 
 
 class BatchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin,
@@ -179,7 +187,8 @@ class BatchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Li
     queryset = CommandBatch.objects.none()  # for the schema; get_queryset decides
 
     def get_queryset(self):
-        batches_ = CommandBatch.objects.select_related("created_by").order_by("-created_at")
+        batches_ = CommandBatch.objects.select_related(
+            "created_by", "approval__requested_by", "approval__decided_by").order_by("-created_at")
         if getattr(self, "swagger_fake_view", False):
             return batches_
         return batches.visible_to(self.request.user, batches_)

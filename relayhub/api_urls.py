@@ -3,6 +3,7 @@ from rest_framework.routers import DefaultRouter
 
 from assignments.api import RelayViewSet
 from commands.api import CommandViewSet
+from commands.approval_api import ApprovalViewSet
 from commands.rpc import RpcCommandView, RpcExecView
 from configpush.api import ConfigPushViewSet
 from credentials.api import SharedCredentialViewSet
@@ -14,6 +15,7 @@ router = DefaultRouter()
 router.register("relays", RelayViewSet, basename="relay")
 router.register("commands", CommandViewSet, basename="command")
 router.register("batches", BatchViewSet, basename="batch")
+router.register("approvals", ApprovalViewSet, basename="approval")
 router.register("targets", SSHTargetViewSet, basename="target")
 router.register("shared-credentials", SharedCredentialViewSet, basename="shared-credential")
 router.register("config-pushes", ConfigPushViewSet, basename="config-push")

@@ -148,8 +148,11 @@ def make_operator(db):
     from django.contrib.auth.models import User
     from guardian.shortcuts import assign_perm
 
-    def make(username: str = "op", view=(), run=(), configure=()):
+    def make(username: str = "op", view=(), run=(), configure=(), approve=()):
         user = User.objects.create_user(username, password="pw-op-123456", is_staff=True)
+        for relay in approve:
+            assign_perm("assignments.view_relay", user, relay)
+            assign_perm("assignments.approve_command", user, relay)
         for relay in configure:
             assign_perm("assignments.view_relay", user, relay)
             assign_perm("assignments.configure_relay", user, relay)
