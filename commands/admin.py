@@ -16,6 +16,7 @@ from assignments import access
 from assignments.admin import may_see_relays
 from assignments.admin_views import relay_page_panel
 from commands import admin_views, batches, display, run_options, visibility
+from commands import approval_admin  # noqa: F401 - registers the Approvals admin
 from commands.models import Command, CommandBatch
 
 
@@ -25,6 +26,7 @@ def may_run_somewhere(user) -> bool:
 
 def status_badge(status: str):
     return format_html('<span class="rh-badge rh-{}">{}</span>', status, status)
+
 
 
 class MachineFilter(admin.SimpleListFilter):
@@ -271,7 +273,7 @@ class CommandBatchAdmin(admin.ModelAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         batch = self.get_object(request, unquote(object_id))
         if batch is not None:
-            extra_context = {**admin_views.batch_panel(batch), **(extra_context or {})}
+            extra_context = {**admin_views.batch_panel(batch, request), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.display(description="command")

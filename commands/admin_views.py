@@ -14,7 +14,8 @@ from django.urls import reverse
 from rest_framework.exceptions import ValidationError
 
 from assignments import access
-from commands import batches, display, full_output, output, run_options, visibility
+from commands import approval_admin, batches, display, full_output, output, run_options, visibility
+from commands.choices import CommandStatus
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
 from commands.models import Command, CommandBatch, IllegalTransition
@@ -173,6 +174,7 @@ def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
         "state_url": reverse("admin:commands_command_state", args=[command.pk]),
         "facts": display.facts(command),
         "full_output_links": full_output_links(command),
+        **approval_admin.summary(request, command),
     }
 
 
@@ -189,6 +191,8 @@ def reason(batch: CommandBatch, target: batches.Target) -> str:
         return target.command.error
     if target.status == batches.WAITING:
         return "waiting for a free slot (max concurrency)"
+    if target.status == CommandStatus.AWAITING_APPROVAL:
+        return "waiting for approval"
     if batch.stopped:
         return "not sent: the batch stopped after too many failed runs"
     return ""
@@ -211,9 +215,10 @@ def batch_counts(targets: list[batches.Target]) -> list[dict[str, Any]]:
             for key, value in batches.counts(targets).items()]
 
 
-def batch_panel(batch: CommandBatch) -> dict[str, Any]:
+def batch_panel(batch: CommandBatch, request: HttpRequest | None = None) -> dict[str, Any]:
     targets = batches.targets(batch)
     return {
+        **(approval_admin.summary(request, batch) if request is not None else {}),
         "batch": batch,
         "targets": targets,
         "rows": batch_rows(batch, targets),

@@ -8,6 +8,8 @@ from typing import Any
 
 from django.utils import timezone
 
+from commands.approval_model import Approval, of
+from commands.choices import ApprovalState
 from commands.models import Command
 
 NONE = "–"
@@ -51,8 +53,26 @@ LABELS = {
 }
 
 
+def approval_text(approval: Approval | None) -> str:
+    """How a command or batch stands with its approval, in one sentence; empty if it needed none."""
+    if approval is None:
+        return ""
+    asked = f"requested by {approval.requested_by or '–'} at {moment(approval.requested_at)}"
+    if approval.state == ApprovalState.PENDING:
+        return (f"Awaiting approval: {asked} ({'; '.join(approval.reasons)}); it expires at "
+                f"{moment(approval.expires_at)}.")
+    if approval.state == ApprovalState.EXPIRED:
+        return f"Approval expired at {moment(approval.expires_at)}, undecided ({asked})."
+    if approval.state == ApprovalState.WITHDRAWN:
+        return f"Cancelled at {moment(approval.decided_at)} while awaiting approval ({asked})."
+    said = f": {approval.reason}" if approval.reason else ""
+    return (f"{approval.get_state_display()} by {approval.decided_by or '–'} at {moment(approval.decided_at)}{said} "
+            f"({asked}).")
+
+
 def facts(command: Command) -> dict[str, str]:
     return {
+        "approval": approval_text(of(command)),
         "timeout": human_ms(command.timeout_ms),
         "priority": str(command.priority),
         "attempt": str(command.attempt),

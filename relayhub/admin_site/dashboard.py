@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from assignments import access
 from assignments.models import online_since
-from commands import display, visibility
+from commands import approvals, display, visibility
 from commands.choices import CommandStatus
 from relayhub.admin_site import charts
 
@@ -38,6 +38,7 @@ def dashboard(user) -> dict[str, Any]:
         "commands_24h": sum(counts.values()),
         "latest_failures": list(commands.filter(status__in=FAILURES).select_related("created_by")[:8]),
         "hourly_chart": hourly_chart(recent, now),
+        "approvals_waiting": len(approvals.waiting_for(user)),
         **right_now(commands, now),
     }
 

@@ -22,6 +22,7 @@
   function reason(target, stopped) {
     if (target.command_id !== null) return target.error;
     if (target.status === "waiting") return "waiting for a free slot (max concurrency)";
+    if (target.status === "awaiting_approval") return "waiting for approval";
     if (stopped) return "not sent: the batch stopped after too many failed runs";
     return "";
   }
@@ -78,7 +79,7 @@
       showCounts(batch.counts);
       badge(overall, batch.status);
       delay = 1000;
-      if (batch.status !== "running") return;
+      if (batch.status !== "running" && batch.status !== "awaiting_approval") return;
     } catch (error) {
       delay = Math.min(delay * 2, 5000);
     }
