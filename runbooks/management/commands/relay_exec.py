@@ -16,9 +16,9 @@ from rest_framework import exceptions
 
 from assignments import reachability
 from assignments.labels import LabelError, parse_selector
-from commands import batches, notify, output
+from commands import approvals, batches, notify, output
 from commands.api import require_run_permission
-from commands.choices import CommandStatus, Stream, TargetType
+from commands.choices import ApprovalState, CommandStatus, Stream, TargetType
 from commands.execution import exec_async, wait_until_ended
 from commands.models import Command as QueuedCommand
 from commands.models import IllegalTransition
@@ -215,7 +215,14 @@ class Command(BaseCommand):
                               f"(Ctrl-C cancels it): {'; '.join(refused)}")
         else:
             self.stderr.write(f"queued command {command_id} on {machine_id}")
+        self.say_if_held(approvals.of(QueuedCommand.objects.get(pk=command_id)))
         sys.exit(self.follow(command_id))
+
+    def say_if_held(self, approval) -> None:
+        if approval is not None and approval.state == ApprovalState.PENDING:
+            self.stderr.write(f"it awaits approval ({'; '.join(approval.reasons)}): another person approves it in the "
+                              f"admin, Approvals #{approval.pk}, or POST /api/v1/approvals/{approval.pk}/approve/ "
+                              "(Ctrl-C withdraws it)")
 
     def follow(self, command_id: int) -> int:
         topic = notify.command_topic(command_id)
@@ -280,6 +287,7 @@ class Command(BaseCommand):
             self.stdout.write(str(batch.pk))
             return
         self.stderr.write(f"batch {batch.pk}: {len(batch.destinations)} target(s)")
+        self.say_if_held(approvals.of(batch))
         items = exec_cli.BatchFollower(batch.pk, sys.stdout, sys.stderr).run()
         for line in exec_cli.summary(items):
             self.stderr.write(line)
