@@ -88,8 +88,10 @@ def test_schema_documents_every_route(admin_api):
                   "/api/v1/commands/{id}/output/", "/api/v1/batches/", "/api/v1/relays/",
                   "/api/v1/shared-credentials/", "/api/v1/config-pushes/", "/api/v1/rpc/exec",
                   "/api/v1/rpc/commands/{command_id}", "/relay/verify/", "/relay/commands/claim/",
-                  "/relay/commands/next/", "/relay/hello/"]:
+                  "/relay/commands/next/", "/relay/hello/", "/api/v1/approvals/", "/api/v1/approvals/{id}/",
+                  "/api/v1/approvals/{id}/approve/", "/api/v1/approvals/{id}/reject/"]:
         assert route in paths, route
+    assert set(paths["/api/v1/relays/{id}/"]) == {"get", "patch"}
 
 
 def test_api_docs_load_nothing_from_other_hosts(admin_api):
