@@ -220,8 +220,17 @@ def _by_approver_permission(user: Any, type_id: int | None, perm: str) -> Q:
 
 def waiting_for(user: Any, limit: int = 200) -> list[Approval]:
     """Pending approvals this user may decide (the dashboard's count)."""
-    pending = visible_to(user).filter(state=ApprovalState.PENDING, expires_at__gt=timezone.now())[:limit]
-    return [approval for approval in pending if not may_decide(approval, user)]
+    pending = list(visible_to(user).filter(state=ApprovalState.PENDING, expires_at__gt=timezone.now())[:limit])
+    answers: dict[tuple, bool] = {}  # approvals alike in who may decide them are judged once
+
+    def may(approval: Approval) -> bool:
+        alike = (approval.requested_by_id, approval.approver_type_id, approval.approver_id,
+                 approval.approver_permission, tuple(approval.machine_ids()))
+        if alike not in answers:
+            answers[alike] = not may_decide(approval, user)
+        return answers[alike]
+
+    return [approval for approval in pending if may(approval)]
 
 
 def describe(approval: Approval) -> dict[str, Any]:

@@ -289,3 +289,19 @@ def test_the_approvals_list_puts_pending_ones_first_and_filters_by_state(people)
 
     assert [a["id"] for a in client.get("/api/v1/approvals/").json()["results"]] == [third, first, second]
     assert [a["id"] for a in client.get("/api/v1/approvals/?state=rejected").json()["results"]] == [second]
+
+
+def test_an_approved_command_is_queued_from_the_approval_on(people, db_relay):
+    """Its queue time to live counts from the approval, not from the request hours earlier."""
+    from commands.tasks import expire_commands
+
+    body = queue(people["alice"])
+    age(body["approval"]["id"], timedelta(hours=5))
+    Command.objects.filter(pk=body["id"]).update(created_at=timezone.now() - timedelta(hours=5))
+    assert decide(people["bob"], body["approval"]["id"], "approve").status_code == 200
+
+    expire_commands()
+
+    command = Command.objects.get(pk=body["id"])
+    assert command.status == "pending" and timezone.now() - command.created_at < timedelta(minutes=1)
+    assert [c["_id"] for c in next_for(db_relay)] == [str(body["id"])]
