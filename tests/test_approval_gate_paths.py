@@ -15,7 +15,7 @@ from commands import approvals, batches
 from commands.approval_model import Approval
 from commands.execution import exec, exec_async  # noqa: A004
 from commands.models import Command, CommandBatch
-from tests.conftest import api_client_for, client_for, mark_online
+from tests.conftest import client_for, mark_online
 
 RUN = "/admin/commands/command/run/"
 
@@ -291,8 +291,8 @@ def test_plain_orm_creation_is_held_too(fleet, admin_user_api):
         Command(machine_id="a", command="x", status="completed").save(approval=approvals.Need())
 
 
-def test_concurrent_approvals_act_once(fleet, approver, make_operator):
-    """Sequential here; the threaded race is in test_approval_races."""
+def test_a_decided_approval_cannot_be_decided_again(fleet, approver, make_operator):
+    """The threaded races are in test_approval_races."""
     command = Command.objects.create(machine_id="b", command="uptime")
     approval = held(command)
     approvals.approve(approval, approver)
