@@ -16,7 +16,7 @@ from rest_framework import exceptions, serializers
 
 from assignments.labels import LabelError, Selector, parse_selector
 from assignments.models import RelayAssignment
-from commands import batches, run_options
+from commands import approvals, batches, run_options
 from commands.choices import TargetType
 from fleet import selection
 from fleet.models import SSHTarget
@@ -68,6 +68,14 @@ def command_fields(template: JobTemplate, rendered: params.Rendered) -> dict[str
 ACTING_USER = object()
 
 
+def approval_need(template: JobTemplate) -> approvals.Need | None:
+    """A template that requires approval holds its launches until someone with approve_template approves."""
+    if not template.requires_approval:
+        return None
+    return approvals.Need(reasons=[f"template {template.name!r} requires approval"], approver_object=template,
+                          approver_permission=access.APPROVE)
+
+
 def launch(template: JobTemplate, user, values: Any, *, narrowing: str = "", queue_if_offline: bool = False,
            created_by: Any = ACTING_USER) -> Launch:
     """A batch running the template with these parameter values; recorded as launched by ``created_by``
@@ -90,6 +98,6 @@ def launch(template: JobTemplate, user, values: Any, *, narrowing: str = "", que
         batch = batches.create(
             destinations=found, created_by=creator, selector=template.selector,
             max_concurrency=template.max_concurrency or None, max_errors=template.max_errors or None,
-            queue_if_offline=queue_if_offline, **fields)
+            queue_if_offline=queue_if_offline, approval=approval_need(template), **fields)
         return Launch.objects.create(template=template, batch=batch, parameters=rendered.shown,
                                      selector=narrowing, launched_by=creator)

@@ -180,3 +180,29 @@ def test_a_script_template_runs_its_script(admin_api, relays):
     copy = CommandBatch.objects.get().commands.get()
     assert (copy.command, copy.script, copy.interpreter, copy.machine_id) == ("bash Disk-report", "df -h\n", "bash",
                                                                              "db-0")
+
+
+def test_a_template_requiring_approval_waits_for_a_template_approver(make_operator, template, relays):
+    from commands import approvals
+
+    template.requires_approval = True
+    template.save()
+    launcher, approver, bystander = (make_operator(name) for name in ("launcher", "approver", "bystander"))
+    assign_perm("runbooks.launch_template", launcher, template)
+    assign_perm("runbooks.launch_template", bystander, template)
+    assign_perm("runbooks.approve_template", approver, template)
+    response = launch(api_client_for(launcher), template, parameters={"service": "nginx"})
+    assert response.status_code == 201
+    batch = CommandBatch.objects.get()
+    approval = approvals.of(batch)
+    assert approval.state == "pending" and "template 'Restart service' requires approval" in approval.reasons
+    assert not batch.commands.exists(), "nothing dispatches before approval"
+
+    mine = api_client_for(launcher).post(f"/api/v1/approvals/{approval.pk}/approve/", {}, format="json")
+    assert mine.status_code == 403, "the requester never approves their own"
+    other = api_client_for(bystander).post(f"/api/v1/approvals/{approval.pk}/approve/", {}, format="json")
+    assert other.status_code in (403, 404), "launching is not approving"
+    ok = api_client_for(approver).post(f"/api/v1/approvals/{approval.pk}/approve/", {"reason": "planned"},
+                                       format="json")
+    assert ok.status_code == 200, ok.json()
+    assert batch.commands.count() == 2
