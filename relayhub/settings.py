@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "csp",
     "django_filters",
     "guardian",
+    "django_celery_beat",
     "relayhub.apps.RelayHubConfig",
     "assignments",
     "commands",
@@ -364,11 +365,13 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat keeps its schedule in the database (django-celery-beat): the sweeps below are synced into it at each start.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 SWEEP_EVERY_S = env.int("RELAYHUB_SWEEP_EVERY_S", default=15)
-# Each sweep expires before the next one is due, so a slow run never piles up.
+# Each sweep expires before the next one is due, so a slow run never piles up (expire_seconds: the
+# database scheduler's name for it).
 CELERY_BEAT_SCHEDULE = {
-    name: {"task": task, "schedule": every, "options": {"expires": every}}
+    name: {"task": task, "schedule": every, "options": {"expire_seconds": every}}
     for name, task, every in [
         ("expire-commands", "commands.tasks.expire_commands", SWEEP_EVERY_S),
         ("expire-approvals", "commands.tasks.expire_approvals", SWEEP_EVERY_S),
