@@ -365,8 +365,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# Beat keeps its schedule in the database (django-celery-beat): the sweeps below are synced into it at each start.
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat keeps its schedule in the database (django-celery-beat): the sweeps below, synced into it at each start,
+# and the template schedules (runbooks). The runbooks scheduler stamps each schedule's message with when beat sent it.
+CELERY_BEAT_SCHEDULER = "runbooks.beat:Scheduler"
 SWEEP_EVERY_S = env.int("RELAYHUB_SWEEP_EVERY_S", default=15)
 # Each sweep expires before the next one is due, so a slow run never piles up (expire_seconds: the
 # database scheduler's name for it).
