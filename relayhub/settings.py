@@ -381,6 +381,7 @@ CELERY_BEAT_SCHEDULE = {
         ("prune-output", "commands.tasks.prune_output", 3600),
         ("prune-full-output", "commands.tasks.prune_full_output", 3600),
         ("prune-relay-history", "assignments.tasks.prune_relay_history", 3600),
+        ("sweep-scheduled-runs", "runbooks.tasks.sweep_scheduled_runs", SWEEP_EVERY_S),
     ]
 }
 

@@ -1,0 +1,28 @@
+"""Celery tasks of runbooks: a schedule's run, sent by beat alone, and the sweep of scheduled runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from celery import shared_task
+
+from runbooks import scheduling
+
+
+@shared_task
+def run_schedule(schedule_id: int, fired_at: str | None = None) -> str:
+    """One run of the schedule, for the slot beat sent at ``fired_at`` (ISO 8601; the beat scheduler adds it)."""
+    try:
+        sent = datetime.fromisoformat(fired_at) if fired_at else None
+    except (TypeError, ValueError):
+        sent = None
+    if sent is not None and sent.tzinfo is None:
+        sent = None
+    run = scheduling.fire(int(schedule_id), sent)
+    return run.state if run is not None else "none"
+
+
+@shared_task
+def sweep_scheduled_runs() -> int:
+    """Runs past their time to live that never started, then queued runs whose turn has come."""
+    return scheduling.sweep()
