@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from guardian.shortcuts import get_objects_for_user
 
-from runbooks.models import JobTemplate
+from runbooks.models import JobTemplate, TemplateSchedule
 
 LAUNCH = "runbooks.launch_template"
 APPROVE = "runbooks.approve_template"
@@ -33,3 +33,22 @@ def may_launch(user, template: JobTemplate) -> bool:
 
 def launches_any(user) -> bool:
     return templates_for(user, (LAUNCH,)).exists()
+
+
+# Schedules: seen with the model's view or change permission, on templates the user may see; added, changed or
+# deleted with the model permission and launch_template on the template (before and after a change): a user
+# cannot schedule what they could not launch. A schedule runs as the user who last saved it.
+SCHEDULE_VIEW = ("runbooks.view_templateschedule", "runbooks.change_templateschedule")
+
+
+def schedules_for(user) -> QuerySet:
+    if getattr(user, "relay", None) or not any(user.has_perm(perm) for perm in SCHEDULE_VIEW):
+        return TemplateSchedule.objects.none()
+    return TemplateSchedule.objects.filter(template__in=templates_for(user))
+
+
+def may_edit_schedule(user, action: str, template: JobTemplate | None = None) -> bool:
+    """``action``: add, change or delete; with a template, launch_template on it too, else on some template."""
+    if not user.has_perm(f"runbooks.{action}_templateschedule"):
+        return False
+    return may_launch(user, template) if template is not None else launches_any(user)

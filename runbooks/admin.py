@@ -1,1 +1,1 @@
-from runbooks import admin_templates  # noqa: F401 - registers the job template and launch admins
+from runbooks import admin_templates, schedule_admin  # noqa: F401 - registers templates, launches and schedules
