@@ -10,6 +10,7 @@ from credentials.api import SharedCredentialViewSet
 from fleet.api import SSHTargetViewSet
 from fleet.batch_api import BatchViewSet
 from runbooks.api import JobTemplateViewSet
+from runbooks.schedule_api import TemplateScheduleViewSet
 
 router = DefaultRouter()
 router.register("relays", RelayViewSet, basename="relay")
@@ -20,6 +21,7 @@ router.register("targets", SSHTargetViewSet, basename="target")
 router.register("shared-credentials", SharedCredentialViewSet, basename="shared-credential")
 router.register("config-pushes", ConfigPushViewSet, basename="config-push")
 router.register("templates", JobTemplateViewSet, basename="template")
+router.register("schedules", TemplateScheduleViewSet, basename="schedule")
 
 urlpatterns = [
     path("rpc/exec", RpcExecView.as_view(), name="rpc-exec"),
