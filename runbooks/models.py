@@ -205,8 +205,9 @@ class TemplateSchedule(models.Model):
         """The due time a run beat sent at ``fired`` is for; None when it is one already run (beat sent it again)."""
         if self.cron:
             return timing.cron_slot(timing.parse_cron(self.cron), timing.zone(self.timezone), fired + CRON_TOLERANCE)
-        last = self.runs.order_by("-slot").values_list("slot", flat=True).first()
-        if last is not None and fired < last + timedelta(seconds=self.interval_seconds) - INTERVAL_TOLERANCE:
+        # Beat sends an interval's runs at least the interval apart: one nearer to a recorded run is that run again.
+        near = timedelta(seconds=self.interval_seconds) - INTERVAL_TOLERANCE
+        if self.runs.filter(slot__gt=fired - near, slot__lt=fired + near).exists():
             return None
         return fired
 

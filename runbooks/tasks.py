@@ -9,7 +9,9 @@ from celery import shared_task
 from runbooks import scheduling
 
 
-@shared_task
+# Acknowledged once done: a worker lost mid-run leaves the message to be delivered again, and the slot it
+# carries runs once all the same (or, past its time to live, is reported never started).
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_schedule(schedule_id: int, fired_at: str | None = None) -> str:
     """One run of the schedule, for the slot beat sent at ``fired_at`` (ISO 8601; the beat scheduler adds it)."""
     try:

@@ -293,3 +293,13 @@ def test_beat_stamps_each_schedule_message_with_when_it_sent_it(schedule):
     args, kwargs = sent.call_args.args
     assert args == [] and kwargs["schedule_id"] == schedule.pk
     assert before <= datetime.fromisoformat(kwargs["fired_at"]) <= timezone.now()
+
+
+def test_an_interval_run_delivered_again_long_after_is_recorded_not_dropped(schedule):
+    lost = timezone.now() - timedelta(seconds=300)
+    later = scheduling.fire(schedule.pk, timezone.now() - timedelta(seconds=120))
+    assert later.state == RunState.LAUNCHED
+    Command.objects.update(status="completed", exit_code=0, completed_at=timezone.now())
+    redelivered = scheduling.fire(schedule.pk, lost)  # a worker died with it; the broker handed it on
+    assert redelivered.slot == lost and redelivered.state == RunState.LAUNCHED
+    assert scheduling.fire(schedule.pk, lost + timedelta(seconds=30)) is None
