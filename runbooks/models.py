@@ -116,6 +116,10 @@ INTERVAL_TOLERANCE = timedelta(milliseconds=500)
 CRON_TOLERANCE = timedelta(seconds=1)
 
 
+# Changing one of these, or enabling the schedule, starts its due times afresh.
+TIMING = ("cron", "interval_seconds", "timezone", "enabled")
+
+
 class TemplateScheduleQuerySet(models.QuerySet):
     def with_last_run(self) -> TemplateScheduleQuerySet:
         latest = ScheduledRun.objects.filter(schedule=models.OuterRef("pk")).order_by("-slot")
@@ -150,6 +154,9 @@ class TemplateSchedule(models.Model):
                                   "Runs launch as this user, whose launch permission is checked at every run."))
     periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
                                          on_delete=models.SET_NULL, related_name="+", editable=False)
+    # Every due time up to here has a run, or was recorded as missed (runbooks.scheduling.report_missed).
+    # Set to now when the timing is made or changed, and when the schedule is enabled: nothing before is owed.
+    checked_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -190,6 +197,11 @@ class TemplateSchedule(models.Model):
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         self.cron = " ".join(self.cron.split())
+        before = type(self).objects.filter(pk=self.pk).values(*TIMING).first() if self.pk else None
+        if self.enabled and (before is None or any(before[name] != getattr(self, name) for name in TIMING)):
+            self.checked_until = timezone.now()
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], "checked_until"}
         with transaction.atomic():
             super().save(*args, **kwargs)
             beat_sync.sync(self)

@@ -22,6 +22,7 @@ from datetime import timezone as dt_timezone
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 
@@ -30,12 +31,15 @@ from commands.choices import CommandStatus
 from commands.models import CommandBatch
 from fleet.admin_run import error_text
 from runbooks.launch import launch
+from runbooks import timing
 from runbooks.models import Overlap, RunState, ScheduledRun, TemplateSchedule
 from runbooks.signals import scheduled_run_never_started
 
 log = logging.getLogger(__name__)
 # With either overlap rule at most one run is going at a time; a few more are looked at, for an edited rule.
 OVERLAP_LOOKBACK = 3
+# Due times beat never sent: at most so many recorded per schedule and sweep, out of so many looked at.
+MAX_MISSED, MAX_DUES_EXAMINED = 20, 1000
 NEVER_CLAIMED = (CommandStatus.PENDING, CommandStatus.UNDELIVERED, CommandStatus.TIMEOUT)
 MAX_NAMED_TARGETS = 20
 
@@ -121,10 +125,11 @@ def _launch(run: ScheduledRun, schedule: TemplateSchedule) -> None:
 
 
 def sweep(now: datetime | None = None) -> int:
-    """Mark runs past their time to live that never started, then start queued runs whose turn has come."""
+    """Mark runs past their time to live that never started, record due times beat never sent, then start
+    queued runs whose turn has come."""
     now = now or timezone.now()
     limit = settings.RELAYHUB["SWEEP_BATCH"]
-    changed = 0
+    changed = report_missed(now)
     overdue = ScheduledRun.objects.filter(start_by__lte=now, state__in=(RunState.QUEUED, RunState.LAUNCHED))
     for run_id in overdue.order_by("start_by").values_list("pk", flat=True)[:limit]:
         changed += check_started(run_id, now)
@@ -200,3 +205,78 @@ def start_queued(schedule_id: int, now: datetime | None = None) -> bool:
         run.reason = ""
         _launch(run, schedule)
         return True
+
+
+def report_missed(now: datetime | None = None) -> int:
+    """Record as never started each due time past its time to live for which beat sent nothing (it was down)."""
+    now = now or timezone.now()
+    schedules = TemplateSchedule.objects.filter(enabled=True).order_by(F("checked_until").asc(nulls_first=True))
+    return sum(_report_missed(pk, now) for pk in schedules.values_list("pk", flat=True)[
+        : settings.RELAYHUB["SWEEP_BATCH"]])
+
+
+def _report_missed(schedule_id: int, now: datetime) -> int:
+    with transaction.atomic():
+        schedule = _locked(schedule_id)
+        if schedule is None or not schedule.enabled:
+            return 0
+        ttl = timedelta(seconds=schedule.time_to_live)
+        start, horizon = schedule.checked_until or schedule.created_at, now - ttl
+        if start >= horizon:
+            return 0
+        finder = _missed_cron if schedule.cron else _missed_interval
+        missed, until = finder(schedule, start, horizon, ttl)
+        made = []
+        for due in missed:
+            run = ScheduledRun(schedule=schedule, slot=due, state=RunState.NEVER_STARTED, reason=(
+                f"beat did not send it within its time to live of {schedule.time_to_live} s: was beat running?"))
+            try:
+                with transaction.atomic():
+                    run.save()
+            except IntegrityError:
+                continue
+            made.append(run)
+            _report(run, [])
+        TemplateSchedule.objects.filter(pk=schedule.pk).update(checked_until=until)
+        return len(made)
+
+
+def _missed_cron(schedule: TemplateSchedule, start: datetime, horizon: datetime,
+                 ttl: timedelta) -> tuple[list[datetime], datetime]:
+    """Cron times in (start, horizon] without a run, and up to when they were looked at."""
+    cron, zone = timing.parse_cron(schedule.cron), timing.zone(schedule.timezone)
+    recorded = set(schedule.runs.filter(slot__gt=start, slot__lte=horizon).values_list("slot", flat=True))
+    missed: list[datetime] = []
+    due = start
+    for _ in range(MAX_DUES_EXAMINED):
+        following = timing.cron_next(cron, zone, due)
+        if following is None or following > horizon:
+            return missed, horizon
+        due = following
+        if due not in recorded:
+            missed.append(due)
+            if len(missed) >= MAX_MISSED:
+                break
+    return missed, due
+
+
+def _missed_interval(schedule: TemplateSchedule, start: datetime, horizon: datetime,
+                     ttl: timedelta) -> tuple[list[datetime], datetime]:
+    """Each interval after a run (or after ``start``) that passed its time to live with no run in it."""
+    every = timedelta(seconds=schedule.interval_seconds)
+    slots = list(schedule.runs.filter(slot__gt=start).order_by("slot").values_list("slot", flat=True)[
+        :MAX_DUES_EXAMINED])
+    missed: list[datetime] = []
+    previous = start
+    for slot in [*slots, None]:
+        while (due := previous + every) <= horizon:
+            if slot is not None and slot <= due + ttl:
+                break  # this run was that due time's, on time or late within its time to live
+            missed.append(due)
+            previous = due
+            if len(missed) >= MAX_MISSED:
+                return missed, previous
+        else:
+            return missed, previous
+        previous = slot
+    return missed, previous

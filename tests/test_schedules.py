@@ -200,10 +200,11 @@ def reports():
 def test_a_run_no_relay_claims_within_its_time_to_live_never_started(schedule, relays, reports, caplog,
                                                                     django_capture_on_commit_callbacks):
     run = scheduling.fire(schedule.pk, timezone.now())
+    late = run.start_by + timedelta(seconds=1)
     assert scheduling.sweep(run.start_by - timedelta(seconds=1)) == 0
     with caplog.at_level(logging.WARNING, logger="runbooks.scheduling"), \
             django_capture_on_commit_callbacks(execute=True):
-        assert scheduling.sweep(run.start_by + timedelta(seconds=1)) == 1
+        assert scheduling.sweep(late) == 1
     run.refresh_from_db()
     assert run.state == RunState.NEVER_STARTED and run.start_by is None
     assert "no relay claimed 2 target(s) within 600 s" in run.reason and "web-0, web-1" in run.reason
@@ -211,7 +212,7 @@ def test_a_run_no_relay_claims_within_its_time_to_live_never_started(schedule, r
     assert run.launch.batch.stopped  # nothing waiting is sent after them
     assert reports == [(run.pk, schedule.pk, ["web-0", "web-1"])]
     assert "scheduled run never started" in caplog.text and "web-0" in caplog.text
-    assert scheduling.sweep(run.start_by or timezone.now() + timedelta(days=1)) == 0  # reported once
+    assert scheduling.sweep(late + timedelta(seconds=5)) == 0  # reported once
 
 
 def test_only_the_targets_never_claimed_are_withdrawn(schedule, relays, reports,
@@ -303,3 +304,42 @@ def test_an_interval_run_delivered_again_long_after_is_recorded_not_dropped(sche
     redelivered = scheduling.fire(schedule.pk, lost)  # a worker died with it; the broker handed it on
     assert redelivered.slot == lost and redelivered.state == RunState.LAUNCHED
     assert scheduling.fire(schedule.pk, lost + timedelta(seconds=30)) is None
+
+
+def test_due_times_beat_never_sent_are_recorded_never_started_once_past_their_time_to_live(
+        schedule, reports, django_capture_on_commit_callbacks):
+    schedule.cron, schedule.interval_seconds = "*/5 * * * *", None
+    schedule.save()
+    now = utc(2026, 6, 1, 12, 2)
+    TemplateSchedule.objects.filter(pk=schedule.pk).update(checked_until=utc(2026, 6, 1, 11, 0))
+    ScheduledRun.objects.create(schedule=schedule, slot=utc(2026, 6, 1, 11, 5), state=RunState.LAUNCHED)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.sweep(now) == 9  # 11:10 to 11:50; 11:55 and 12:00 are within their ten minutes
+    missed = ScheduledRun.objects.filter(state=RunState.NEVER_STARTED).order_by("slot")
+    assert [run.slot.minute for run in missed] == [10, 15, 20, 25, 30, 35, 40, 45, 50]
+    assert "beat did not send it" in missed[0].reason and len(reports) == 9
+    assert TemplateSchedule.objects.get(pk=schedule.pk).checked_until == now - timedelta(seconds=600)
+    assert scheduling.sweep(now) == 0
+
+
+def test_an_interval_with_no_run_for_longer_than_its_time_to_live_is_reported(schedule):
+    start = timezone.now() - timedelta(seconds=1000)
+    TemplateSchedule.objects.filter(pk=schedule.pk).update(checked_until=start)
+    for after in (60, 125, 190):  # on time, or a little late: each counts for its due time
+        ScheduledRun.objects.create(schedule=schedule, slot=start + timedelta(seconds=after), state=RunState.LAUNCHED)
+    assert scheduling.report_missed(start + timedelta(seconds=1000)) == 3  # due at 250, 310, 370; 430 is not yet
+    slots = ScheduledRun.objects.filter(state=RunState.NEVER_STARTED).values_list("slot", flat=True)
+    assert sorted(slots) == [start + timedelta(seconds=due) for due in (250, 310, 370)]
+
+
+def test_a_new_timing_or_enabling_again_owes_nothing_from_before(schedule):
+    made = schedule.checked_until
+    assert made is not None
+    schedule.parameters = {"target": "other"}
+    schedule.save()
+    assert TemplateSchedule.objects.get(pk=schedule.pk).checked_until == made
+    schedule.enabled = False
+    schedule.save()
+    schedule.enabled = True
+    schedule.save()
+    assert TemplateSchedule.objects.get(pk=schedule.pk).checked_until > made

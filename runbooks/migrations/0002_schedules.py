@@ -28,6 +28,7 @@ class Migration(migrations.Migration):
                 ('overlap', models.CharField(choices=[('skip', 'Skip it while the previous run is still going'), ('queue', 'Queue it: it starts once the previous run has ended')], default='skip', max_length=8)),
                 ('time_to_live', models.PositiveIntegerField(default=3600, help_text='Seconds after its due time within which a relay must claim each target; a run that misses it is marked never started, its waiting targets are withdrawn, and it is reported.', validators=[django.core.validators.MinValueValidator(10), django.core.validators.MaxValueValidator(604800)])),
                 ('enabled', models.BooleanField(default=True)),
+                ('checked_until', models.DateTimeField(blank=True, editable=False, null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('owner', models.ForeignKey(blank=True, editable=False, help_text='Runs launch as this user, whose launch permission is checked at every run.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
