@@ -134,6 +134,8 @@ def test_the_schedule_list_shows_timing_next_run_and_a_never_started_run_in_red(
     runs = admin_client_.get("/admin/runbooks/scheduledrun/?state__exact=never_started").content.decode()
     assert "rh-never_started" in runs and "web-0" in runs
     assert admin_client_.get("/admin/django_celery_beat/periodictask/").status_code == 404
+    change = admin_client_.get(f"/admin/runbooks/templateschedule/{schedule.pk}/change/").content.decode()
+    assert "All runs of this schedule" in change and "rh-never_started" in change and "web-0" in change
 
 
 def test_the_admin_form_makes_the_saver_the_owner_and_actions_enable_and_disable(admin_client_, admin_user_api,
