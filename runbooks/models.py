@@ -110,7 +110,8 @@ class Overlap(models.TextChoices):
 
 
 MIN_INTERVAL_S = 2
-# A fire this much sooner than the interval after the last slot is beat sending the same run again.
+# Beat sends an interval's runs at least the interval apart, give or take this: a fire nearer to a recorded run
+# than the interval less this is that run sent again.
 INTERVAL_TOLERANCE = timedelta(milliseconds=500)
 # Beat fires a cron slot at or just after its time; a clock a second behind still finds the slot.
 CRON_TOLERANCE = timedelta(seconds=1)
