@@ -26,8 +26,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 
-from commands import batches
-from commands.choices import CommandStatus
+from commands import approvals, batches
+from commands.choices import ApprovalState, CommandStatus
 from commands.models import CommandBatch
 from fleet.admin_run import error_text
 from runbooks.launch import launch
@@ -151,6 +151,12 @@ def check_started(run_id: int, now: datetime | None = None) -> bool:
         names: list[str] = []
         if run.state == RunState.QUEUED:
             run.reason = f"still queued behind the previous run when its time to live of {ttl} s ran out"
+        elif run.launch is not None and _awaits_approval(run.launch.batch):
+            # Nothing of it was sent yet: it waits for a second person. Past its time it is withdrawn, not left
+            # to start hours late, and reported like any run that never started.
+            batches.cancel(run.launch.batch_id)
+            names = list(dict.fromkeys(d.get("name") or d["machine_id"] for d in run.launch.batch.destinations))
+            run.reason = f"still awaiting approval when its time to live of {ttl} s ran out; withdrawn"
         elif run.launch is not None:
             names = _withdraw_unclaimed(run.launch.batch_id)
             if names:
@@ -165,6 +171,11 @@ def check_started(run_id: int, now: datetime | None = None) -> bool:
             return True
         run.save(update_fields=["start_by", "updated_at"])
         return False
+
+
+def _awaits_approval(batch: CommandBatch) -> bool:
+    held = approvals.of(batch)
+    return held is not None and held.state == ApprovalState.PENDING
 
 
 def _withdraw_unclaimed(batch_id: int) -> list[str]:

@@ -343,3 +343,21 @@ def test_a_new_timing_or_enabling_again_owes_nothing_from_before(schedule):
     schedule.enabled = True
     schedule.save()
     assert TemplateSchedule.objects.get(pk=schedule.pk).checked_until > made
+
+
+def test_a_run_still_awaiting_approval_past_its_time_to_live_is_withdrawn_and_reported(
+        schedule, template, relays, reports, django_capture_on_commit_callbacks):
+    from commands import approvals
+
+    template.requires_approval = True
+    template.save()
+    run = scheduling.fire(schedule.pk, timezone.now())
+    held = approvals.of(run.launch.batch)
+    assert held.state == "pending" and not run.launch.batch.commands.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert scheduling.sweep(run.start_by + timedelta(seconds=1)) == 1
+    run.refresh_from_db()
+    held.refresh_from_db()
+    assert run.state == RunState.NEVER_STARTED and "still awaiting approval" in run.reason
+    assert held.state == "withdrawn", "an approval given later must not start it hours late"
+    assert reports == [(run.pk, schedule.pk, ["web-0", "web-1"])]
