@@ -157,7 +157,7 @@ class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
     @admin.display(description="status")
     def state(self, relay: RelayAssignment) -> str:
         state = admin_views.relay_state(relay)
-        return format_html('<span class="rh-badge rh-{}">{}</span>', state, state)
+        return format_html('<span class="rh-badge rh-{}">{}</span>', state, state.replace("-", " "))
 
     @admin.display(description="version")
     def version(self, relay: RelayAssignment) -> str:

@@ -64,6 +64,9 @@ def take_form_token(request: HttpRequest) -> bool:
 def relay_state(relay: RelayAssignment) -> str:
     if not relay.enabled:
         return "disabled"
+    status = getattr(relay, "status", None)
+    if status is not None and status.is_not_fetching:
+        return "not-fetching"
     return "online" if relay.is_online else "offline"
 
 

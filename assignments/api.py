@@ -34,11 +34,15 @@ class RelaySerializer(serializers.ModelSerializer):
     platform = serializers.CharField(source="status.platform", read_only=True)
     last_heartbeat_at = serializers.DateTimeField(source="status.last_heartbeat_at", read_only=True)
     last_connection_event = serializers.CharField(source="status.last_connection_event", read_only=True)
+    last_fetch_at = serializers.DateTimeField(source="status.last_fetch_at", read_only=True, help_text=(
+        "When it last asked for commands (list, next or claim), to within RELAYHUB_FETCH_WRITE_S."))
+    not_fetching = serializers.BooleanField(source="status.is_not_fetching", read_only=True, help_text=(
+        "Online, but it has not fetched commands while some waited for its machine."))
 
     class Meta:
         model = RelayAssignment
         fields = ["id", "name", "machine_id", "enabled", "labels", "requires_approval", "online", "last_seen_at",
-                  "last_heartbeat_at", "last_connection_event", "capabilities", "metrics", "version", "hostname",
+                  "last_heartbeat_at", "last_connection_event", "last_fetch_at", "not_fetching", "capabilities", "metrics", "version", "hostname",
                   "platform", "created_at", "updated_at"]
         read_only_fields = [name for name in fields if name not in WRITABLE]
 

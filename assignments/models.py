@@ -151,6 +151,12 @@ class RelayAssignment(models.Model):
         status = getattr(self, "status", None)
         return bool(status and status.is_online)
 
+    def record_fetch(self, now: datetime) -> None:
+        """It asked for commands (list, next or claim): see RelayStatus.record_fetch."""
+        status = getattr(self, "status", None)  # none before its first sign of life
+        if status is not None:
+            status.record_fetch(now)
+
 
 def online_since() -> datetime:
     """Relays with a sign of life after this moment are online."""
@@ -170,6 +176,10 @@ class RelayStatus(models.Model):
     last_connection_event = models.CharField(max_length=20, choices=ConnectionEvent.choices, blank=True)
     # Set while config pushes wait for the relay to fetch them: its next long-poll says so (configPending).
     config_pending_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When it last asked for commands (list, next or claim), written at most every FETCH_WRITE_S; and since when
+    # it has sent signs of life without fetching while commands waited for its machine (a sweep sets it).
+    last_fetch_at = models.DateTimeField(null=True, blank=True, editable=False)
+    not_fetching_since = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "relay statuses"
@@ -189,6 +199,19 @@ class RelayStatus(models.Model):
     def note_config_fetched(relay_id: object, fetch_began: datetime) -> None:
         """Clear the mark, unless a push was queued after the fetch began."""
         RelayStatus.objects.filter(relay_id=relay_id, config_pending_at__lte=fetch_began).update(config_pending_at=None)
+
+    def record_fetch(self, now: datetime) -> None:
+        """Note that the relay asked for commands, writing at most every FETCH_WRITE_S; it is fetching again."""
+        every = timedelta(seconds=settings.RELAYHUB["FETCH_WRITE_S"])
+        if self.last_fetch_at and now - self.last_fetch_at < every and self.not_fetching_since is None:
+            return
+        self.last_fetch_at, self.not_fetching_since = now, None
+        RelayStatus.objects.filter(pk=self.pk).update(last_fetch_at=now, not_fetching_since=None)
+
+    @property
+    def is_not_fetching(self) -> bool:
+        """Online, yet it has not asked for commands while some waited for its machine (see commands.fetching)."""
+        return self.not_fetching_since is not None and self.is_online
 
     def record_sign_of_life(self, now: datetime, *, force: bool = False) -> None:
         """Note that the relay is alive, writing at most every few seconds."""

@@ -10,3 +10,7 @@ lost_relays_swept = Signal()
 # Sent, with ``relay_id`` and ``machine_id``, once a config push for that relay has been committed:
 # a relay waiting in its long-poll is told at once, rather than at its next heartbeat.
 config_queued = Signal()
+
+# Sent, with ``relay``, ``last_fetch_at`` (None if it never fetched) and ``since``, when a sweep finds that a
+# relay sends signs of life but does not fetch commands while some wait for its machine (commands.fetching).
+relay_not_fetching = Signal()

@@ -11,6 +11,7 @@ import time
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
@@ -44,6 +45,7 @@ class NextBody(serializers.Serializer):
 def _first_look(raw_key: str, raw_body: bytes) -> tuple:
     relay = authenticate(raw_key)
     body = parse_body(raw_body, NextBody)
+    relay.record_fetch(timezone.now())
     published = notify.notifier.published(notify.machine_topic(relay.machine_id))
     return relay, body, published, _claim(relay, body["max"], body["holding"])
 

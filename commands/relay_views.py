@@ -9,6 +9,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, inline_serializer
@@ -39,6 +40,7 @@ class PendingCommandsView(RelayAPIView):
                   response=inline_serializer("PendingCommands", {"commands": WireCommand(many=True)}))
     def get(self, request: Request) -> Response:
         limit = settings.RELAYHUB["PENDING_LIST_LIMIT"]
+        self.relay.record_fetch(timezone.now())
         pending = Command.objects.pending_for(self.relay.machine_id)[:limit]
         return Response({"commands": [command.to_wire() for command in pending]})
 
@@ -52,6 +54,7 @@ class ClaimView(RelayAPIView):
         "ClaimResponse", command=WireCommand()))
     def post(self, request: Request) -> Response:
         command = results.find_command(self.relay, self.body(ClaimBody)["commandId"])
+        self.relay.record_fetch(timezone.now())
         if command is None:
             return failure(404, "command not found")
         if not command.claim(self.relay):

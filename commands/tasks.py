@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from assignments.models import ConnectionEvent
 from assignments.signals import lost_relays_swept
-from commands import approvals, full_output
+from commands import approvals, fetching, full_output
 from commands.choices import CommandStatus
 from commands.models import Command, OutputChunk
 
@@ -38,6 +38,12 @@ def expire_commands() -> int:
     for command in unclaimed:
         changed += command.expire({CommandStatus.PENDING}, f"not claimed within {ttl} s")
     return changed
+
+
+@shared_task
+def flag_relays_not_fetching() -> int:
+    """Relays heard from but not fetching while commands wait for them (commands.fetching)."""
+    return len(fetching.flag_not_fetching())
 
 
 @shared_task

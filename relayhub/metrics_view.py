@@ -57,13 +57,18 @@ class DatabaseCollector(Collector):
         alive = Q(status__last_heartbeat_at__gt=online_since())
         counts = RelayAssignment.objects.aggregate(
             n_enabled=Count("id", filter=Q(enabled=True)), n_online=Count("id", filter=Q(enabled=True) & alive),
-            n_disabled=Count("id", filter=Q(enabled=False)))
+            n_disabled=Count("id", filter=Q(enabled=False)),
+            n_not_fetching=Count("id", filter=Q(enabled=True) & alive & Q(status__not_fetching_since__isnull=False)))
         relays = GaugeMetricFamily("relayhub_relays", "Relays by state: online (heard from within the online "
                                    "threshold), offline (enabled, not heard from), disabled.", labels=["state"])
         relays.add_metric(["online"], counts["n_online"])
         relays.add_metric(["offline"], counts["n_enabled"] - counts["n_online"])
         relays.add_metric(["disabled"], counts["n_disabled"])
         yield relays
+        stuck = GaugeMetricFamily("relayhub_relays_not_fetching", "Online relays that have not fetched commands while "
+                                  "commands waited for their machine (signs of life, but doing nothing).")
+        stuck.add_metric([], counts["n_not_fetching"])
+        yield stuck
 
 
 class Scrape:

@@ -301,6 +301,11 @@ RELAYHUB = {
     "ONLINE_THRESHOLD_S": env.int("RELAYHUB_ONLINE_THRESHOLD_S", default=90),
     "SIGN_OF_LIFE_WRITE_S": env.int("RELAYHUB_SIGN_OF_LIFE_WRITE_S", default=5),
     "KEY_LAST_USED_WRITE_S": 60,
+    # A relay's last fetch (list, next, claim) is written at most this often.
+    "FETCH_WRITE_S": env.int("RELAYHUB_FETCH_WRITE_S", default=20),
+    # Online, no fetch for this long while a command waited as long for its machine: "not fetching".
+    # It must exceed the longest long-poll hold (LONGPOLL_MAX_MS) and a polling relay's interval.
+    "NOT_FETCHING_S": env.int("RELAYHUB_NOT_FETCHING_S", default=90),
     "MAX_BODY_BYTES": env.int("RELAYHUB_MAX_BODY_BYTES", default=4 * 1024 * 1024),
     # Arrays and objects nested deeper than this in a request body are a 400.
     "MAX_JSON_DEPTH": env.int("RELAYHUB_MAX_JSON_DEPTH", default=64),
@@ -376,6 +381,7 @@ CELERY_BEAT_SCHEDULE = {
     for name, task, every in [
         ("expire-commands", "commands.tasks.expire_commands", SWEEP_EVERY_S),
         ("expire-approvals", "commands.tasks.expire_approvals", SWEEP_EVERY_S),
+        ("flag-relays-not-fetching", "commands.tasks.flag_relays_not_fetching", SWEEP_EVERY_S),
         ("mark-lost-relays", "assignments.tasks.mark_lost_relays", SWEEP_EVERY_S),
         ("requeue-config-pushes", "configpush.tasks.requeue_unacked_pushes", 60),
         ("prune-output", "commands.tasks.prune_output", 3600),

@@ -305,8 +305,9 @@ def test_the_hot_routes_take_two_queries_each(relay, relay_client, make_command)
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    make_command()
     relay_client.post("/relay/heartbeat")  # the first sign of life is written; later ones at most every few seconds
+    next_(relay_client, waitMs=0)  # so is the first fetch (RELAYHUB_FETCH_WRITE_S)
+    make_command()
     with CaptureQueriesContext(connection) as claim:
         [claimed] = next_(relay_client, waitMs=0).json()["commands"]
     # The key, re-delivering held claims (none), the claiming UPDATE ... RETURNING.

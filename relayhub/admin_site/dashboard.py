@@ -33,6 +33,7 @@ def dashboard(user) -> dict[str, Any]:
             "offline": enabled.exclude(alive).count(),
             "disabled": relays.filter(enabled=False).count(),
         },
+        "not_fetching_relays": list(enabled.filter(alive, status__not_fetching_since__isnull=False).order_by("name")[:20]),
         "stalest_relays": list(enabled.order_by(F("status__last_heartbeat_at").asc(nulls_first=True), "name")[:5]),
         "status_counts": [(status, counts.get(status, 0)) for status in CommandStatus.values],
         "commands_24h": sum(counts.values()),

@@ -20,7 +20,8 @@ HEADER = "HTTP_X_API_KEY"
 # What relay routes use of the key, the relay and its status; the rest loads on first use.
 KEY_READER = RowReader(RelayApiKey, ("id", "lookup", "secret_hash", "revoked_at", "last_used_at"))
 RELAY_READER = RowReader(RelayAssignment, ("id", "api_key", "machine_id", "name", "enabled", "transport_key_id"))
-STATUS_READER = RowReader(RelayStatus, ("relay", "last_heartbeat_at", "last_connection_event", "config_pending_at"))
+STATUS_READER = RowReader(RelayStatus, ("relay", "last_heartbeat_at", "last_connection_event", "config_pending_at",
+                                        "last_fetch_at", "not_fetching_since"))
 READERS = (KEY_READER, RELAY_READER, STATUS_READER)
 
 
