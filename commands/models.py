@@ -15,7 +15,7 @@ from commands import notify, queue_sql, secrets
 from commands.approval_model import Approval, Need, needed_for
 from commands.choices import ApprovalState, CommandKind, CommandStatus, Stream, TargetType
 from commands.run_options import RunOptionsModel
-from commands.signals import batch_command_ended
+from commands.signals import batch_command_ended, command_ended
 from relayhub.web import metrics
 from relayhub.web.fields import epoch_ms
 
@@ -193,20 +193,23 @@ class Command(RunOptionsModel):
             if computed:
                 self.refresh_from_db(fields=computed)
             if self.is_terminal:
-                self._ended((self.pk, self.batch_id))
+                self._ended((self.pk, self.batch_id, self.status))
                 metrics.commands_finished([(self.status, self.claimed_at)], changes["updated_at"])
         return moved == 1
 
     @staticmethod
-    def _ended(*ended: tuple[int, int | None]) -> None:
-        """Once committed, wake whoever waits on these (pk, batch_id) commands, and move their batches on."""
+    def _ended(*ended: tuple[int, int | None, str]) -> None:
+        """Once committed, wake whoever waits on these (pk, batch_id, status) commands, move their batches on,
+        and tell ``command_ended``'s receivers (which must not fail the caller: robust)."""
         if not ended:
             return
-        topics = [notify.command_topic(pk) for pk, _ in ended]
+        topics = [notify.command_topic(pk) for pk, _, _ in ended]
         transaction.on_commit(lambda: notify.publish_many(topics))
-        for batch_id in dict.fromkeys(batch_id for _, batch_id in ended if batch_id is not None):
+        for batch_id in dict.fromkeys(batch_id for _, batch_id, _ in ended if batch_id is not None):
             transaction.on_commit(
                 lambda batch_id=batch_id: batch_command_ended.send(sender=CommandBatch, batch_id=batch_id))
+        statuses = [(pk, status) for pk, _, status in ended]
+        transaction.on_commit(lambda: command_ended.send(sender=Command, ended=statuses), robust=True)
 
     def _refuse(self, action: str) -> IllegalTransition:
         self.refresh_from_db(fields=["status", "claimed_by", "attempt"])
@@ -267,8 +270,8 @@ class Command(RunOptionsModel):
             for (pk, _), (_, _, references) in moved.items():
                 if references:
                     cls._mask_secrets(pk, references)
-        cls._ended(*((pk, batch_id) for (pk, _), (batch_id, _, _) in moved.items()))
         statuses = {pk: result["status"] for pk, _, result in items}
+        cls._ended(*((pk, batch_id, statuses[pk]) for (pk, _), (batch_id, _, _) in moved.items()))
         metrics.commands_finished(((statuses[pk], claimed_at) for (pk, _), (_, claimed_at, _) in moved.items()), now)
         return set(moved)
 
