@@ -11,6 +11,7 @@ COPY credentials credentials
 COPY configpush configpush
 COPY fleet fleet
 COPY runbooks runbooks
+COPY notifications notifications
 COPY templates templates
 COPY static static
 COPY relay_agent relay_agent

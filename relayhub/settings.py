@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "configpush",
     "fleet",
     "runbooks",
+    "notifications",
     "axes",
 ]
 
@@ -343,7 +344,16 @@ RELAYHUB = {
     "CHUNK_RETENTION_H": env.int("RELAYHUB_CHUNK_RETENTION_H", default=24),
     "EVENT_RETENTION_DAYS": env.int("RELAYHUB_EVENT_RETENTION_DAYS", default=90),
     "METRIC_RETENTION_DAYS": env.int("RELAYHUB_METRIC_RETENTION_DAYS", default=7),
+    # Notifications (README, "Notifications"): hosts (host or host:port) webhooks may reach on non-public addresses.
+    "NOTIFY_ALLOWED_HOSTS": env.list("RELAYHUB_NOTIFY_ALLOWED_HOSTS", default=[]),
+    "NOTIFY_TIMEOUT_S": env.int("RELAYHUB_NOTIFY_TIMEOUT_S", default=5),
+    "NOTIFY_MAX_ATTEMPTS": env.int("RELAYHUB_NOTIFY_MAX_ATTEMPTS", default=5),
+    "NOTIFY_RETRY_BASE_S": env.int("RELAYHUB_NOTIFY_RETRY_BASE_S", default=10),  # then x3 each time
+    "NOTIFY_RETENTION_DAYS": env.int("RELAYHUB_NOTIFY_RETENTION_DAYS", default=30),
 }
+# Email notifications go through Django's email backend: EMAIL_URL=smtp+tls://user:password@host:587 and so on.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="relayhub@localhost")
 REDIS_URL = env.str("REDIS_URL", default="")
 # Throttle counters must be shared by all web processes when there are several.
 CACHES = {
