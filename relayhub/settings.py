@@ -398,6 +398,7 @@ CELERY_BEAT_SCHEDULE = {
         ("prune-full-output", "commands.tasks.prune_full_output", 3600),
         ("prune-relay-history", "assignments.tasks.prune_relay_history", 3600),
         ("sweep-scheduled-runs", "runbooks.tasks.sweep_scheduled_runs", SWEEP_EVERY_S),
+        ("prune-notifications", "notifications.tasks.prune_notifications", 3600),
     ]
 }
 
