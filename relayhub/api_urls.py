@@ -9,6 +9,7 @@ from configpush.api import ConfigPushViewSet
 from credentials.api import SharedCredentialViewSet
 from fleet.api import SSHTargetViewSet
 from fleet.batch_api import BatchViewSet
+from notifications.api import ChannelViewSet, DeliveryViewSet, RuleViewSet
 from runbooks.api import JobTemplateViewSet
 from runbooks.schedule_api import TemplateScheduleViewSet
 
@@ -22,6 +23,9 @@ router.register("shared-credentials", SharedCredentialViewSet, basename="shared-
 router.register("config-pushes", ConfigPushViewSet, basename="config-push")
 router.register("templates", JobTemplateViewSet, basename="template")
 router.register("schedules", TemplateScheduleViewSet, basename="schedule")
+router.register("notification-channels", ChannelViewSet, basename="notification-channel")
+router.register("notification-rules", RuleViewSet, basename="notification-rule")
+router.register("notification-deliveries", DeliveryViewSet, basename="notification-delivery")
 
 urlpatterns = [
     path("rpc/exec", RpcExecView.as_view(), name="rpc-exec"),
