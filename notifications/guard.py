@@ -135,6 +135,10 @@ def check_url(url: str) -> Target:
         raise Refused("only http and https URLs are allowed")
     if not host:
         raise Refused("the URL has no host")
+    try:  # an internationalised name as DNS and the Host header spell it (xn--...)
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise Refused("the URL's host is not a valid name") from None
     if parts.username is not None or parts.password is not None:
         raise Refused("credentials in the URL are not supported")
     port = port or DEFAULT_PORTS[parts.scheme]

@@ -69,6 +69,13 @@ def test_only_plain_http_and_https_urls(url):
         guard.check_url(url)
 
 
+def test_an_internationalised_name_is_resolved_and_sent_as_dns_spells_it(monkeypatch, settings):
+    fake_dns(monkeypatch, {"xn--bcher-kva.example.test": ["127.0.0.1"]})
+    allow(settings, "xn--bcher-kva.example.test")
+    target = guard.check_url("http://Bücher.example.test:8080/x")
+    assert (target.host_header, target.addresses) == ("xn--bcher-kva.example.test:8080", ("127.0.0.1",))
+
+
 def test_a_public_address_is_allowed():
     assert guard.forbidden_reason(guard.ipaddress.ip_address("93.184.216.34")) is None
     assert guard.forbidden_reason(guard.ipaddress.ip_address("::ffff:93.184.216.34")) is None
