@@ -167,8 +167,12 @@ def from_approval(refs: dict[str, Any], at: str) -> list[Occurrence]:
     machines = list(Command.objects.filter(pk__in=command_ids).values_list("machine_id", flat=True).distinct())
     machines += batch.machine_ids if batch is not None else []
     template = refs.get("template_name") or _template_of(batch)
-    what = f"job template {template}" if template else f"batch #{batch.pk}" if batch is not None else \
-        f"command(s) {', '.join(f'#{pk}' for pk in command_ids[:5])}" if command_ids else "a command"
+    if template:
+        what = f"job template {template}"
+    elif batch is not None:
+        what = f"batch #{batch.pk}"
+    else:
+        what = ", ".join(f"command #{pk}" for pk in command_ids[:5]) or "a command"
     who = f" by {refs['requested_by']}" if refs.get("requested_by") else ""
     info = {"id": refs.get("approval_id"), "requested_by": refs.get("requested_by"),
             "batch_id": batch.pk if batch is not None else None, "command_ids": command_ids[:50]}
@@ -193,7 +197,8 @@ def from_scheduled_run(refs: dict[str, Any], at: str) -> list[Occurrence]:
 
 
 def test_event(channel_name: str, at: str) -> Occurrence:
-    return Occurrence(EventKind.TEST, None, _payload(EventKind.TEST, at, f"Test notification for channel {channel_name}"))
+    summary = f"Test notification for channel {channel_name}"
+    return Occurrence(EventKind.TEST, None, _payload(EventKind.TEST, at, summary))
 
 
 def iso(moment: datetime) -> str:

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.db import models
 
-from notifications.models import MIN_SECRET_CHARS, Channel, ChannelKind
+from notifications.models import MIN_SECRET_CHARS, Channel
 
 SECRET_HELP = ("Webhooks: the key of the X-Relayhub-Signature HMAC (sha256=hex of the body), at least "
                f"{MIN_SECRET_CHARS} characters. Stored encrypted and never shown again. Leave empty to keep "

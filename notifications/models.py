@@ -129,7 +129,7 @@ class Channel(models.Model):
             if self.email_to.strip():
                 errors["email_to"] = "Only email channels have addresses."
             if self.kind == ChannelKind.WEBHOOK and not self.has_secret:
-                errors["secret"] = "A webhook channel needs a secret, to sign what it sends."
+                errors["secret"] = "A webhook channel needs a secret, to sign what it sends."  # nosec B105 - a message
         if errors:
             raise ValidationError(errors)
 

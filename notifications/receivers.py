@@ -24,7 +24,8 @@ from notifications import events, routing, tasks
 from notifications.models import EventKind
 
 log = logging.getLogger(__name__)
-RELAY_KINDS = {ConnectionEvent.HEARTBEAT_LOST: EventKind.RELAY_LOST, ConnectionEvent.CONNECTED: EventKind.RELAY_RECOVERED}
+RELAY_KINDS = {ConnectionEvent.HEARTBEAT_LOST: EventKind.RELAY_LOST,
+               ConnectionEvent.CONNECTED: EventKind.RELAY_RECOVERED}
 
 
 def announce(source: str, refs: Iterable[dict[str, Any]], kinds: list[str]) -> None:

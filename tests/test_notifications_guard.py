@@ -25,7 +25,8 @@ SECRET = "whsec-guard-0123456789abcdef"
 FORBIDDEN = {
     "127.0.0.1": "loopback", "::1": "loopback", "10.1.2.3": "private", "172.16.0.1": "private",
     "192.168.1.1": "private", "169.254.169.254": "cloud metadata", "fe80::1": "link-local",
-    "100.64.0.1": "shared (CGNAT)", "0.0.0.0": "unspecified", "::ffff:127.0.0.1": "loopback (inside IPv6)",  # nosec B104
+    "100.64.0.1": "shared (CGNAT)", "0.0.0.0": "unspecified",  # nosec B104 - an address refused
+    "::ffff:127.0.0.1": "loopback (inside IPv6)",
     "localhost": "loopback", "fd00::1": "private", "224.0.0.1": "multicast", "::ffff:169.254.169.254": "metadata",
 }
 
@@ -111,7 +112,8 @@ def test_the_address_checked_is_the_address_connected_to(monkeypatch, settings):
         # Allowed by name: it resolves to the receiver once; any later lookup would give an unreachable address.
         asked = fake_dns(monkeypatch, {"hooks.example.test": ["127.0.0.1", "203.0.113.9"]})
         allow(settings, f"hooks.example.test:{receiver.port}")
-        channel = Channel.objects.create(name="pinned", kind="slack", url=f"http://hooks.example.test:{receiver.port}/x")
+        channel = Channel.objects.create(name="pinned", kind="slack",
+                                         url=f"http://hooks.example.test:{receiver.port}/x")
         asked.clear()
         assert deliver_once(channel).status == "succeeded"
         assert asked == ["hooks.example.test"]

@@ -11,7 +11,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         primary = crypto.credential_keys().primary_id
         rotated, unopened = 0, []
-        for pk in Channel.objects.exclude(secret_key_id="").exclude(secret_key_id=primary).values_list("pk", flat=True):
+        for pk in Channel.objects.exclude(secret_key_id__in=["", primary]).values_list("pk", flat=True):
             with transaction.atomic():
                 channel = Channel.objects.select_for_update().get(pk=pk)
                 try:
