@@ -185,3 +185,19 @@ def test_secrets_are_bound_to_their_channel_and_rotate_with_the_credential_keys(
     stored = Channel.objects.get(pk=first.pk)
     assert stored.secret_key_id == "new" and stored.get_secret() == f"{SENTINEL}-a"
     assert SENTINEL not in repr(stored) and SENTINEL not in str(stored)
+
+
+def test_old_events_and_their_deliveries_are_pruned(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.tasks import prune_notifications
+
+    channel = Channel.objects.create(name="mail", kind="email", email_to="ops@example.com")
+    old, new = (Event.objects.create(kind="test", payload={"type": "test"}) for _ in range(2))
+    for event in (old, new):
+        Delivery.objects.create(event=event, channel=channel, attempt=1, status="succeeded")
+    Event.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+    assert prune_notifications() == 2  # the event and its delivery
+    assert list(Event.objects.all()) == [new] and Delivery.objects.get().event == new
