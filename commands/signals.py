@@ -10,8 +10,8 @@ batch_command_ended = Signal()
 # transaction that ended them has committed (``notifications`` tells of those that failed or timed out).
 command_ended = Signal()
 
-# Sent by the approvals flow once a request for approval has been committed, with ``approval_id`` and
-# whatever of ``command_ids``, ``batch_id``, ``template_name`` and ``requested_by`` (a username) it
-# knows; ``notifications`` tells whoever asked. (Defined here for notifications; the approvals work
-# sends it, and the merge reconciles the two.)
+# Sent by the approvals flow once a request for approval has been committed, with ``approval`` (the
+# pending Approval: its command or batch, requester and reasons) or, plainly, ``approval_id``,
+# ``command_ids``, ``batch_id``, ``template_name`` and ``requested_by``; ``notifications`` tells whoever
+# asked. (Defined here for notifications; the approvals work sends it, and the merge reconciles the two.)
 approval_requested = Signal()

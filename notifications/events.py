@@ -174,7 +174,7 @@ def from_approval(refs: dict[str, Any], at: str) -> list[Occurrence]:
     else:
         what = ", ".join(f"command #{pk}" for pk in command_ids[:5]) or "a command"
     who = f" by {refs['requested_by']}" if refs.get("requested_by") else ""
-    info = {"id": refs.get("approval_id"), "requested_by": refs.get("requested_by"),
+    info = {"id": refs.get("approval_id"), "requested_by": refs.get("requested_by"), "reasons": refs.get("reasons", []),
             "batch_id": batch.pk if batch is not None else None, "command_ids": command_ids[:50]}
     key = f"approval_requested:{refs['approval_id']}" if refs.get("approval_id") is not None else None
     return [Occurrence(EventKind.APPROVAL_REQUESTED, key,
@@ -184,13 +184,18 @@ def from_approval(refs: dict[str, Any], at: str) -> list[Occurrence]:
 
 
 def from_scheduled_run(refs: dict[str, Any], at: str) -> list[Occurrence]:
-    """``refs``: ``schedule_id``, ``schedule_name``, ``template_name``, ``due_at`` and ``reason``, each if known."""
+    """``refs``: ``run_id``, ``schedule_id``, ``schedule_name``, ``template_name``, ``due_at``, ``reason`` and
+    ``targets``, each if known."""
     template = refs.get("template_name") or ""
     name = refs.get("schedule_name") or (f"schedule {refs['schedule_id']}" if refs.get("schedule_id") else "a schedule")
     due = f" due at {refs['due_at']}" if refs.get("due_at") else ""
-    info = {"id": refs.get("schedule_id"), "name": refs.get("schedule_name"), "due_at": refs.get("due_at"),
-            "reason": _text(refs.get("reason"))}
-    key = f"scheduled_run_missed:{refs['schedule_id']}:{refs.get('due_at')}" if refs.get("schedule_id") else None
+    info = {"id": refs.get("schedule_id"), "name": refs.get("schedule_name"), "run_id": refs.get("run_id"),
+            "due_at": refs.get("due_at"), "reason": _text(refs.get("reason")), "targets": refs.get("targets", [])}
+    key = None  # one event per run (or per schedule and due time)
+    if refs.get("run_id") is not None:
+        key = f"scheduled_run_missed:{refs['run_id']}"
+    elif refs.get("schedule_id") is not None:
+        key = f"scheduled_run_missed:{refs['schedule_id']}:{refs.get('due_at')}"
     return [Occurrence(EventKind.SCHEDULED_RUN_MISSED, key,
                        _payload(EventKind.SCHEDULED_RUN_MISSED, at, f"The run of {name}{due} never started",
                                 schedule=info, template=template or None), [], template)]

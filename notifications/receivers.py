@@ -84,31 +84,39 @@ def _all_ended(batch_id: int) -> bool:
 
 @receiver(approval_requested, dispatch_uid="notifications.approval_requested")
 def _approval_requested(sender: Any, **kwargs: Any) -> None:
+    """``approval`` (an Approval of a command or a batch: its ``command_id``, ``batch_id``, ``requested_by`` and
+    ``reasons`` are read), or the same as plain ``approval_id``, ``command_ids``, ``batch_id``, ``requested_by``;
+    ``template_name`` if known (otherwise the batch's launch tells)."""
     approval = kwargs.get("approval")
-    user = kwargs.get("requested_by")
+    command_id = getattr(approval, "command_id", None)
+    user = kwargs.get("requested_by") or getattr(approval, "requested_by", None)
     refs = {
         "approval_id": _plain(kwargs.get("approval_id") or getattr(approval, "pk", None)),
-        "command_ids": [int(pk) for pk in kwargs.get("command_ids") or []],
-        "batch_id": kwargs.get("batch_id"),
+        "command_ids": [int(pk) for pk in kwargs.get("command_ids") or ([command_id] if command_id else [])],
+        "batch_id": kwargs.get("batch_id") or getattr(approval, "batch_id", None),
         "template_name": kwargs.get("template_name") or "",
         "requested_by": user if isinstance(user, str) or user is None else user.get_username(),
+        "reasons": [str(reason)[: events.TEXT_CHARS] for reason in getattr(approval, "reasons", None) or []][:10],
     }
     announce("approval", [refs], [EventKind.APPROVAL_REQUESTED])
 
 
 def _scheduled_run_never_started(sender: Any, **kwargs: Any) -> None:
-    """``runbooks.signals.scheduled_run_never_started``: ``schedule`` (or ``schedule_id``), its ``template`` (or
-    ``template_name``), ``due_at`` (or ``scheduled_for``) and ``reason``, whichever are sent."""
-    schedule = kwargs.get("schedule")
+    """``runbooks.signals.scheduled_run_never_started``: ``run`` (its ``pk``, ``slot`` and ``reason`` are read),
+    ``schedule`` (``pk``, ``name``, ``template``) and ``targets`` (names of the targets that never started);
+    or the same as plain ``run_id``, ``schedule_id``, ``schedule_name``, ``template_name``, ``due_at``, ``reason``."""
+    run, schedule = kwargs.get("run"), kwargs.get("schedule") or getattr(kwargs.get("run"), "schedule", None)
     template = kwargs.get("template") or getattr(schedule, "template", None)
-    due = kwargs.get("due_at") or kwargs.get("scheduled_for") or getattr(schedule, "next_run_at", None)
+    due = kwargs.get("due_at") or getattr(run, "slot", None)
     refs = {
+        "run_id": _plain(kwargs.get("run_id") or getattr(run, "pk", None)),
         "schedule_id": _plain(kwargs.get("schedule_id") or getattr(schedule, "pk", None)),
         "schedule_name": kwargs.get("schedule_name") or getattr(schedule, "name", None),
         "template_name": kwargs.get("template_name") or (template if isinstance(template, str) else
                                                           getattr(template, "name", "")) or "",
         "due_at": events.iso(due) if isinstance(due, datetime) else _plain(due),
-        "reason": str(kwargs.get("reason") or "")[: events.TEXT_CHARS],
+        "reason": str(kwargs.get("reason") or getattr(run, "reason", "") or "")[: events.TEXT_CHARS],
+        "targets": [str(name) for name in kwargs.get("targets") or []][:50],
     }
     announce("scheduled_run", [refs], [EventKind.SCHEDULED_RUN_MISSED])
 

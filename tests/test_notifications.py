@@ -221,27 +221,45 @@ def test_disabled_rules_and_channels_send_nothing_and_a_test_reaches_the_channel
 
 
 def test_approval_requested_and_scheduled_runs_never_started(webhook, receiver, relay, monkeypatch):
+    """As the approvals and schedules work sends them: ``approval``, and ``run``, ``schedule`` and ``targets``
+    (objects stand in for their models here), or the same as plain values."""
     import sys
     import types
+    from types import SimpleNamespace
 
+    from django.contrib.auth.models import User
     from django.dispatch import Signal
 
     from commands.signals import approval_requested
     from notifications import receivers
 
+    template = JobTemplate.objects.create(name="nightly-backup", command="backup", selector="env=prod")
+    other = JobTemplate.objects.create(name="other", command="true", selector="env=prod")
     rule(webhook, "approval_requested")
-    rule(webhook, "scheduled_run_missed")
+    rule(webhook, "scheduled_run_missed", template_name="nightly-backup")
     command = Command.objects.create(machine_id=relay.machine_id, command="reboot", timeout_ms=5000)
-    approval_requested.send(sender=None, approval_id=7, command_ids=[command.pk], requested_by="alice")
+    alice = User.objects.create_user("alice")
+    approval = SimpleNamespace(pk=7, command_id=command.pk, batch_id=None, requested_by=alice,
+                               reasons=[f"relay '{relay.name}' requires approval"])
+    approval_requested.send(sender=None, approval=approval)
+    approval_requested.send(sender=None, approval=approval)  # the same approval: told once
 
     module = types.ModuleType("runbooks.signals")
     module.scheduled_run_never_started = Signal()
     monkeypatch.setitem(sys.modules, "runbooks.signals", module)
     assert receivers.connect_scheduled_runs()
-    module.scheduled_run_never_started.send(sender=None, schedule_id=3, schedule_name="nightly",
-                                            due_at=timezone.now(), reason="no relay online")
+    for name, made in (("nightly", template), ("hourly", other)):
+        schedule = SimpleNamespace(pk=3, name=name, template=made)
+        run = SimpleNamespace(pk=5 if name == "nightly" else 6, schedule=schedule, reason="no relay took it",
+                              slot=timezone.now())
+        module.scheduled_run_never_started.send(sender=None, run=run, schedule=schedule, targets=["web-1"])
 
     approval, missed = receiver.wait_for(2)
     assert approval.json["approval"]["requested_by"] == "alice" and "alice" in approval.json["summary"]
     assert approval.json["approval"]["command_ids"] == [command.pk]
-    assert missed.json["schedule"]["name"] == "nightly" and missed.json["schedule"]["reason"] == "no relay online"
+    assert approval.json["approval"]["reasons"] == [f"relay '{relay.name}' requires approval"]
+    schedule = missed.json["schedule"]
+    assert schedule == {"id": 3, "name": "nightly", "run_id": 5, "due_at": schedule["due_at"],
+                        "reason": "no relay took it", "targets": ["web-1"]}
+    assert missed.json["template"] == "nightly-backup" and "nightly" in missed.json["summary"]
+    assert len(receiver.received) == 2  # the hourly schedule's template is not the rule's
