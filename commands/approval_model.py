@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from assignments.models import RelayAssignment
 from commands.choices import ApprovalState
+from commands.signals import approval_requested
 
 ASKED = "approval was asked for"
 
@@ -106,11 +107,14 @@ class Approval(models.Model):
     def open(cls, need: Need, *, command: Any = None, batch: Any = None, requested_by: Any = None) -> Approval:
         """The pending approval of a command or batch just created in ``awaiting_approval`` (held back)."""
         target, now = need.approver_object, timezone.now()
-        return cls.objects.create(
+        approval = cls.objects.create(
             command=command, batch=batch, reasons=list(need.reasons), requested_by=requested_by, requested_at=now,
             expires_at=now + timedelta(seconds=settings.RELAYHUB["APPROVAL_TTL_S"]),
             approver_type=ContentType.objects.get_for_model(target) if target is not None else None,
             approver_id=str(target.pk) if target is not None else "", approver_permission=need.approver_permission)
+        # Receivers (notifications) act once the transaction commits; a rolled-back request asks nobody.
+        approval_requested.send(sender=cls, approval=approval)
+        return approval
 
     @property
     def subject(self) -> Any:

@@ -80,6 +80,18 @@ def from_relay_event(event_id: int, at: str) -> list[Occurrence]:
                              lost_at=iso(previous.created_at), down_s=down)]
 
 
+def from_not_fetching(refs: dict[str, Any], at: str) -> list[Occurrence]:
+    """A relay heard from but not fetching while commands waited (commands.fetching); once per episode."""
+    relay = RelayAssignment.objects.filter(pk=refs["relay_id"]).first()
+    if relay is None:
+        return []
+    last = refs.get("last_fetch_at")
+    summary = f"Relay {relay} sends signs of life but has not fetched commands " + (
+        f"since {last}" if last else "since it connected") + " while commands wait for its machine"
+    return [relay_occurrence(EventKind.RELAY_NOT_FETCHING, relay, at, summary,
+                             f"not_fetching:{relay.pk}:{refs['since']}", last_fetch_at=last)]
+
+
 def _template_of(batch: CommandBatch | None) -> str:
     launch = getattr(batch, "launch", None) if batch is not None else None
     return launch.template.name if launch is not None else ""

@@ -17,6 +17,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from assignments.models import ConnectionEvent, RelayEvent
+from assignments.signals import relay_not_fetching
 from commands.choices import CommandStatus
 from commands.models import Command, CommandBatch
 from commands.signals import approval_requested, batch_command_ended, command_ended
@@ -80,6 +81,14 @@ def _all_ended(batch_id: int) -> bool:
     if batch is None or copies.exclude(status__in=CommandStatus.terminal()).exists():
         return False
     return batch.stopped or copies.count() >= len(batch.destinations)
+
+
+@receiver(relay_not_fetching, dispatch_uid="notifications.relay_not_fetching")
+def _relay_not_fetching(sender: type, relay: Any, last_fetch_at: datetime | None, since: datetime,
+                        **kwargs: Any) -> None:
+    announce("not_fetching", [{"relay_id": str(relay.pk), "since": events.iso(since),
+                               "last_fetch_at": events.iso(last_fetch_at) if last_fetch_at else None}],
+             [EventKind.RELAY_NOT_FETCHING])
 
 
 @receiver(approval_requested, dispatch_uid="notifications.approval_requested")

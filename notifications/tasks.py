@@ -29,6 +29,8 @@ def build(source: str, refs: dict, kinds: list[str], at: str) -> list[events.Occ
         return events.from_approval(refs, at)
     if source == "scheduled_run":
         return events.from_scheduled_run(refs, at)
+    if source == "not_fetching":
+        return events.from_not_fetching(refs, at)
     raise ValueError(f"unknown event source {source!r}")
 
 

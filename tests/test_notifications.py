@@ -263,3 +263,28 @@ def test_approval_requested_and_scheduled_runs_never_started(webhook, receiver, 
                         "reason": "no relay took it", "targets": ["web-1"]}
     assert missed.json["template"] == "nightly-backup" and "nightly" in missed.json["summary"]
     assert len(receiver.received) == 2  # the hourly schedule's template is not the rule's
+
+
+def test_a_real_approval_request_and_a_relay_not_fetching_are_sent(webhook, receiver, relay,
+                                                                   django_capture_on_commit_callbacks):
+    from assignments.models import ConnectionEvent, RelayEvent
+    from commands import fetching
+
+    rule(webhook, "approval_requested")
+    rule(webhook, "relay_not_fetching")
+    RelayAssignment.objects.filter(pk=relay.pk).update(requires_approval=True)
+    mark_online(relay)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    RelayEvent.objects.create(relay=relay, kind=ConnectionEvent.CONNECTED, created_at=long_ago)
+    with django_capture_on_commit_callbacks(execute=True):
+        held = Command.objects.create(machine_id=relay.machine_id, command="reboot", created_at=long_ago)
+    assert held.status == "awaiting_approval"
+    Command.objects.filter(pk=held.pk).update(status="pending")  # as if approved long ago, never fetched since
+    with django_capture_on_commit_callbacks(execute=True):
+        assert fetching.flag_not_fetching()
+
+    requested, stuck = sorted(receiver.wait_for(2), key=lambda hit: hit.json["type"])
+    assert requested.json["type"] == "approval_requested"
+    assert requested.json["approval"]["command_ids"] == [held.pk]
+    assert stuck.json["type"] == "relay_not_fetching" and stuck.json["relay"]["name"] == relay.name
+    assert "not fetched commands since it connected" in stuck.json["summary"]

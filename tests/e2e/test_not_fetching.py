@@ -39,8 +39,22 @@ def flagged():
     relay_not_fetching.disconnect(receive)
 
 
-def test_a_heartbeats_only_relay_is_flagged_and_a_fetching_agent_is_not(hub, e2e_relay, start_agent, settings,
-                                                                       flagged):
+@pytest.fixture
+def webhook(settings):
+    from notifications.models import Channel, Rule
+    from tests.webhook_receiver import WebhookReceiver, eager_celery
+
+    with eager_celery(), WebhookReceiver() as receiver:
+        settings.RELAYHUB = {**settings.RELAYHUB, "NOTIFY_ALLOWED_HOSTS": [receiver.host]}
+        channel = Channel(name="ops", kind="webhook", url=receiver.url)
+        channel.set_secret("e2e-hook-secret")
+        channel.save()
+        Rule.objects.create(name="stuck relays", event="relay_not_fetching", channel=channel)
+        yield receiver
+
+
+def test_a_heartbeats_only_relay_is_flagged_and_notified_and_a_fetching_agent_is_not(
+        hub, e2e_relay, start_agent, settings, flagged, webhook):
     settings.RELAYHUB = {**settings.RELAYHUB, "NOT_FETCHING_S": 2}
     silent = RelayAssignment.issue(machine_id="silent-machine", name="original cli")
     start_agent(e2e_relay, hub, "--long-poll-wait", "500")
@@ -68,6 +82,9 @@ def test_a_heartbeats_only_relay_is_flagged_and_a_fetching_agent_is_not(hub, e2e
         client.join(10)
     assert result["websocket"] == 404
     assert flagged == ["original cli"]
+    [notice] = webhook.wait_for(1)
+    assert notice.signed_with("e2e-hook-secret")
+    assert notice.json["type"] == "relay_not_fetching" and notice.json["relay"]["name"] == "original cli"
 
 
 def hub_token() -> str:
