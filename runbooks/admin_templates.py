@@ -19,7 +19,7 @@ from commands import admin_views, batches
 from commands.models import CommandBatch
 from fleet.admin_run import error_text
 from runbooks import access
-from runbooks.api import SECRET_AUTHOR_PERM
+from runbooks.api import CREDENTIAL_AUTHOR_PERMISSION
 from runbooks.launch import destinations, launch, narrowing_or_400
 from runbooks.launch_form import LaunchForm
 from runbooks.models import JobTemplate, Launch
@@ -43,7 +43,7 @@ class JobTemplateForm(forms.ModelForm):
         parameters = self.cleaned_data["parameters"]
         if isinstance(parameters, list) and any(isinstance(item, dict) and item.get("type") == "secret"
                                                 for item in parameters) \
-                and self.user is not None and not self.user.has_perm(SECRET_AUTHOR_PERM):
+                and self.user is not None and not self.user.has_perm(CREDENTIAL_AUTHOR_PERMISSION):
             raise forms.ValidationError("A secret parameter hands a shared credential to the command: it takes the "
                                         "permission to change shared credentials.")
         return parameters

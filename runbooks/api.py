@@ -17,7 +17,7 @@ from runbooks import access
 from runbooks.launch import launch
 from runbooks.models import JobTemplate, Launch
 
-SECRET_AUTHOR_PERM = "credentials.change_sharedcredential"
+CREDENTIAL_AUTHOR_PERMISSION = "credentials.change_sharedcredential"
 
 
 class JobTemplateSerializer(serializers.ModelSerializer):
@@ -39,7 +39,8 @@ class JobTemplateSerializer(serializers.ModelSerializer):
         except ValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from None
         user = self.context["request"].user
-        if any(item.get("type") == "secret" for item in instance.parameters) and not user.has_perm(SECRET_AUTHOR_PERM):
+        secret = any(item.get("type") == "secret" for item in instance.parameters)
+        if secret and not user.has_perm(CREDENTIAL_AUTHOR_PERMISSION):
             raise serializers.ValidationError({"parameters": [
                 "a secret parameter hands a shared credential to the command: it takes the permission to change "
                 "shared credentials"]})
