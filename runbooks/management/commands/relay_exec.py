@@ -26,6 +26,7 @@ from fleet import exec_cli, selection
 from fleet.batch_api import BatchCreateSerializer, create_batch
 from fleet.exec_cli import EXIT_INTERRUPTED, EXIT_UNDELIVERED, EXIT_USAGE
 from runbooks import access
+from runbooks.exec_help import EPILOG
 from runbooks.launch import launch
 from runbooks.models import JobTemplate
 
@@ -36,25 +37,6 @@ EXIT_FOR_STATUS = {"timeout": 124, "cancelled": 130}
 CANCEL_WAIT_S = 5.0
 QUEUE_ANYWAY = "pass --queue-if-offline"  # how the shell says it, where the API says queue_if_offline
 
-EPILOG = """\
-One machine: relay_exec MACHINE [--ssh USER@HOST:PORT] -- CMD runs CMD on one of MACHINE's relays (or over
-SSH from it), streams its stdout and stderr, and exits with CMD's exit code (124 on timeout, 130 if it was
-cancelled). If no relay of MACHINE is online it queues nothing and exits 69, unless --queue-if-offline.
-
-Fleet: relay_exec --selector "env=prod,role in (web,api)" -- CMD, or --target NAME (repeatable), makes a
-batch as POST /api/v1/batches/ does: one copy per SSH target (or, with --relays, per machine of a relay the
-selector picks, run locally there). Every output line is prefixed "NAME | " (stderr lines on stderr); at the
-end a summary goes to stderr. Put the command after "--".
-
-Templates: relay_exec --template NAME -p key=value [-p ...] [--selector S] launches a job template as
-POST /api/v1/templates/{id}/launch/ does (--selector narrows the template's own), follows it as a batch
-and exits as below.
-
-Exit codes with --selector/--target/--template: 0 every target completed with exit code 0; 1 some run failed (non-zero
-exit, error), timed out or was cancelled; 69 none of those, but some copies were never delivered (no relay
-online). Either form: 2 usage error (bad option, malformed selector, a selector or target name that matches
-nothing); 130 interrupted by Ctrl-C, after cancelling the command(s) it queued. Without --user it acts with
-full rights and records no creator; with --user it acts with that user's permissions, as the API would."""
 
 
 class HelpFormatter(DjangoHelpFormatter, RawDescriptionHelpFormatter):
