@@ -280,7 +280,9 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["relayhub.web.permissions.IsStaffOperator"],
-    "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType"},
+    "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType",
+                            "ApprovalStateEnum": "commands.choices.ApprovalState",
+                            "ScheduledRunStateEnum": "runbooks.models.RunState"},
     # Swagger UI served from our static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
