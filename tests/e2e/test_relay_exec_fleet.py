@@ -236,3 +236,22 @@ def test_a_second_ctrl_c_detaches_and_says_how_to_follow(hub, e2e_relay, start_a
     assert not any("Traceback" in line for line in out + err), err
     assert any(line.startswith(f"detached: the relay is still stopping command(s) {command.pk};") for line in err), err
     wait_for(lambda: Command.objects.get().status == "cancelled", 20, "the command to end cancelled")
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.05])
+def test_two_ctrl_c_close_together_never_show_a_traceback(hub, e2e_relay, start_agent, gap: float) -> None:
+    start_agent(e2e_relay, hub, *FAST)
+    run = Run("e2e-machine", "--timeout", "60", "--", "trap '' TERM; echo started; sleep 60")
+    run.wait_for_line("stdout", r"^started$", 30)
+
+    run.proc.send_signal(signal.SIGINT)
+    time.sleep(gap)
+    run.proc.send_signal(signal.SIGINT)  # lands wherever the first left relay_exec (or merges with it)
+    code, out, err = run.finish(30)
+
+    command = Command.objects.get()
+    assert code == 130, err
+    assert not any("Traceback" in line for line in out + err), err
+    assert f"interrupted: cancelled command {command.pk} on e2e-machine" in err, err
+    assert err[-1].startswith("detached: ") or err[-1] == f"command {command.pk}: cancelled", err
+    wait_for(lambda: Command.objects.get().status == "cancelled", 20, "the command to end cancelled")

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import re
 from argparse import RawDescriptionHelpFormatter
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
-from django.db import connections
 from rest_framework import exceptions
 
 from assignments import reachability
@@ -23,6 +19,7 @@ from commands.execution import exec_async, wait_until_ended
 from commands.models import Command as QueuedCommand
 from commands.models import IllegalTransition
 from fleet import exec_cli, selection
+from fleet.ctrl_c import CtrlC
 from fleet.batch_api import BatchCreateSerializer, create_batch
 from fleet.exec_cli import EXIT_INTERRUPTED, EXIT_UNDELIVERED, EXIT_USAGE
 from runbooks import access
@@ -103,14 +100,21 @@ class Command(BaseCommand):
 
     def handle(self, *args, words: list[str], after_dashes: list[str] | None = None, selector: str | None,
                relays: bool, target: list[str], timeout: float, user: str | None, **options) -> None:
-        if options.get("template"):
-            self.queued = None
+        with CtrlC() as self.ctrl_c:
+            self.queued: tuple[str, int] | None = None  # ("command" | "batch", id): what Ctrl-C cancels
             try:
-                self.run_template(exec_cli.acting_user(user), selector=selector, **options)
-            except LookupError as exc:
-                raise usage(f"--user: {exc}") from None
+                self.run(words, after_dashes, selector, relays, target, timeout, user, **options)
             except KeyboardInterrupt:
                 sys.exit(self.interrupted())
+
+    def run(self, words: list[str], after_dashes: list[str] | None, selector: str | None, relays: bool,
+            target: list[str], timeout: float, user: str | None, **options) -> None:
+        if options.get("template"):
+            try:
+                acting = exec_cli.acting_user(user)
+            except LookupError as exc:
+                raise usage(f"--user: {exc}") from None
+            self.run_template(acting, selector=selector, **options)
             return
         if options.pop("param"):
             raise usage("-p/--param goes with --template")
@@ -149,15 +153,11 @@ class Command(BaseCommand):
             raise usage("give the command to run (after --)")
         command = " ".join(argv)
         options["run_options"] = run_options
-        self.queued: tuple[str, int] | None = None  # ("command" | "batch", id): what Ctrl-C cancels
-        try:
-            if fleet:
-                self.run_fleet(acting, command, selector=selector, relays=relays, names=target, timeout=timeout,
-                               **options)
-            else:
-                self.run_one(acting, before[0], command, timeout=timeout, **options)
-        except KeyboardInterrupt:
-            sys.exit(self.interrupted())
+        if fleet:
+            self.run_fleet(acting, command, selector=selector, relays=relays, names=target, timeout=timeout,
+                           **options)
+        else:
+            self.run_one(acting, before[0], command, timeout=timeout, **options)
 
     # -- one machine ---------------------------------------------------------
 
@@ -182,7 +182,7 @@ class Command(BaseCommand):
             self.stderr.write("nothing was queued")
             sys.exit(EXIT_UNDELIVERED)
         try:
-            with interrupts_deferred():  # Ctrl-C meanwhile is taken once it is known what to cancel
+            with self.ctrl_c.held():  # Ctrl-C meanwhile is taken once it is known what to cancel
                 command_id = exec_async(machine_id, command, timeout_ms=int(timeout * 1000), priority=priority,
                                         created_by=exec_cli.recorded_creator(acting), options=run_options, **target)
                 self.queued = ("command", command_id)
@@ -248,7 +248,7 @@ class Command(BaseCommand):
         if not request.is_valid():
             raise usage("; ".join(exec_cli.messages(exceptions.ValidationError(request.errors))))
         try:
-            with interrupts_deferred():
+            with self.ctrl_c.held():
                 batch = create_batch(acting, request.validated_data, created_by=exec_cli.recorded_creator(acting),
                                      how=QUEUE_ANYWAY)
                 self.queued = ("batch", batch.pk)
@@ -285,7 +285,7 @@ class Command(BaseCommand):
         if bad := [name for name, equals, _ in pairs if not equals]:
             raise usage(f"-p takes NAME=VALUE, not {bad[0]!r}")
         try:
-            with interrupts_deferred():
+            with self.ctrl_c.held():
                 made = launch(found, acting, {name: value for name, _, value in pairs}, narrowing=selector or "",
                               queue_if_offline=queue_if_offline, created_by=exec_cli.recorded_creator(acting))
                 self.queued = ("batch", made.batch.pk)
@@ -318,73 +318,53 @@ class Command(BaseCommand):
     # -- Ctrl-C --------------------------------------------------------------
 
     def interrupted(self) -> int:
-        """Ctrl-C: cancel what this run queued, if it is still going; say what; 130."""
-        if self.queued is None:
-            self.stderr.write("interrupted: nothing was queued")
-        elif self.queued[0] == "batch":
-            self.interrupted_batch(self.queued[1])
-        else:
-            self.interrupted_command(self.queued[1])
+        """Ctrl-C: cancel what this run queued, if it is still going; say what; 130. A second Ctrl-C detaches."""
+        self.stopping: list[int] = []  # ids whose end is still awaited
+        try:
+            self.ctrl_c.ready_to_detach()
+            if self.queued is None:
+                self.stderr.write("interrupted: nothing was queued")
+            elif self.queued[0] == "batch":
+                self.interrupted_batch(self.queued[1])
+            else:
+                self.interrupted_command(self.queued[1])
+        except KeyboardInterrupt:
+            # Wherever the second Ctrl-C lands, even between two lines: detach, never a traceback.
+            ids = ", ".join(map(str, self.stopping)) or "none"
+            self.stderr.write(f"detached: the relay is still stopping command(s) {ids}; follow them on "
+                              f"/admin/commands/command/<id>/change/ or GET /api/v1/commands/<id>/")
         return EXIT_INTERRUPTED
 
     def interrupted_command(self, command_id: int) -> None:
-        with shielded():
+        with self.ctrl_c.cancelling():
             command = QueuedCommand.objects.get(pk=command_id)
             try:
                 command.cancel()
             except IllegalTransition:
                 self.stderr.write(f"interrupted: command {command_id} had ended {command.status}; nothing to cancel")
                 return
-        self.stderr.write(f"interrupted: cancelled command {command.pk} on {command.machine_id}")
+            self.stopping = [command.pk]
+            self.stderr.write(f"interrupted: cancelled command {command.pk} on {command.machine_id}")
         self.confirm([command], lambda command: f"command {command.pk}")
 
     def interrupted_batch(self, batch_id: int) -> None:
-        with shielded():
+        with self.ctrl_c.cancelling():
             cancelled = batches.cancel(batch_id)
-        names = ", ".join(command.target_name or command.machine_id for command in cancelled) or "none"
-        self.stderr.write(f"interrupted: batch {batch_id} stopped; cancelled {len(cancelled)} running or queued "
-                          f"target(s): {names}")
+            self.stopping = [command.pk for command in cancelled]
+            names = ", ".join(command.target_name or command.machine_id for command in cancelled) or "none"
+            self.stderr.write(f"interrupted: batch {batch_id} stopped; cancelled {len(cancelled)} running or "
+                              f"queued target(s): {names}")
         self.confirm(cancelled, lambda command: command.target_name or command.machine_id)
 
     def confirm(self, cancelled: list[QueuedCommand], name) -> None:
-        """Wait a little for relays to stop what they were running; a second Ctrl-C stops waiting."""
-        waiting = [command for command in cancelled if command.status != CommandStatus.CANCELLED]
-        try:
-            for command in waiting:
-                ended = wait_until_ended(command.pk, CANCEL_WAIT_S)
-                self.stderr.write(f"{name(ended)}: {ended.status if ended.is_terminal else 'still stopping'}")
-        except KeyboardInterrupt:
-            ids = ", ".join(str(command.pk) for command in waiting)
-            self.stderr.write(f"detached: the relay is still stopping command(s) {ids}; follow them on "
-                              f"/admin/commands/command/<id>/change/ or GET /api/v1/commands/<id>/")
-
-
-@contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Ctrl-C inside is raised as KeyboardInterrupt only on the way out."""
-    got: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if got:
-        raise KeyboardInterrupt
-
-
-@contextmanager
-def shielded() -> Iterator[None]:
-    """A fresh database connection, and no second KeyboardInterrupt, while the cancellations are written."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        # The interrupt may have come in the middle of a query; a broken connection is what this replaces.
-        with suppress(Exception):
-            connections.close_all()
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        """Wait a little for relays to stop what they were running."""
+        self.stopping = [command.pk for command in cancelled if command.status != CommandStatus.CANCELLED]
+        for command_id in list(self.stopping):
+            ended = wait_until_ended(command_id, CANCEL_WAIT_S)
+            self.stderr.write(f"{name(ended)}: {ended.status if ended.is_terminal else 'still stopping'}")
+            if ended.is_terminal:
+                self.stopping.remove(command_id)
 
 
 def usage(message: str) -> CommandError:
     return CommandError(message, returncode=EXIT_USAGE)
-

@@ -1,0 +1,58 @@
+"""relay_exec's Ctrl-C handler, driven by real SIGINTs sent to this process."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from fleet.ctrl_c import CtrlC
+
+
+def ctrl_c() -> None:
+    os.kill(os.getpid(), signal.SIGINT)  # handled in the main thread before os.kill returns to Python code
+
+
+def test_the_first_interrupt_raises_and_a_second_waits_until_detaching_is_possible() -> None:
+    with CtrlC() as handler:
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c()
+        ctrl_c()  # lands while the first is still being handled: held, not raised
+        with pytest.raises(KeyboardInterrupt):
+            handler.ready_to_detach()
+        ctrl_c()  # a third is ignored
+        handler.ready_to_detach()
+    assert handler.count == 3 and handler.raised == 2
+
+
+def test_a_second_interrupt_after_detaching_is_possible_raises_at_once() -> None:
+    with CtrlC() as handler:
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c()
+        handler.ready_to_detach()
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c()
+
+
+def test_interrupts_while_held_are_raised_on_the_way_out_after_the_work_is_whole() -> None:
+    done = []
+    with CtrlC() as handler:
+        with pytest.raises(KeyboardInterrupt):
+            with handler.held():
+                ctrl_c()
+                done.append("queued")
+        assert done == ["queued"]
+        with pytest.raises(KeyboardInterrupt):
+            with handler.cancelling():
+                ctrl_c()
+                handler.detach_ready = True
+                done.append("cancelled")
+        assert done == ["queued", "cancelled"]
+
+
+def test_the_previous_handler_is_restored() -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with CtrlC() as handler:
+        assert signal.getsignal(signal.SIGINT) is handler
+    assert signal.getsignal(signal.SIGINT) is before
