@@ -12,6 +12,7 @@ COPY configpush configpush
 COPY fleet fleet
 COPY runbooks runbooks
 COPY notifications notifications
+COPY audit audit
 COPY templates templates
 COPY static static
 COPY relay_agent relay_agent

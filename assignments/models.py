@@ -8,6 +8,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from assignments import keys, labels, transport
+from audit import trail
+from audit.models import Action
 from relayhub.web import metrics
 
 
@@ -119,6 +121,8 @@ class RelayAssignment(models.Model):
             relay = cls(machine_id=machine_id, name=name, created_by=created_by)
             issued = relay._attach_new_key(save=True)
             RelayStatus.objects.create(relay=relay)
+            trail.record(Action.KEY_ISSUE, actor=created_by, obj=relay,
+                         detail={"machine": machine_id, "key_number": relay.api_key_id, "new_relay": True})
         return issued
 
     def reissue_key(self) -> IssuedKey:
@@ -128,6 +132,9 @@ class RelayAssignment(models.Model):
             issued = self._attach_new_key(save=True)
             if old is not None:
                 old.revoke()
+            trail.record(Action.KEY_ISSUE, obj=self, detail={"machine": self.machine_id,
+                                                             "key_number": self.api_key_id,
+                                                             "replaces_key_number": getattr(old, "pk", None)})
         return issued
 
     def _attach_new_key(self, *, save: bool) -> IssuedKey:
@@ -143,8 +150,10 @@ class RelayAssignment(models.Model):
         return transport.derive_transport_secret(self.transport_key_id, str(self.pk), lookup)
 
     def revoke_key(self) -> None:
-        if self.api_key is not None:
+        if self.api_key is not None and not self.api_key.is_revoked:
             self.api_key.revoke()
+            trail.record(Action.KEY_REVOKE, obj=self, detail={"machine": self.machine_id,
+                                                              "key_number": self.api_key_id})
 
     @property
     def is_online(self) -> bool:

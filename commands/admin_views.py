@@ -14,7 +14,7 @@ from django.urls import reverse
 from rest_framework.exceptions import ValidationError
 
 from assignments import access
-from commands import approval_admin, batches, display, full_output, output, run_options, visibility
+from commands import approval_admin, audit_events, batches, display, full_output, output, run_options, visibility
 from commands.choices import CommandStatus
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
@@ -115,6 +115,7 @@ def rerun(model_admin, request: HttpRequest, command: Command) -> Command | None
     new = Command.objects.create(created_by=request.user, **{name: getattr(command, name)
                                                              for name in (*INPUT_FIELDS, "secret_environment")})
     model_admin.log_addition(request, new, f"Rerun of #{command.pk}")
+    audit_events.command_rerun(command, new)
     return new
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 
 import django_filters
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpResponse
 from django.urls import reverse
@@ -18,11 +16,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access, reachability
-from commands import full_output, output, run_options, visibility
+from commands import audit_events, full_output, output, run_options, visibility
 from commands.approval_api import ApprovalSummarySerializer
 from commands.choices import CommandStatus, Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX
+from relayhub.web.filters import UtcIsoDateTimeFilter
 
 INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "target_username", "command",
                 "timeout_ms", "priority", *run_options.FIELDS]
@@ -94,23 +93,6 @@ def require_relay_online(machine_ids: list[str], queue_if_offline: bool) -> None
     """No silent waits: a 400 for machines no relay is online for, unless the caller asked to queue anyway."""
     if not queue_if_offline and (problems := reachability.refusals(machine_ids)):
         raise serializers.ValidationError({"machine_id": problems})
-
-
-class UtcIsoDateTimeField(django_filters.fields.IsoDateTimeField):
-    """An ISO 8601 moment, turned to UTC: PostgreSQL refuses offsets beyond ±15:59 that ISO 8601 allows."""
-
-    def to_python(self, value):  # noqa: ANN001, ANN201 - Django's signature
-        moment = super().to_python(value)
-        if moment is None:
-            return None
-        try:
-            return moment.astimezone(datetime.timezone.utc)
-        except OverflowError:
-            raise ValidationError("this moment is out of range") from None
-
-
-class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = UtcIsoDateTimeField
 
 
 class CommandFilter(django_filters.FilterSet):
@@ -192,6 +174,7 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
             fields["target_name"] = original.target_name
         with transaction.atomic():
             command = Command.objects.create(created_by=request.user, **fields)
+            audit_events.command_rerun(original, command)
         return Response(self.get_serializer(command).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("stdout_offset", int), OpenApiParameter("stderr_offset", int)],

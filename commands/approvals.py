@@ -42,7 +42,7 @@ from django.utils import timezone
 from guardian.shortcuts import get_objects_for_user
 
 from assignments import access
-from commands import batches, display, secrets
+from commands import audit_events, batches, display, secrets
 from commands.approval_model import Approval, Need, needed_for, of
 from commands.choices import ApprovalState
 from commands.models import Command, CommandBatch
@@ -96,6 +96,9 @@ def _decide(approval: Approval, user: Any, state: str, reason: str) -> Approval:
             _release(approval)
         elif moved:
             _hold_back(approval, f"rejected by {user.get_username()}: {reason}")
+        if moved:
+            approval.refresh_from_db()
+            audit_events.decided(approval, user)
     approval.refresh_from_db()
     if not moved:
         if approval.state == ApprovalState.PENDING:  # it came due meanwhile

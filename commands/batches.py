@@ -23,7 +23,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from assignments import access, reachability
-from commands import approval_model, notify, run_options
+from commands import approval_model, audit_events, notify, run_options
 from commands.approval_model import Approval, Need
 from commands.choices import ApprovalState, CommandStatus, TargetType
 from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch, IllegalTransition
@@ -124,6 +124,7 @@ def create(*, destinations: list[dict] | None = None, machine_ids: list[str] | N
             _dispatch(batch)
         else:
             Approval.open(need, batch=batch, requested_by=created_by)
+        audit_events.batch_queued(batch)
     return batch
 
 
@@ -294,6 +295,7 @@ def cancel(batch_id: int) -> list[Command]:
         except IllegalTransition:
             continue  # it ended meanwhile
         cancelled.append(command)
+    audit_events.batch_cancelled(batch, len(cancelled))
     return cancelled
 
 

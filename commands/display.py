@@ -3,16 +3,12 @@ for booleans. The command page renders these and command.js fetches them again (
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-from django.utils import timezone
 
 from commands.approval_model import Approval, of
 from commands.choices import ApprovalState
 from commands.models import Command
-
-NONE = "–"
+from relayhub.web.times import NONE, moment  # moment: the pages' times, used as display.moment
 
 
 def human_ms(ms: int | None) -> str:
@@ -29,14 +25,6 @@ def human_ms(ms: int | None) -> str:
     if hours:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
-
-
-def moment(value: datetime | None) -> str:
-    """2026-12-02 19:48:03 UTC, in the current time zone."""
-    if value is None:
-        return NONE
-    local = timezone.localtime(value)
-    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
 
 
 def yes_no(value: bool) -> str:

@@ -11,7 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from assignments.models import RelayAssignment
-from commands import notify, queue_sql, secrets
+from commands import audit_events, notify, queue_sql, secrets
 from commands.approval_model import Approval, Need, needed_for
 from commands.choices import ApprovalState, CommandKind, CommandStatus, Stream, TargetType
 from commands.run_options import RunOptionsModel
@@ -156,6 +156,8 @@ class Command(RunOptionsModel):
             super().save(*args, **kwargs)
         if not adding:
             return
+        if self.batch_id is None and self.kind != CommandKind.PROBE:
+            audit_events.command_queued(self)
         metrics.command_queued()
         if self.status == CommandStatus.PENDING:
             self._wake_relays()
@@ -323,11 +325,12 @@ class Command(RunOptionsModel):
                           error=error)
 
     def cancel(self) -> None:
-        """Cancel now if unclaimed; otherwise ask the relay to kill it."""
-        if self.withdraw():
-            return
-        if not self._move(CommandStatus.active(), cancel_requested=True):
+        """Cancel now if unclaimed; otherwise ask the relay to kill it. An operator's act: audited (a batch's
+        copies as their batch)."""
+        if not self.withdraw() and not self._move(CommandStatus.active(), cancel_requested=True):
             raise self._refuse("cancel")
+        if self.batch_id is None:
+            audit_events.command_cancelled(self)
 
     def expire(self, sources: set[str] | frozenset[str], reason: str) -> bool:
         """Time the command out (sweeper); False if it moved on meanwhile."""

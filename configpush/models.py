@@ -8,6 +8,8 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from assignments.models import RelayStatus
+from audit import trail
+from audit.models import Action
 from assignments.signals import config_queued
 from configpush import payloads
 from relayhub.web import metrics
@@ -63,6 +65,12 @@ class ConfigPush(models.Model):
         if adding:
             self.payload = payloads.validate(self.push_type, self.payload)
         super().save(*args, **kwargs)
+        if adding:
+            payload = self.payload if isinstance(self.payload, dict) else {}
+            # Names only: a credential push carries a secret value, which is never recorded.
+            trail.record(Action.CONFIG_PUSH, actor=self.created_by, obj=self,
+                         detail={"type": self.push_type, "relay": str(self.relay), "fields": sorted(payload),
+                                 "name": str(payload.get("name", ""))[:200]})
         if adding and self.status == PushStatus.PENDING:
             metrics.config_pushes(PushStatus.PENDING)
             RelayStatus.note_config_pending(self.relay_id, timezone.now())

@@ -6,7 +6,10 @@ class CredentialsConfig(AppConfig):
 
     def ready(self) -> None:
         from commands import secrets
+        from credentials import audit_hooks
         from credentials.models import SharedCredential
+
+        audit_hooks.connect()
 
         def read(name: str) -> str | None:
             credential = SharedCredential.objects.filter(name=name).first()

@@ -213,6 +213,18 @@ class BatchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.Li
         batch = self.get_object()
         return self._created(rerun_failed(request.user, batch))
 
+    @extend_schema(request=None, responses={200: BatchSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """Stop the batch: nothing more is dispatched, queued targets never run, running ones are killed by their
+        relays. Needs ``run_command`` on every machine of the batch."""
+        batch = self.get_object()
+        for machine_id in batch.machine_ids:
+            require_run_permission(request.user, machine_id)
+        batches.cancel(batch.pk)
+        batch.refresh_from_db()
+        return Response(BatchSerializer(batch, context=self.get_serializer_context()).data)
+
 
 def rerun_failed(user, batch: CommandBatch) -> CommandBatch:
     destinations = batches.failed_destinations(batch)

@@ -10,9 +10,11 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import exceptions
 
+from audit import trail
 from commands import batches, output
 from commands.choices import CommandStatus, Stream
 from commands.models import CommandBatch
@@ -51,12 +53,17 @@ class ShellOperator:
 
 
 def acting_user(username: str | None):
-    """The user relay_exec acts as: ``--user``'s, with their permissions, or the shell operator."""
+    """The user relay_exec acts as, with their permissions: ``--as``/``--user``'s, else the operator the OS
+    user is mapped to (``RELAYHUB_OS_USER_MAP``), else the shell operator."""
+    how = ""
     if not username:
-        return ShellOperator()
+        username = settings.RELAYHUB["OS_USER_MAP"].get(trail.os_user())
+        if not username:
+            return ShellOperator()
+        how = f" (RELAYHUB_OS_USER_MAP maps the OS user {trail.os_user()!r} to it)"
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise LookupError(f"no active user named {username!r}")
+        raise LookupError(f"no active user named {username!r}{how}")
     return user
 
 

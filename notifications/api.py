@@ -19,14 +19,7 @@ from assignments.models import RelayAssignment
 from notifications import tasks
 from notifications.forms import check_secret
 from notifications.models import Channel, ChannelKind, Delivery, Rule
-from relayhub.web.permissions import IsOperator
-
-
-class ModelPermissions(permissions.DjangoModelPermissions):
-    """DRF's, with ``view_*`` needed to read."""
-
-    perms_map = {**permissions.DjangoModelPermissions.perms_map,
-                 "GET": ["%(app_label)s.view_%(model_name)s"], "HEAD": ["%(app_label)s.view_%(model_name)s"]}
+from relayhub.web.permissions import IsOperator, ModelPermissions
 
 
 def _model_clean(serializer: serializers.ModelSerializer, model: type, data: dict, prepare=None) -> None:

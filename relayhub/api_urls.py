@@ -2,6 +2,7 @@ from django.urls import path, re_path
 from rest_framework.routers import DefaultRouter
 
 from assignments.api import RelayViewSet
+from audit.api import AuditEntryViewSet
 from commands.api import CommandViewSet
 from commands.approval_api import ApprovalViewSet
 from commands.rpc import RpcCommandView, RpcExecView
@@ -26,6 +27,7 @@ router.register("schedules", TemplateScheduleViewSet, basename="schedule")
 router.register("notification-channels", ChannelViewSet, basename="notification-channel")
 router.register("notification-rules", RuleViewSet, basename="notification-rule")
 router.register("notification-deliveries", DeliveryViewSet, basename="notification-delivery")
+router.register("audit", AuditEntryViewSet, basename="audit-entry")
 
 urlpatterns = [
     path("rpc/exec", RpcExecView.as_view(), name="rpc-exec"),

@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "fleet",
     "runbooks",
     "notifications",
+    "audit",
     "axes",
 ]
 
@@ -352,6 +353,10 @@ RELAYHUB = {
     "NOTIFY_MAX_ATTEMPTS": env.int("RELAYHUB_NOTIFY_MAX_ATTEMPTS", default=5),
     "NOTIFY_RETRY_BASE_S": env.int("RELAYHUB_NOTIFY_RETRY_BASE_S", default=10),  # then x3 each time
     "NOTIFY_RETENTION_DAYS": env.int("RELAYHUB_NOTIFY_RETENTION_DAYS", default=30),
+    # Audit trail (README, "Audit trail"): also send each entry to syslog: udp://host:514, tcp://host:601, /dev/log.
+    "AUDIT_SYSLOG": env.str("RELAYHUB_AUDIT_SYSLOG", default=""),
+    # relay_exec run by an OS user acts as (and is recorded as) this operator: "deploy=alice,root=admin".
+    "OS_USER_MAP": env.dict("RELAYHUB_OS_USER_MAP", default={}),
 }
 # Email notifications go through Django's email backend: EMAIL_URL=smtp+tls://user:password@host:587 and so on.
 vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))

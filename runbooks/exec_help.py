@@ -17,5 +17,7 @@ and exits as below.
 Exit codes with --selector/--target/--template: 0 every target completed with exit code 0; 1 some run failed (non-zero
 exit, error), timed out or was cancelled; 69 none of those, but some copies were never delivered (no relay
 online). Either form: 2 usage error (bad option, malformed selector, a selector or target name that matches
-nothing); 130 interrupted by Ctrl-C, after cancelling the command(s) it queued. Without --user it acts with
-full rights and records no creator; with --user it acts with that user's permissions, as the API would."""
+nothing); 130 interrupted by Ctrl-C, after cancelling the command(s) it queued. With --as USER (or --user) it acts
+with that operator's permissions, as the API would, and records them as the creator; without it, as the operator
+RELAYHUB_OS_USER_MAP maps your OS user to, else with full rights and no creator. The audit trail records the OS
+user either way."""

@@ -15,6 +15,8 @@ from django.db import transaction
 from rest_framework import exceptions, serializers
 
 from assignments.labels import LabelError, Selector, parse_selector
+from audit import trail
+from audit.models import Action
 from assignments.models import RelayAssignment
 from commands import approvals, batches, run_options
 from commands.choices import TargetType
@@ -99,5 +101,9 @@ def launch(template: JobTemplate, user, values: Any, *, narrowing: str = "", que
             destinations=found, created_by=creator, selector=template.selector,
             max_concurrency=template.max_concurrency or None, max_errors=template.max_errors or None,
             queue_if_offline=queue_if_offline, approval=approval_need(template), **fields)
-        return Launch.objects.create(template=template, batch=batch, parameters=rendered.shown,
+        made = Launch.objects.create(template=template, batch=batch, parameters=rendered.shown,
                                      selector=narrowing, launched_by=creator)
+        trail.record(Action.TEMPLATE_LAUNCH, actor=creator, obj=template,
+                     detail={"batch": batch.pk, "targets": len(found), "narrowed_by": narrowing,
+                             "parameters": rendered.shown})  # secret parameters masked
+        return made

@@ -26,6 +26,8 @@ from django.db.models import F
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 
+from audit import trail
+from audit.models import Source
 from commands import approvals, batches
 from commands.choices import ApprovalState, CommandStatus
 from commands.models import CommandBatch
@@ -110,7 +112,7 @@ def _launch(run: ScheduledRun, schedule: TemplateSchedule) -> None:
     try:
         if owner is None:
             raise ValidationError("the schedule has no owner any more: edit it to take it over")
-        with transaction.atomic():
+        with transaction.atomic(), trail.origin(Source.SCHEDULE, f"schedule {schedule.pk} as {owner}"):
             made = launch(schedule.template, owner, schedule.parameters, narrowing=schedule.selector,
                           queue_if_offline=True, created_by=owner)
     except APIException as exc:

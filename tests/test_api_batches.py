@@ -142,3 +142,24 @@ def test_cancelling_a_batch_stops_it_and_cancels_every_copy_not_ended(relays):
     assert [item.status for item in items] == ["completed", "claimed", "cancelled", "cancelled"]  # host-03 never sent
     assert exec_cli.exit_code(items) == exec_cli.EXIT_FAILED
     assert exec_cli.summary(items)[0] == "4 targets: 1 completed, 2 cancelled, 1 unfinished"
+
+
+def test_an_operator_stops_a_batch_over_the_api_with_run_permission_on_every_machine(make_operator, relays):
+    from guardian.shortcuts import assign_perm
+
+    from tests.conftest import api_client_for
+
+    owner = make_operator("owner", run=[relays["host-00"], relays["host-01"]])
+    made = api_client_for(owner).post("/api/v1/batches/", {"machine_ids": ["host-00", "host-01"], "command": "x",
+                                                           "max_concurrency": 1}, format="json").json()
+    half = make_operator("half", run=[relays["host-00"]])
+    assign_perm("assignments.view_relay", half, relays["host-01"])
+    refused = api_client_for(half).post(f"/api/v1/batches/{made['id']}/cancel/")
+    assert refused.status_code in (403, 404)
+    assert Command.objects.get().status == "pending", "a refusal cancels nothing"
+
+    stopped = api_client_for(owner).post(f"/api/v1/batches/{made['id']}/cancel/")
+    assert stopped.status_code == 200 and stopped.json()["stopped"] is True
+    assert Command.objects.get().status == "cancelled"
+    run_next = Command.objects.count()
+    assert run_next == 1, "nothing more is dispatched once stopped"

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from assignments import access
 from assignments.models import online_since
+from audit.models import AuditEntry
 from commands import approvals, display, visibility
 from commands.choices import CommandStatus
 from relayhub.admin_site import charts
@@ -41,7 +42,15 @@ def dashboard(user) -> dict[str, Any]:
         "hourly_chart": hourly_chart(recent, now),
         "approvals_waiting": len(approvals.waiting_for(user)),
         **right_now(commands, now),
+        **recent_activity(user),
     }
+
+
+def recent_activity(user) -> dict[str, Any]:
+    """The audit trail's latest entries: everyone's for those who may read the trail, else the user's own."""
+    everyones = user.has_perm("audit.view_auditentry")
+    entries = AuditEntry.objects.all() if everyones else AuditEntry.objects.filter(actor_id=user.pk)
+    return {"recent_activity": list(entries[:10]), "activity_is_everyones": everyones}
 
 
 def right_now(commands, now) -> dict[str, Any]:

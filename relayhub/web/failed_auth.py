@@ -41,19 +41,31 @@ T = TypeVar("T")
 # DRF appends " Expected available in N seconds."
 MESSAGE = "too many failed authentication attempts from this address."
 
-_request_meta: ContextVar[Mapping[str, Any] | None] = ContextVar("relayhub_request_meta", default=None)
+_request: ContextVar[HttpRequest | None] = ContextVar("relayhub_request", default=None)
 _refused_until: dict[str, float] = {}  # address -> end of its window (time.time())
 _lock = threading.Lock()
 clock = time.time
 
 
-def bind(meta: Mapping[str, Any]) -> Token:
-    """Make the request's META known to credential checks further down (``ClientAddressMiddleware``)."""
-    return _request_meta.set(meta)
+def bind(request: HttpRequest) -> Token:
+    """Make the request known to credential checks further down (``ClientAddressMiddleware``)."""
+    return _request.set(request)
 
 
 def unbind(token: Token) -> None:
-    _request_meta.reset(token)
+    _request.reset(token)
+
+
+def current_meta() -> Mapping[str, Any] | None:
+    """The META of the request being served here, or None outside one (the audit trail takes the address)."""
+    request = _request.get()
+    return None if request is None else request.META
+
+
+def current_user() -> Any:
+    """The signed-in user of the request being served here (DRF sets it on the request it wraps), or None."""
+    user = getattr(_request.get(), "user", None)
+    return user if user is not None and user.is_authenticated else None
 
 
 @functools.cache
@@ -119,7 +131,7 @@ def record_failure(address: str) -> None:
 
 def guard(check: Callable[[], T]) -> T:
     """Run a credential check for the current request's address: refused when over the limit, failures counted."""
-    meta = _request_meta.get()
+    meta = current_meta()
     if meta is None:  # not within a request (a management command, a test calling in directly)
         return check()
     address = client_address(meta) if _refused_until else None

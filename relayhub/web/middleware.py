@@ -62,7 +62,8 @@ class ClientAddressMiddleware(SyncAndAsync):
 
     ``relayhub.web.failed_auth.guard`` runs deep inside authentication, on
     another thread for async relay routes, where the request itself is not at
-    hand; a context variable carries its META there.
+    hand; a context variable carries the request there. The audit trail takes
+    its address and signed-in user from it too.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]]) -> None:
@@ -72,14 +73,14 @@ class ClientAddressMiddleware(SyncAndAsync):
     def __call__(self, request: HttpRequest):
         if self.is_async:
             return self._acall(request)
-        token = failed_auth.bind(request.META)
+        token = failed_auth.bind(request)
         try:
             return self.get_response(request)
         finally:
             failed_auth.unbind(token)
 
     async def _acall(self, request: HttpRequest) -> HttpResponse:
-        token = failed_auth.bind(request.META)
+        token = failed_auth.bind(request)
         try:
             return await self.get_response(request)
         finally:

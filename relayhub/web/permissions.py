@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -28,3 +28,10 @@ class IsStaffOperator(IsOperator):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return super().has_permission(request, view) and bool(request.user.is_staff)
+
+
+class ModelPermissions(DjangoModelPermissions):
+    """DRF's, with ``view_*`` needed to read."""
+
+    perms_map = {**DjangoModelPermissions.perms_map,
+                 "GET": ["%(app_label)s.view_%(model_name)s"], "HEAD": ["%(app_label)s.view_%(model_name)s"]}

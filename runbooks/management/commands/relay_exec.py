@@ -18,6 +18,8 @@ from commands.choices import ApprovalState, CommandStatus, Stream, TargetType
 from commands.execution import exec_async, wait_until_ended
 from commands.models import Command as QueuedCommand
 from commands.models import IllegalTransition
+from audit import trail
+from audit.models import Source
 from fleet import exec_cli, selection
 from fleet.ctrl_c import CtrlC
 from fleet.batch_api import BatchCreateSerializer, create_batch
@@ -80,7 +82,9 @@ class Command(BaseCommand):
         parser.add_argument("--queue-if-offline", action="store_true",
                             help="queue for machines with no relay online and wait, instead of refusing "
                                  "(fleet: instead of recording those copies as not delivered)")
-        parser.add_argument("--user", metavar="USERNAME", help="act as this user, with their permissions")
+        parser.add_argument("--as", "--user", dest="user", metavar="USERNAME",
+                            help="act as this operator, with their permissions, and be recorded as them (default: "
+                                 "the operator RELAYHUB_OS_USER_MAP maps your OS user to, else the shell operator)")
         parser.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds (default 30)")
         parser.add_argument("--priority", type=int, default=5)
         parser.add_argument("--no-follow", dest="follow", action="store_false",
@@ -100,7 +104,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, words: list[str], after_dashes: list[str] | None = None, selector: str | None,
                relays: bool, target: list[str], timeout: float, user: str | None, **options) -> None:
-        with CtrlC() as self.ctrl_c:
+        with CtrlC() as self.ctrl_c, trail.origin(Source.CLI, f"{trail.os_user()} (OS user, relay_exec)"):
             self.queued: tuple[str, int] | None = None  # ("command" | "batch", id): what Ctrl-C cancels
             try:
                 self.run(words, after_dashes, selector, relays, target, timeout, user, **options)
