@@ -29,6 +29,8 @@ class ExecResult:
     duration_ms: int = 0
     error: str | None = None
     output_truncated: bool = False
+    # A package command's outcome: {"manager", "packages": [{name, action, oldVersion, newVersion}]}.
+    packages: dict | None = None
 
     @property
     def success(self) -> bool:

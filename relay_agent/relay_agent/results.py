@@ -66,6 +66,8 @@ class ResultDelivery:
                 body["status"] = result.status
             if result.output_truncated:
                 body["outputTruncated"] = True
+            if result.packages is not None:
+                body["packageResult"] = result.packages
         return body
 
     def run(self) -> None:

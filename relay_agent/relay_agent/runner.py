@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from . import run_options
+from collections.abc import Sequence
+
+from . import package_names, packages, run_options
 from .config import AgentConfig, CommandRefused
 from .executor import LocalExecutor
 from .hub import HubClient, HubExtensions
 from .logs import AGENT_LOGGER, get_logger
 from .output import ExecResult
+from .package_names import PackageRefused, PackageRequest
 from .probe import probe_ssh
 from .slots import RunningCommand
 from .ssh import SSHPool
@@ -47,18 +50,23 @@ class CommandRunner:
         target_type = command.get("targetType") or "local"
         timeout_ms = command.get("timeoutMs") or DEFAULT_TIMEOUT_MS
         has_script = command.get("script") is not None
-        if not has_script and (not isinstance(text, str) or not text.strip()):
+        wanted = command.get("packages")  # a package command: its `command` is only for agents without them
+        if wanted is None and not has_script and (not isinstance(text, str) or not text.strip()):
             return ExecResult.refused("command is empty")
         if not isinstance(timeout_ms, (int, float)) or timeout_ms <= 0:
             return ExecResult.refused(f"invalid timeoutMs {timeout_ms!r}")
         # A probe runs nothing, so allowed_commands does not apply to it; ssh_targets does.
         probe = bool(command.get("probe"))
+        request = None
         try:
             options = run_options.parse(command, allow_list=self.config.allowed_commands is not None,
                                         run_as_users=self.config.run_as_users)
-            argv, refusal = (None if probe or has_script else self.config.authorize_command(text)), None
-        except (CommandRefused, run_options.OptionsRefused) as exc:
-            options, argv, refusal = run_options.RunOptions(), None, str(exc)
+            if wanted is not None:
+                request = self._package_request(wanted, options, probe)
+            argv = None if probe or has_script or request else self.config.authorize_command(text)
+            refusal = None
+        except (CommandRefused, run_options.OptionsRefused, PackageRefused) as exc:
+            options, argv, refusal, request = run_options.RunOptions(), None, str(exc), None
         if probe and target_type != "ssh":
             refusal = f"a probe needs targetType 'ssh', not {target_type!r}"
         # With an allow-list, only the allowed argument list runs, and without a shell.
@@ -88,6 +96,7 @@ class CommandRunner:
             probe=probe,
             runAs=options.run_as or "",
             script=options.script is not None,
+            packages=str(request.action) + " " + " ".join(map(str, request.packages)) if request else "",
         )
         if probe:
             return probe_ssh(self.ssh, str(host), port, command.get("targetUsername"))
@@ -101,16 +110,34 @@ class CommandRunner:
             announced=running.announced,
         )
         streamer.start()
-        try:
+
+        def step(what: str | Sequence[str], step_timeout_ms: int, stream: bool = True,
+                 stdin: bytes | None = None) -> ExecResult:
+            on_output = streamer.add if stream else None
             if target_type == "ssh":
-                result = self.ssh.run(
-                    str(host), port, command.get("targetUsername"), runnable, int(timeout_ms), streamer.add,
-                    running.cancel, stdin,
-                )
+                return self.ssh.run(str(host), port, command.get("targetUsername"), what, step_timeout_ms,
+                                    on_output, running.cancel, stdin)
+            return self.local.run(what, step_timeout_ms, on_output, running.cancel, stdin)
+
+        try:
+            if request is not None:
+                result = packages.run(request, step, int(timeout_ms))
             else:
-                result = self.local.run(runnable, int(timeout_ms), streamer.add, running.cancel, stdin)
+                result = step(runnable, int(timeout_ms), True, stdin)
         finally:
             streamer.close()
         if running.shutting_down and result.status == "cancelled":
             result.status, result.error = "failed", SHUTDOWN_ERROR
         return result
+
+    def _package_request(self, wanted: object, options: run_options.RunOptions, probe: bool) -> PackageRequest:
+        """The package command, checked: its names, and each ``package ACTION NAME`` against an allow-list."""
+        request = package_names.parse_request(wanted)
+        if options.any or probe:
+            raise PackageRefused("a package command takes no working directory, environment, run-as user or script")
+        for line in request.policy_lines():
+            try:
+                self.config.authorize_command(line)
+            except CommandRefused as exc:
+                raise CommandRefused(f"{line}: {exc}") from None
+        return request

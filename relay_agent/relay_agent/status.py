@@ -16,7 +16,7 @@ log = get_logger(AGENT_LOGGER)
 
 CAPABILITIES = ["local_cmd", "ssh", "perf_metrics"]
 # Told only to a hub known to be a relayhub: the original hub accepts the three above and no others.
-EXTENSION_CAPABILITIES = ["run_options"]
+EXTENSION_CAPABILITIES = ["run_options", "packages"]
 
 
 class StatusReporter:

@@ -19,7 +19,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +94,8 @@ def _wait_ready(port: int, process: subprocess.Popen, deadline: float) -> bool:
 
 
 @contextlib.contextmanager
-def run_sshd(workdir: Path | None = None, log_level: str = "ERROR") -> Iterator[SSHServer]:
+def run_sshd(workdir: Path | None = None, log_level: str = "ERROR", set_env: Sequence[str] = ()) -> Iterator[SSHServer]:
+    """``set_env``: more NAME=VALUE for the sessions (sshd takes one SetEnv line), e.g. ``PATH=/nowhere``."""
     sshd = find_sshd()
     with contextlib.ExitStack() as stack:
         base = (
@@ -129,7 +130,7 @@ def run_sshd(workdir: Path | None = None, log_level: str = "ERROR") -> Iterator[
                         f"LogLevel {log_level}",
                         # bash sources ~/.bashrc for ssh commands unless nested; a heavy bashrc
                         # (pyenv init) would otherwise add ~100 ms to every test command.
-                        "SetEnv SHLVL=5",
+                        " ".join(["SetEnv SHLVL=5", *set_env]),
                         "",
                     ]
                 )
