@@ -18,6 +18,7 @@ class Capability(models.TextChoices):
     LOCAL_CMD = "local_cmd", "Local commands"
     PERF_METRICS = "perf_metrics", "Performance metrics"
     RUN_OPTIONS = "run_options", "Working directory, environment, run-as and scripts"
+    PACKAGES = "packages", "Package commands (apt-get, dnf, yum, apk, zypper)"
 
 
 class ConnectionEvent(models.TextChoices):

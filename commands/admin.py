@@ -106,10 +106,23 @@ class CommandAdmin(admin.ModelAdmin):
     RUN_OPTIONS_FIELDSET = ("How it runs", {"fields": ["working_directory", "environment_shown", "run_as",
                                                        "interpreter", "script_shown"]})
 
+    PACKAGES_FIELDSET = ("Packages", {"fields": ["package_action", "packages_shown", "package_outcome"]})
+
     def get_fieldsets(self, request: HttpRequest, obj: Command | None = None) -> list:
+        if obj is not None and obj.is_package_command:
+            return [*self.fieldsets[:2], self.PACKAGES_FIELDSET, *self.fieldsets[2:]]
         if obj is not None and run_options.uses_options({name: getattr(obj, name) for name in run_options.FIELDS}):
             return [*self.fieldsets[:2], self.RUN_OPTIONS_FIELDSET, *self.fieldsets[2:]]
         return self.fieldsets
+
+    @admin.display(description="packages")
+    def packages_shown(self, command: Command) -> str:
+        return format_html('<span class="rh-mono">{}</span>', " ".join(command.packages or ()))
+
+    @admin.display(description="versions (before → after)")
+    def package_outcome(self, command: Command) -> str:
+        # Refreshed by command.js with the other live facts, so it shows as soon as the command ends.
+        return format_html('<pre class="rh-mono" data-live="packages">{}</pre>', display.facts(command)["packages"])
 
     @admin.display(description="environment")
     def environment_shown(self, command: Command) -> str:
@@ -221,6 +234,10 @@ class CommandAdmin(admin.ModelAdmin):
         selected = list(queryset[:2])
         if len(selected) != 1:
             self.message_user(request, "Select exactly one command to duplicate.", level="warning")
+            return None
+        if selected[0].is_package_command:
+            self.message_user(request, "The run form does not take package commands: rerun it, or queue one "
+                                       "through the API or relay_exec --package.", level="warning")
             return None
         return HttpResponseRedirect(f"{reverse('admin:commands_command_run')}?from={selected[0].pk}")
 

@@ -14,7 +14,8 @@ from django.urls import reverse
 from rest_framework.exceptions import ValidationError
 
 from assignments import access
-from commands import approval_admin, audit_events, batches, display, full_output, output, run_options, visibility
+from commands import (approval_admin, audit_events, batches, display, full_output, output, packages, run_options,
+                      visibility)
 from commands.choices import CommandStatus
 from commands.api import INPUT_FIELDS
 from commands.forms import RunCommandForm, initial_from
@@ -109,11 +110,14 @@ def rerun(model_admin, request: HttpRequest, command: Command) -> Command | None
     try:
         run_options.require_support([command.machine_id],
                                     {name: getattr(command, name) for name in run_options.COPIED_FIELDS})
+        packages.require_support([command.machine_id], packages.copied(command))
     except ValidationError as exc:
-        model_admin.message_user(request, f"#{command.pk}: " + " ".join(exc.detail["run_options"]), level="error")
+        model_admin.message_user(request, f"#{command.pk}: " + " ".join(
+            message for messages in exc.detail.values() for message in messages), level="error")
         return None
     new = Command.objects.create(created_by=request.user, **{name: getattr(command, name)
-                                                             for name in (*INPUT_FIELDS, "secret_environment")})
+                                                             for name in (*INPUT_FIELDS, "secret_environment")},
+                                 **packages.copied(command))
     model_admin.log_addition(request, new, f"Rerun of #{command.pk}")
     audit_events.command_rerun(command, new)
     return new

@@ -16,18 +16,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access, reachability
-from commands import audit_events, full_output, output, run_options, visibility
+from commands import audit_events, full_output, output, packages, run_options, visibility
 from commands.approval_api import ApprovalSummarySerializer
 from commands.choices import CommandStatus, Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX
 from relayhub.web.filters import UtcIsoDateTimeFilter
 
+PACKAGE_FIELDS = ["kind", "packages", "package_action"]
 INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "target_username", "command",
                 "timeout_ms", "priority", *run_options.FIELDS]
 
 
-class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer):
+class CommandSerializer(packages.PackagesInput, run_options.RunOptionsInput, serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     queue_if_offline = serializers.BooleanField(
         write_only=True, default=False,
@@ -37,21 +38,25 @@ class CommandSerializer(run_options.RunOptionsInput, serializers.ModelSerializer
     full_output = serializers.SerializerMethodField(
         help_text="The whole of each stream that went over the cap, when the hub keeps it: by stream, its size, "
                   "SHA-256 and download URL.")
+    package_result = packages.PackageResult(read_only=True, allow_null=True, help_text=(
+        "What a package command did, as its relay reported it: the manager, and per package its old and new "
+        "version (null: not installed)."))
     approval = ApprovalSummarySerializer(read_only=True, allow_null=True, help_text=(
         "Its approval, if it needed one: who asked, why, and who approved or rejected it, when and why."))
 
     class Meta:
         model = Command
-        fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "target_name", "status", "waiting_for", "approval", "attempt", "claimed_by", "claimed_at", "started_at",
+        fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "packages", "package_action", "package_result", "target_name", "status", "waiting_for", "approval", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
                   "output_truncated", "full_output", "cancel_requested", "batch", "created_by", "created_at",
                   "updated_at"]
-        read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, "script_name", "queue_if_offline"]]
+        read_only_fields = [name for name in fields if name not in [*INPUT_FIELDS, *PACKAGE_FIELDS, "script_name",
+                                                                    "queue_if_offline"]]
         extra_kwargs = {"timeout_ms": {"max_value": 24 * 3600 * 1000},
                         "command": {"required": False, "allow_blank": True, "help_text": "Shell text; or give a script."}}
 
     def validate(self, data: dict) -> dict:
-        return validate_target(run_options.clean(data))
+        return validate_target(run_options.clean(packages.clean(data)))
 
     @extend_schema_field(serializers.DictField(child=inline_serializer("FullOutputFile", {
         "size": serializers.IntegerField(), "sha256": serializers.CharField(), "url": serializers.URLField()})))
@@ -142,6 +147,7 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         require_run_permission(self.request.user, data["machine_id"])
         require_relay_online([data["machine_id"]], data.pop("queue_if_offline"))
         run_options.require_support([data["machine_id"]], data)
+        packages.require_support([data["machine_id"]], data)
         serializer.save(created_by=self.request.user)
 
     @extend_schema(request=None, responses={200: CommandSerializer, 409: inline_serializer(
@@ -166,10 +172,11 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         overrides.is_valid(raise_exception=True)
         queue_if_offline = overrides.validated_data.pop("queue_if_offline")
         fields = {name: getattr(original, name) for name in (*INPUT_FIELDS, "secret_environment")
-                  } | overrides.validated_data
+                  } | packages.copied(original) | overrides.validated_data
         require_run_permission(request.user, fields["machine_id"])
         require_relay_online([fields["machine_id"]], queue_if_offline)
         run_options.require_support([fields["machine_id"]], fields)
+        packages.require_support([fields["machine_id"]], fields)
         if fields["machine_id"] == original.machine_id:
             fields["target_name"] = original.target_name
         with transaction.atomic():

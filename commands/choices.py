@@ -36,6 +36,8 @@ class CommandKind(models.TextChoices):
     COMMAND = "command"
     # "Test connection": the relay connects and logs in to the SSH target, runs nothing, and reports what it saw.
     PROBE = "probe"
+    # Install, remove or upgrade named packages with the target's package manager (commands.packages).
+    UPDATE_PACKAGE = "update_package", "Package update"
 
 
 class TargetType(models.TextChoices):

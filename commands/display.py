@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from commands import packages
 from commands.approval_model import Approval, of
 from commands.choices import ApprovalState
 from commands.models import Command
@@ -76,6 +77,8 @@ def facts(command: Command) -> dict[str, str]:
         "duration": human_ms(command.duration_ms),
         "queued_at": moment(command.created_at),
         "updated_at": moment(command.updated_at),
+        "packages": packages.outcome_text(command) or ("will show once the relay reports" if not command.is_terminal
+                                                        else NONE),
     }
 
 

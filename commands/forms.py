@@ -202,7 +202,7 @@ def initial_from(command: Command) -> dict[str, Any]:
         "target_username": command.target_username,
         "timeout_s": Decimal(command.timeout_ms) / 1000,
         "priority": command.priority,
-        "command": "" if command.script else command.command,
+        "command": "" if command.script or command.is_package_command else command.command,
         "script": command.script,
         "interpreter": command.interpreter or run_options.Interpreter.SH,
         "working_directory": command.working_directory,

@@ -14,6 +14,7 @@ from assignments.models import RelayAssignment
 from commands import audit_events, notify, queue_sql, secrets
 from commands.approval_model import Approval, Need, needed_for
 from commands.choices import ApprovalState, CommandKind, CommandStatus, Stream, TargetType
+from commands.packages import PackagesModel
 from commands.run_options import RunOptionsModel
 from commands.signals import batch_command_ended, command_ended
 from relayhub.web import metrics
@@ -73,11 +74,11 @@ class CommandQuerySet(models.QuerySet):
         return self.filter(machine_id=machine_id, status=CommandStatus.PENDING).order_by("-priority", "created_at", "id")
 
 
-class Command(RunOptionsModel):
+class Command(RunOptionsModel, PackagesModel):
     """A shell command queued for a machine. Its status changes only through its methods."""
 
     machine_id = models.CharField(max_length=200)
-    kind = models.CharField(max_length=10, choices=CommandKind.choices, default=CommandKind.COMMAND, editable=False)
+    kind = models.CharField(max_length=20, choices=CommandKind.choices, default=CommandKind.COMMAND, editable=False)
     target_type = models.CharField(max_length=10, choices=TargetType.choices, default=TargetType.LOCAL)
     target_host = models.CharField(max_length=255, blank=True)
     target_port = models.PositiveIntegerField(null=True, blank=True,
@@ -350,6 +351,7 @@ class Command(RunOptionsModel):
             data["targetUsername"] = self.target_username
         data["timeoutMs"] = self.timeout_ms
         data.update(self.run_options_wire())
+        data.update(self.packages_wire())
         if created_at:
             data["createdAt"] = epoch_ms(self.created_at)
         if attempt:

@@ -9,6 +9,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from commands import packages
 from commands.choices import CommandStatus
 from commands.models import Command, IllegalTransition
 from commands.output import cap_final
@@ -26,6 +27,8 @@ class ResultBody(serializers.Serializer):
     attempt = StrictIntegerField(required=False, min_value=1, max_value=INT32_MAX)
     status = serializers.ChoiceField([CommandStatus.TIMEOUT, CommandStatus.CANCELLED], required=False)
     outputTruncated = StrictBooleanField(required=False)
+    packageResult = packages.WirePackageResult(required=False, help_text=(
+        "Extension (capability packages): what a package command did, per package."))
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ def _normalise(body: dict) -> dict[str, Any]:
         "error": (body.get("error") or "")[:10_000],
         "duration_ms": body.get("durationMs"),
         "output_truncated": bool(body.get("outputTruncated")) or out_cut or err_cut,
+        # Only a package command's result has it: the one-statement finish writes the same columns for all.
+        **({"package_result": packages.stored(body["packageResult"])} if body.get("packageResult") else {}),
     }
 
 
@@ -82,7 +87,7 @@ def submit_many(relay, bodies: list[dict]) -> list[Outcome]:
     fast: dict[int, tuple[int, int, dict[str, Any]]] = {}
     for body, result in zip(bodies, results):
         pk = wire_id(body["commandId"])
-        if pk is not None and "attempt" in body and pk not in fast:
+        if pk is not None and "attempt" in body and pk not in fast and "package_result" not in result:
             fast[pk] = (pk, body["attempt"], result)
     moved = Command.finish_claimed(relay, list(fast.values()))
     outcomes = []

@@ -283,7 +283,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["relayhub.web.permissions.IsStaffOperator"],
     "ENUM_NAME_OVERRIDES": {"TargetTypeEnum": "commands.choices.TargetType",
                             "ApprovalStateEnum": "commands.choices.ApprovalState",
-                            "ScheduledRunStateEnum": "runbooks.models.RunState"},
+                            "ScheduledRunStateEnum": "runbooks.models.RunState",
+                            "PackageActionEnum": "commands.packages.PackageAction"},
     # Swagger UI served from our static files, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

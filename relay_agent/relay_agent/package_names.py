@@ -93,7 +93,8 @@ def check_for_manager(request: PackageRequest, family: str) -> None:
     rule = {"deb": DEBIAN_NAME, "rpm": RPM_NAME, "apk": APK_NAME}[family]
     for spec in request.packages:
         if not rule.match(spec.name):
-            why = "lower case letters, digits, '+', '.' and '-', at least two" if family == "deb" else "letters, digits, '+', '.', '_' and '-'"
+            why = ("lower case letters, digits, '+', '.' and '-', at least two" if family == "deb"
+                   else "letters, digits, '+', '.', '_' and '-'")
             raise PackageRefused(f"{spec.name!r} is not a {family} package name ({why})")
         if spec.arch and family != "deb":
             raise PackageRefused(f"{str(spec)!r}: ':arch' is for apt targets only")

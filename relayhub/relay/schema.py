@@ -34,6 +34,12 @@ class WireCommand(serializers.Serializer):
     script = serializers.CharField(required=False, help_text=(
         "Extension (run_options): run this as a file by `interpreter` instead of `command`, which names it."))
     interpreter = serializers.CharField(required=False, help_text="Extension (run_options): sh, bash, python3, perl.")
+    packages = inline_serializer("WirePackages", {
+        "action": serializers.ChoiceField(["install", "remove", "upgrade"]),
+        "names": serializers.ListField(child=serializers.CharField())}, required=False, help_text=(
+        "Extension (capability packages): install, remove or upgrade these packages with the target's package "
+        "manager instead of running `command`, which for such a command fails on an agent without the "
+        "extension; report packageResult with the result."))
     fullOutput = inline_serializer("FullOutputRequest", {
         "maxBytes": serializers.IntegerField(), "overBytes": serializers.IntegerField()}, required=False,
         help_text=("Extension (in `next` answers): keep each stream longer than overBytes whole, up to maxBytes, "
