@@ -22,11 +22,12 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from commands import approvals, notify, run_options
+from commands import approvals, notify, packages, run_options
 from commands.approval_model import Approval, Need
-from commands.choices import CommandStatus, TargetType
+from commands.choices import CommandKind, CommandStatus, TargetType
 from commands.models import Command
 
 
@@ -53,9 +54,15 @@ def exec_async(machine_id: str, command: str, *, target_type: str = TargetType.L
     """Queue a command and return its id at once (through the approval gate; ``approval`` asks for approval).
 
     ``options``: ``working_directory``, ``environment``, ``run_as``, ``script``, ``interpreter`` and
-    ``script_name`` as in the API; with a script, ``command`` is empty."""
+    ``script_name`` as in the API; with a script, ``command`` is empty. A package command is
+    ``options={"kind": "update_package", "package_action": "install", "packages": [...]}`` with an empty
+    ``command`` (give it a longer ``timeout_ms``: installing takes a while)."""
     fields = {"command": command}
-    if options:
+    if options and options.get("kind") == CommandKind.UPDATE_PACKAGE:
+        if command or set(options) - {"kind", "package_action", "packages"}:
+            raise ValidationError({"kind": ["a package command takes no command text or run options"]})
+        fields = packages.checked(options, [machine_id])
+    elif options:
         fields = run_options.checked(command, options, [machine_id])
     queued = Command(machine_id=machine_id, target_type=target_type, target_host=target_host or "",
                      target_port=target_port, target_username=target_username or "", timeout_ms=timeout_ms,

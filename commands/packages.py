@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from rest_framework import serializers
 
@@ -141,6 +142,23 @@ def require_support(machine_ids: Iterable[str], data: dict) -> None:
         raise serializers.ValidationError({"packages": [
             f"relay {name!r} has not reported support for package commands (capability packages): "
             "update its relayhub agent, or disable it" for name in old[:20]]})
+
+
+def checked(options: dict, machine_ids: Iterable[str]) -> dict:
+    """For ``exec()`` and ``relay_exec``: the package command's fields (kind, packages, package_action and its
+    command text), checked against the relays; Django's ValidationError, with messages per field, otherwise."""
+    serializer = PackagesInput(data=options)
+    try:
+        if not serializer.is_valid():
+            raise serializers.ValidationError(serializer.errors)
+        data = clean({**serializer.validated_data, "kind": CommandKind.UPDATE_PACKAGE, "timeout_ms": None})
+        require_support(machine_ids, data)
+    except serializers.ValidationError as exc:
+        raise DjangoValidationError({name: [str(problem) for problem in (
+            problems if isinstance(problems, list) else [problems])] for name, problems in exc.detail.items()}
+        ) from None
+    del data["timeout_ms"]  # the caller's
+    return data
 
 
 def copied(command: models.Model) -> dict:

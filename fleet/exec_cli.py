@@ -67,6 +67,17 @@ def acting_user(username: str | None):
     return user
 
 
+def packages_from(values: list[str]) -> dict:
+    """The package command of relay_exec's ``--package ACTION:NAME`` flags; ValueError with the flag's problem."""
+    pairs = [value.partition(":") for value in values]
+    actions = {action for action, _, _ in pairs}
+    if any(not colon or not name for _, colon, name in pairs):
+        raise ValueError("--package takes ACTION:NAME, e.g. install:nginx or upgrade:openssl=3.0.15-1")
+    if len(actions) != 1:
+        raise ValueError("every --package of one command takes the same action (install, remove or upgrade)")
+    return {"kind": "update_package", "package_action": actions.pop(), "packages": [name for _, _, name in pairs]}
+
+
 def run_options_from(cwd: str | None, env: list[str], run_as: str | None, script: str | None,
                      interpreter: str | None) -> dict:
     """The run options of relay_exec's flags; ValueError with the flag's problem."""

@@ -22,6 +22,7 @@ from configpush.models import ConfigPush
 from relay_agent.packages import NO_MANAGER
 from tests.conftest import api_client_for
 from tests.e2e.processes import finished, wait_for
+from tests.e2e.test_relay_exec import relay_exec
 from tests.e2e.test_run_options import settled
 
 FAST = ("--long-poll-wait", "500")
@@ -100,9 +101,14 @@ def test_apt_installs_then_removes_a_package_and_reports_its_versions(hub, e2e_r
     assert again.package_result["packages"][0] == {"name": package, "action": "install",
                                                          "old_version": version, "new_version": version}
 
-    remove = finished(queue(operator, "remove", package), timeout=300)
-    assert remove.status == "completed", (remove.error, remove.stderr[-2000:])
+    # The same through relay_exec, which follows the output and prints the versions.
+    proc = relay_exec("e2e-machine", "--package", f"remove:{package}")
+    out, errors = proc.communicate(timeout=300)
+    assert proc.returncode == 0, errors
+    assert f"Removing {package}" in out
+    assert f"{package}: {version} → not installed (removed)" in errors
     assert installed_version(package) is None
+    remove = Command.objects.get(kind="update_package", package_action="remove")
     assert remove.package_result == {"manager": "apt-get", "packages": [
         {"name": package, "action": "remove", "old_version": version, "new_version": None}]}
     shown = operator.get(f"/api/v1/commands/{remove.pk}/").json()
@@ -136,3 +142,14 @@ def test_the_allowed_commands_policy_refuses_a_package_it_does_not_list(hub, e2e
     assert (command.status, command.exit_code, command.output) == ("failed", None, "")
     assert command.error == ("package install hello: command not allowed by this relay's allowed_commands policy: "
                              "no entry matches")
+
+
+def test_relay_exec_refuses_a_bad_package_name_before_queueing(transactional_db) -> None:
+    proc = relay_exec("m", "--queue-if-offline", "--package", "install:-oAPT::Get::Trivial-Only=false")
+    _, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "'-oAPT::Get::Trivial-Only=false' is not a package name" in errors
+    assert "Traceback" not in errors and not Command.objects.exists()
+
+    proc = relay_exec("m", "--package", "install:hello", "--", "uptime")
+    _, errors = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "no command after --" in errors

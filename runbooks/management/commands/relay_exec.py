@@ -12,7 +12,7 @@ from rest_framework import exceptions
 
 from assignments import reachability
 from assignments.labels import LabelError, parse_selector
-from commands import approvals, batches, notify, output
+from commands import approvals, batches, notify, output, packages
 from commands.api import require_run_permission
 from commands.choices import ApprovalState, CommandStatus, Stream, TargetType
 from commands.execution import exec_async, wait_until_ended
@@ -85,7 +85,8 @@ class Command(BaseCommand):
         parser.add_argument("--as", "--user", dest="user", metavar="USERNAME",
                             help="act as this operator, with their permissions, and be recorded as them (default: "
                                  "the operator RELAYHUB_OS_USER_MAP maps your OS user to, else the shell operator)")
-        parser.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds (default 30)")
+        parser.add_argument("--timeout", type=float, metavar="S",
+                            help="seconds (default 30; 600 for --package)")
         parser.add_argument("--priority", type=int, default=5)
         parser.add_argument("--no-follow", dest="follow", action="store_false",
                             help="print the command (or batch) id and return at once")
@@ -101,6 +102,9 @@ class Command(BaseCommand):
         how.add_argument("--script", metavar="FILE", help="run FILE (or - for stdin) as a script instead of a "
                                                           "command")
         how.add_argument("--interpreter", choices=["sh", "bash", "python3", "perl"], help="for --script (sh)")
+        parser.add_argument("--package", action="append", default=[], metavar="ACTION:NAME", help=(
+            "instead of a command: install, remove or upgrade the package NAME (NAME, NAME:ARCH or NAME=VERSION) "
+            "with the target's package manager (repeatable, one action; relays need the packages capability)"))
 
     def handle(self, *args, words: list[str], after_dashes: list[str] | None = None, selector: str | None,
                relays: bool, target: list[str], timeout: float, user: str | None, **options) -> None:
@@ -126,6 +130,8 @@ class Command(BaseCommand):
         if fleet and after_dashes is None:
             raise usage('with --selector or --target, put the command after "--": relay_exec --selector S -- CMD')
         before, argv = (words, after_dashes) if after_dashes is not None else (words[:1], words[1:])
+        if timeout is None:
+            timeout = 600.0 if options.get("package") else 30.0
         if timeout <= 0:
             raise usage("--timeout must be positive")
         try:
@@ -151,9 +157,16 @@ class Command(BaseCommand):
                                                     options.pop("script"), options.pop("interpreter"))
         except ValueError as exc:
             raise usage(str(exc)) from None
-        if run_options.get("script") is not None and argv:
+        if wanted := options.pop("package"):
+            if argv or run_options or fleet:
+                raise usage("--package takes one MACHINE (and --ssh), no command after --, and no run options")
+            try:
+                run_options = exec_cli.packages_from(wanted)
+            except ValueError as exc:
+                raise usage(str(exc)) from None
+        elif run_options.get("script") is not None and argv:
             raise usage("give a command or --script, not both")
-        if not argv and "script" not in run_options:
+        if not argv and "script" not in run_options and not wanted:
             raise usage("give the command to run (after --)")
         command = " ".join(argv)
         options["run_options"] = run_options
@@ -229,6 +242,8 @@ class Command(BaseCommand):
                 ended.wait(0.2)
         finally:
             notify.notifier.unsubscribe(topic, ended)
+        for line in packages.outcome_text(command).splitlines():
+            self.stderr.write(line)
         if command.error:
             self.stderr.write(f"{command.status}: {command.error}")
         if command.exit_code is not None:
