@@ -176,3 +176,15 @@ def test_the_result_body_carries_the_package_outcome_only_to_a_relayhub() -> Non
     body = ResultDelivery.result_body(None, RunningCommand("c-1", 3), result)  # type: ignore[arg-type]
     assert body["packageResult"] == outcome
     assert "packageResult" not in ResultDelivery.result_body(None, RunningCommand("c-1", None), result)  # type: ignore[arg-type]
+
+
+def test_the_packages_capability_is_reported_only_to_a_hub_known_to_be_a_relayhub(tmp_path: Path) -> None:
+    from relay_agent.hub import HubExtensions
+    from relay_agent.status import StatusReporter
+    from relay_agent.store import CredentialStore
+
+    extensions = HubExtensions()
+    reporter = StatusReporter(hub=None, store=CredentialStore(tmp_path / "store"), extensions=extensions)
+    assert "packages" not in reporter.status_body("r")["capabilities"], "the original hub knows three"
+    extensions.hello_answered = True
+    assert "packages" in reporter.status_body("r")["capabilities"]
