@@ -10,22 +10,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-import threading
 import time
-import uuid
 from pathlib import Path
 
-import pytest
 import redis
 
 from assignments.models import RelayAssignment
-from commands.execution import exec as hub_exec
+from tests.e2e.fault_support import ExecCallers, pg_only
 from tests.e2e.processes import Hub, free_port, wait_for
 from tests.e2e.test_faults import check_each_ran_at_most_once_and_no_result_was_lost, finished, queue
 
-pytestmark = pytest.mark.skipif(
-    "os.environ.get('DATABASE_URL', '').startswith('sqlite') or not os.environ.get('DATABASE_URL')",
-    reason="the 20-agent fault runs are specified against PostgreSQL")
+pytestmark = pg_only
 AGENTS = 20
 COMMANDS = 2000
 EXEC_CALLERS = 10
@@ -64,28 +59,20 @@ def test_redis_killed_and_restarted_mid_run_loses_nothing(transactional_db, star
     ran_dir.mkdir()
     broker = PrivateRedis(tmp_path / "redis").start()
     hub = Hub(tmp_path / "hub.log", env={"REDIS_URL": broker.url}).start()
-    answers: dict[int, object] = {}
     try:
         issued = [RelayAssignment.issue(machine_id="fault-machine", name=f"relay-{n}") for n in range(AGENTS)]
         for key in issued:
             start_agent(key, hub, "--heartbeat-interval", "2000", wait=False)
         tokens = queue("fault-machine", ran_dir, COMMANDS // 2)
 
-        def call(index: int) -> None:
-            token = uuid.uuid4().hex
-            answers[index] = (token, hub_exec("fault-machine", f"echo {token}", timeout_ms=30_000,
-                                               claim_timeout_ms=120_000))
-
-        callers = [threading.Thread(target=call, args=(n,)) for n in range(EXEC_CALLERS)]
-        for caller in callers[: EXEC_CALLERS // 2]:
-            caller.start()
+        callers = ExecCallers("fault-machine", EXEC_CALLERS)
+        callers.start(slice(0, EXEC_CALLERS // 2))
         wait_for(lambda: finished() >= COMMANDS // 4, 120, "a quarter of the commands to end", interval=0.1)
 
         broker.kill()
         killed_at = time.monotonic()
         tokens |= queue("fault-machine", ran_dir, COMMANDS // 2)  # queued while Redis is gone
-        for caller in callers[EXEC_CALLERS // 2:]:
-            caller.start()
+        callers.start(slice(EXEC_CALLERS // 2, None))
         ended_during = finished()
         time.sleep(OUTAGE_S)
         progress = finished() - ended_during
@@ -94,15 +81,11 @@ def test_redis_killed_and_restarted_mid_run_loses_nothing(transactional_db, star
 
         wait_for(lambda: finished() >= COMMANDS + EXEC_CALLERS, 240, "every command to end", interval=0.5)
         recovered = time.monotonic() - back_at
-        for caller in callers:
-            caller.join(60)
         print(f"\nRedis down {back_at - killed_at:.1f} s: {progress} commands ended meanwhile; "
               f"every command ended {recovered:.1f} s after it was back")
         assert progress > 0, "relays kept working while Redis was gone"
         check_each_ran_at_most_once_and_no_result_was_lost(tokens, ran_dir)
-        assert len(answers) == EXEC_CALLERS, "every exec() caller was answered"
-        for token, result in answers.values():
-            assert result.success and result.output == f"{token}\n", result
+        callers.check_every_caller_was_answered()
         assert "Internal Server Error" not in hub.output and " 500" not in hub.output, hub.output[-3000:]
     finally:
         hub.kill()
