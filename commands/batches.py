@@ -190,7 +190,8 @@ def _dispatch(batch: CommandBatch) -> None:
     metrics.command_queued(len(new))
     metrics.commands_finished([(c.status, None) for c in new if c.status == CommandStatus.UNDELIVERED], now)
     topics = list(dict.fromkeys(notify.machine_topic(c.machine_id) for c in new if c.status == CommandStatus.PENDING))
-    if topics:
+    if new:  # the relays, and whoever follows the batch (its page)
+        topics.append(notify.batch_topic(batch.pk))
         transaction.on_commit(lambda: notify.publish_many(topics))
 
 

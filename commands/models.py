@@ -202,13 +202,14 @@ class Command(RunOptionsModel, PackagesModel):
 
     @staticmethod
     def _ended(*ended: tuple[int, int | None, str]) -> None:
-        """Once committed, wake whoever waits on these (pk, batch_id, status) commands, move their batches on,
-        and tell ``command_ended``'s receivers (which must not fail the caller: robust)."""
+        """Once committed, wake whoever waits on these (pk, batch_id, status) commands or on their batches, move
+        the batches on, and tell ``command_ended``'s receivers (which must not fail the caller: robust)."""
         if not ended:
             return
-        topics = [notify.command_topic(pk) for pk, _, _ in ended]
+        batch_ids = list(dict.fromkeys(batch_id for _, batch_id, _ in ended if batch_id is not None))
+        topics = [notify.command_topic(pk) for pk, _, _ in ended] + [notify.batch_topic(pk) for pk in batch_ids]
         transaction.on_commit(lambda: notify.publish_many(topics))
-        for batch_id in dict.fromkeys(batch_id for _, batch_id, _ in ended if batch_id is not None):
+        for batch_id in batch_ids:
             transaction.on_commit(
                 lambda batch_id=batch_id: batch_command_ended.send(sender=CommandBatch, batch_id=batch_id))
         statuses = [(pk, status) for pk, _, status in ended]

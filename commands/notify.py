@@ -1,7 +1,10 @@
 """Wake-ups for whoever waits on a machine's queue or on a command's end.
 
 Topics are plain strings: ``machine:<id>`` when a command is queued,
-``command:<id>`` when one finishes. Within a process a publish wakes waiters
+``command:<id>`` when one finishes, ``output:<id>`` when output chunks of a
+running command arrive, ``batch:<id>`` when a batch dispatches copies or one of
+them ends. A waiter may also listen to every topic of a kind (``command:*``).
+Within a process a publish wakes waiters
 at once, whether they wait in a thread (``exec()``) or on an event loop (the
 long-poll). Across processes, the scaled-out mode relays publishes through a
 broker (see ``commands.fanout``); without one, waiters also poll the database.
@@ -58,7 +61,7 @@ class LocalNotifier:
     def publish_local(self, topic: str) -> None:
         with self._lock:
             self._counts[hash(topic) % len(self._counts)] += 1
-            waiters = list(self._waiters.get(topic, ()))
+            waiters = [*self._waiters.get(topic, ()), *self._waiters.get(_kind(topic), ())]
         for waiter in waiters:
             waiter.wake()
 
@@ -102,14 +105,17 @@ class LocalNotifier:
         self._remove(topic, event._relayhub_waiter)  # type: ignore[attr-defined]
 
     @contextmanager
-    def listen(self, topic: str) -> Iterator[AsyncSubscription]:
-        """Subscribe on the running loop; publishes from any thread are kept until waited for."""
+    def listen(self, *topics: str) -> Iterator[AsyncSubscription]:
+        """Subscribe on the running loop to each of ``topics`` (``kind:*`` for every topic of a kind);
+        publishes from any thread are kept until waited for."""
         subscription = AsyncSubscription(asyncio.get_running_loop())
-        self._add(topic, subscription.waiter)
+        for topic in topics:
+            self._add(topic, subscription.waiter)
         try:
             yield subscription
         finally:
-            self._remove(topic, subscription.waiter)
+            for topic in topics:
+                self._remove(topic, subscription.waiter)
 
 
 class AsyncSubscription:
@@ -128,6 +134,11 @@ class AsyncSubscription:
             self._event.clear()
 
 
+def _kind(topic: str) -> str:
+    """The wildcard topic that also hears ``topic``: ``command:*`` for ``command:7``."""
+    return topic.partition(":")[0] + ":*"
+
+
 notifier = LocalNotifier()
 
 
@@ -137,6 +148,14 @@ def machine_topic(machine_id: str) -> str:
 
 def command_topic(command_id: int | str) -> str:
     return f"command:{command_id}"
+
+
+def output_topic(command_id: int | str) -> str:
+    return f"output:{command_id}"
+
+
+def batch_topic(batch_id: int | str) -> str:
+    return f"batch:{batch_id}"
 
 
 def config_topic(relay_id: object) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import re
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Sum
 
+from commands import notify
 from commands.models import Command, OutputChunk
 
 
@@ -101,6 +103,9 @@ def store_chunks(command: Command, chunks: list[dict]) -> None:
     OutputChunk.objects.bulk_create(rows, ignore_conflicts=True)
     if truncated and not command.output_truncated:
         Command.objects.filter(pk=command.pk).update(output_truncated=True)
+    if rows:  # whoever follows the command live (its page's stream) reads them now, not at its next poll
+        topic = notify.output_topic(command.pk)
+        transaction.on_commit(lambda: notify.publish(topic))
 
 
 def since(command: Command, stream: str, offset: int) -> tuple[str, int]:

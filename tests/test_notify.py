@@ -104,3 +104,43 @@ def test_several_wake_ups_go_to_postgres_in_one_statement_and_each_arrives():
         PostgresFanout(LocalNotifier()).broadcast_many(topics)
         received = [notice.payload.partition("|")[2] for notice in listener.notifies(timeout=5, stop_after=3)]
     assert received == topics
+
+
+def test_an_async_listener_hears_each_of_its_topics_and_every_topic_of_a_kind():
+    import asyncio
+
+    notifier = LocalNotifier()
+
+    async def scenario() -> list[bool]:
+        heard = []
+        with notifier.listen("command:1", "output:1") as one, notifier.listen("machine:*") as every_machine:
+            for topic in ("output:1", "command:1", "command:2"):
+                notifier.publish_local(topic)
+                heard.append(await one.wait(0.2))
+            notifier.publish_local("machine:web-01")
+            heard.append(await every_machine.wait(0.2))
+            notifier.publish_local("command:1")
+            heard.append(await every_machine.wait(0.2))
+        return heard
+
+    assert asyncio.run(scenario()) == [True, True, False, True, False]
+    assert not notifier._waiters  # every subscription is gone with its block
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_is_published_when_it_dispatches_and_when_a_copy_ends(relay, monkeypatch):
+    from commands import batches, notify
+
+    published = []
+    monkeypatch.setattr(notify.notifier, "publish_many", lambda topics: published.extend(topics))
+    from tests.conftest import mark_online
+
+    mark_online(relay)
+    batch = batches.create(machine_ids=["machine-1"], command="true", timeout_ms=30_000)
+    assert notify.batch_topic(batch.pk) in published
+    published.clear()
+    [command] = batch.commands.all()
+    command.claim(relay)
+    command.start(relay, 1)
+    command.finish(relay, 1, status="completed", exit_code=0)
+    assert notify.command_topic(command.pk) in published and notify.batch_topic(batch.pk) in published
