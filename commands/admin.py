@@ -15,7 +15,7 @@ from django.utils.text import Truncator
 from assignments import access
 from assignments.admin import may_see_relays
 from assignments.admin_views import relay_page_panel
-from commands import admin_views, batches, display, run_options, visibility
+from commands import admin_views, batches, display, run_options, streams, visibility
 from commands import approval_admin  # noqa: F401 - registers the Approvals admin
 from commands.models import Command, CommandBatch
 
@@ -170,6 +170,8 @@ class CommandAdmin(admin.ModelAdmin):
             path("<path:object_id>/full-output/<str:stream>/",
                  view(lambda r, object_id, stream: admin_views.full_output_view(self, r, object_id, stream)),
                  name="commands_command_full_output"),
+            # Async, so not through admin_view (a sync wrapper): it checks the admin's permission itself.
+            path("<path:object_id>/stream/", streams.command_stream, name="commands_command_stream"),
             *super().get_urls(),
         ]
 
@@ -286,6 +288,11 @@ class CommandBatchAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: CommandBatch | None = None) -> bool:
         return False
+
+    def get_urls(self):
+        # Async, so not through admin_view (a sync wrapper): it checks the admin's permission itself.
+        return [path("<path:object_id>/stream/", streams.batch_stream, name="commands_commandbatch_stream"),
+                *super().get_urls()]
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context=None):
         batch = self.get_object(request, unquote(object_id))

@@ -148,8 +148,12 @@ def rerun_view(model_admin, request: HttpRequest, object_id: str) -> HttpRespons
 
 def state_view(model_admin, request: HttpRequest, object_id: str) -> JsonResponse:
     """The command's status and facts as the page shows them, for command.js when the status changes."""
-    command = _visible_command(model_admin, request, object_id)
-    return JsonResponse({**display.state(command), "full_output": full_output_links(command)})
+    return JsonResponse(page_state(_visible_command(model_admin, request, object_id)))
+
+
+def page_state(command: Command) -> dict[str, Any]:
+    """What ``state_view`` answers and the command's stream sends as its ``state`` event (``commands.streams``)."""
+    return {**display.state(command), "full_output": full_output_links(command)}
 
 
 def full_output_view(model_admin, request: HttpRequest, object_id: str, stream: str) -> HttpResponse:
@@ -177,6 +181,7 @@ def command_panel(request: HttpRequest, command: Command) -> dict[str, Any]:
         "may_run_here": access.can_run_on(request.user, command.machine_id),
         "output_url": reverse("command-output", args=[command.pk]),
         "state_url": reverse("admin:commands_command_state", args=[command.pk]),
+        "stream_url": reverse("admin:commands_command_stream", args=[command.pk]),
         "facts": display.facts(command),
         "full_output_links": full_output_links(command),
         **approval_admin.summary(request, command),
@@ -230,5 +235,6 @@ def batch_panel(batch: CommandBatch, request: HttpRequest | None = None) -> dict
         "counts": batch_counts(targets),
         "overall_status": batches.overall_status(batch, targets),
         "batch_api_url": reverse("batch-detail", args=[batch.pk]),
+        "batch_stream_url": reverse("admin:commands_commandbatch_stream", args=[batch.pk]),
         "command_url_pattern": reverse("admin:commands_command_change", args=["0"]).replace("/0/", "/{id}/"),
     }

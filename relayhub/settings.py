@@ -335,6 +335,15 @@ RELAYHUB = {
     "LONGPOLL_DB_POLL_MS": env.int("RELAYHUB_LONGPOLL_DB_POLL_MS", default=250),
     # With a broker nothing needs polling: its listener wakes every waiter after a reconnect.
     "LONGPOLL_SAFETY_POLL_MS": 30_000,
+    # Live admin pages (Server-Sent Events, relayhub.web.sse): a stream ends after LIVE_STREAM_S and the browser
+    # reconnects after LIVE_RETRY_MS; a comment every LIVE_HEARTBEAT_S keeps proxies from closing a quiet one.
+    # Wake-ups push changes at once; a stream also looks every LIVE_POLL_MS (the dashboard every
+    # LIVE_DASHBOARD_POLL_MS), for what is not published (a claim, a start) and for a hub without a broker.
+    "LIVE_STREAM_S": env.int("RELAYHUB_LIVE_STREAM_S", default=300),
+    "LIVE_RETRY_MS": 2_000,
+    "LIVE_HEARTBEAT_S": 15,
+    "LIVE_POLL_MS": env.int("RELAYHUB_LIVE_POLL_MS", default=1_000),
+    "LIVE_DASHBOARD_POLL_MS": env.int("RELAYHUB_LIVE_DASHBOARD_POLL_MS", default=5_000),
     # auto: Redis when REDIS_URL is set, else Postgres LISTEN/NOTIFY, else in-process only.
     "NOTIFY_BACKEND": env.str("RELAYHUB_NOTIFY_BACKEND", default="auto"),
     "PENDING_LIST_LIMIT": 10,
