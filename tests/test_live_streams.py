@@ -250,3 +250,36 @@ def test_a_batch_stream_is_404_for_a_user_who_may_not_see_the_batch(relay, issue
     assert answer(path, session_cookie(make_operator("viewer", view=[relay]))) == 200
     assert answer(path, session_cookie(make_operator("other", view=[issue_relay("machine-2", "r2").relay]))) == 404
 
+
+def test_the_dashboard_stream_counts_what_the_user_may_see_as_it_changes(
+        relay, issue_relay, make_command, make_operator, settings):
+    settings.RELAYHUB = {**settings.RELAYHUB, "LIVE_DASHBOARD_POLL_MS": 60_000}  # only a wake-up is this quick
+    hidden = issue_relay("machine-2", "relay-2").relay
+    viewer = make_operator("viewer", view=[relay])
+    make_command(machine_id=hidden.machine_id)
+    cookie = session_cookie(viewer)
+
+    @async_to_sync
+    async def scenario():
+        stream = EventStream("/admin/live/", cookie)
+        assert (await stream.start())[0] == 200
+        first = await stream.event()
+        await sync_to_async(make_command)(machine_id=hidden.machine_id)  # not the viewer's: no new numbers
+        await sync_to_async(make_command)()
+        queued = await stream.event(timeout=4)
+        await stream.close()
+        return first, queued
+
+    first, queued = scenario()
+    assert first["event"] == "numbers"
+    assert first["data"]["pending-now"] == 0 and first["data"]["relays-offline"] == 1
+    assert first["data"]["oldest-pending"] == "none waiting"
+    assert queued["data"]["pending-now"] == 1 and queued["data"]["count-pending"] == 1
+    assert queued["data"]["commands-24h"] == 1 and queued["data"]["oldest-pending"].startswith("the oldest for")
+
+
+def test_the_dashboard_stream_is_for_staff_only(db):
+    from django.contrib.auth.models import User
+
+    assert answer("/admin/live/") == 403
+    assert answer("/admin/live/", session_cookie(User.objects.create_user("plain", password="pw-plain-12345"))) == 403

@@ -21,28 +21,40 @@ FAILURES = (CommandStatus.FAILED, CommandStatus.TIMEOUT)
 
 def dashboard(user) -> dict[str, Any]:
     now = timezone.now()
-    relays = access.relays_for(user).select_related("status")
-    alive = Q(status__last_heartbeat_at__gt=online_since())
-    enabled = relays.filter(enabled=True)
-    day_ago = now - timedelta(hours=24)
+    enabled = access.relays_for(user).select_related("status").filter(enabled=True)
     commands = visibility.commands_for(user)
-    recent = commands.filter(created_at__gte=day_ago)
-    counts = dict(recent.order_by().values_list("status").annotate(n=Count("id")))
+    return {
+        **numbers(user, now),
+        "not_fetching_relays": list(enabled.filter(_alive(), status__not_fetching_since__isnull=False)
+                                    .order_by("name")[:20]),
+        "stalest_relays": list(enabled.order_by(F("status__last_heartbeat_at").asc(nulls_first=True), "name")[:5]),
+        "latest_failures": list(commands.filter(status__in=FAILURES).select_related("created_by")[:8]),
+        "hourly_chart": hourly_chart(commands.filter(created_at__gte=now - timedelta(hours=24)), now),
+        **recent_activity(user),
+    }
+
+
+def _alive() -> Q:
+    return Q(status__last_heartbeat_at__gt=online_since())
+
+
+def numbers(user, now) -> dict[str, Any]:
+    """The cards and the counts by status: what the dashboard's live stream keeps up to date."""
+    relays = access.relays_for(user)
+    enabled = relays.filter(enabled=True)
+    commands = visibility.commands_for(user)
+    counts = dict(commands.filter(created_at__gte=now - timedelta(hours=24)).order_by()
+                  .values_list("status").annotate(n=Count("id")))
     return {
         "relay_counts": {
-            "online": enabled.filter(alive).count(),
-            "offline": enabled.exclude(alive).count(),
+            "online": enabled.filter(_alive()).count(),
+            "offline": enabled.exclude(_alive()).count(),
             "disabled": relays.filter(enabled=False).count(),
         },
-        "not_fetching_relays": list(enabled.filter(alive, status__not_fetching_since__isnull=False).order_by("name")[:20]),
-        "stalest_relays": list(enabled.order_by(F("status__last_heartbeat_at").asc(nulls_first=True), "name")[:5]),
         "status_counts": [(status, counts.get(status, 0)) for status in CommandStatus.values],
         "commands_24h": sum(counts.values()),
-        "latest_failures": list(commands.filter(status__in=FAILURES).select_related("created_by")[:8]),
-        "hourly_chart": hourly_chart(recent, now),
         "approvals_waiting": len(approvals.waiting_for(user)),
         **right_now(commands, now),
-        **recent_activity(user),
     }
 
 
@@ -51,6 +63,19 @@ def recent_activity(user) -> dict[str, Any]:
     everyones = user.has_perm("audit.view_auditentry")
     entries = AuditEntry.objects.all() if everyones else AuditEntry.objects.filter(actor_id=user.pk)
     return {"recent_activity": list(entries[:10]), "activity_is_everyones": everyones}
+
+
+def live_numbers(user) -> dict[str, Any]:
+    """``numbers`` by the ``data-testid`` of the element that shows each (dashboard.html), for dashboard.js."""
+    shown = numbers(user, timezone.now())
+    relays = shown["relay_counts"]
+    return {
+        "relays-online": relays["online"], "relays-offline": relays["offline"], "relays-disabled": relays["disabled"],
+        "commands-24h": shown["commands_24h"], "running-now": shown["running_now"],
+        "pending-now": shown["pending_now"], "oldest-pending": shown["oldest_pending_note"],
+        "approvals-waiting": shown["approvals_waiting"],
+        **{f"count-{status}": count for status, count in shown["status_counts"]},
+    }
 
 
 def right_now(commands, now) -> dict[str, Any]:
@@ -62,7 +87,7 @@ def right_now(commands, now) -> dict[str, Any]:
     age = None if counts["oldest"] is None else max(now - counts["oldest"], timedelta(0))
     text = "" if age is None else display.human_ms(max(round(age.total_seconds()), 1) * 1000)
     return {"running_now": counts["running"], "pending_now": counts["pending"], "oldest_pending_age": age,
-            "oldest_pending_text": text}
+            "oldest_pending_text": text, "oldest_pending_note": f"the oldest for {text}" if text else "none waiting"}
 
 
 def hourly_chart(recent, now) -> charts.BarChart:

@@ -35,6 +35,14 @@ class RelayHubAdminSite(admin.AdminSite):
 
         return super().index(request, {**dashboard(request.user), **(extra_context or {})})
 
+    def get_urls(self):
+        from django.urls import path
+
+        from relayhub.admin_site.live import dashboard_stream
+
+        # Async, so not through admin_view (a sync wrapper): it checks has_permission itself.
+        return [path("live/", dashboard_stream, name="dashboard_stream"), *super().get_urls()]
+
     def each_context(self, request: HttpRequest) -> dict[str, Any]:
         from assignments import access
 
