@@ -1,5 +1,7 @@
 "use strict";
-// Refreshes a batch's counts and targets from the REST API (the admin session) until every target has ended.
+// Refreshes a batch's counts and targets until every target has ended: from its stream (commands.streams,
+// through live.js), whose "batch" events carry the REST API's batch with only the targets that changed (each
+// with its index); or, when that fails, by polling the REST API (the admin session) for the whole batch.
 (function () {
   const panel = document.getElementById("rh-batch");
   if (!panel || panel.dataset.finished === "true") return;
@@ -66,25 +68,42 @@
     if (target.command_id !== null) link(row, target.command_id);
   }
 
+  let live = null;
+
+  // The API's batch, or a batch event; true once every target has ended.
+  function showBatch(batch) {
+    // Targets come in the batch's order, or carry their index; several may share a machine, so rows go by position.
+    batch.targets.forEach((target, position) => {
+      const index = target.index === undefined ? position : target.index;
+      const row = panel.querySelector('tr[data-index="' + index + '"]');
+      if (row) showTarget(row, target, batch.stopped);
+    });
+    showCounts(batch.counts);
+    badge(overall, batch.status);
+    const ended = batch.status !== "running" && batch.status !== "awaiting_approval";
+    if (ended) {
+      panel.dataset.finished = "true";
+      if (live) live.close();
+    }
+    return ended;
+  }
+
   async function poll() {
     try {
       const response = await fetch(panel.dataset.apiUrl, {credentials: "same-origin", headers: {Accept: "application/json"}});
       if (!response.ok) throw new Error("HTTP " + response.status);
-      const batch = await response.json();
-      // Targets come in the batch's order; several may share a machine, so rows go by position.
-      batch.targets.forEach((target, index) => {
-        const row = panel.querySelector('tr[data-index="' + index + '"]');
-        if (row) showTarget(row, target, batch.stopped);
-      });
-      showCounts(batch.counts);
-      badge(overall, batch.status);
       delay = 1000;
-      if (batch.status !== "running" && batch.status !== "awaiting_approval") return;
+      if (showBatch(await response.json())) return;
     } catch (error) {
       delay = Math.min(delay * 2, 5000);
     }
     setTimeout(poll, delay);
   }
 
-  setTimeout(poll, delay);
+  live = window.relayhub.follow({
+    element: panel,
+    url: panel.dataset.streamUrl,
+    handlers: {batch: showBatch},
+    poll: () => setTimeout(poll, delay),
+  });
 })();

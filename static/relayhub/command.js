@@ -1,7 +1,9 @@
 "use strict";
-// Follows a command's output from the REST output endpoint, by offsets, until it ends, and hands it to the
-// console (console.js). Whenever the status changes, the page's other facts ([data-live]: times, exit code,
-// duration...) are fetched again, as the server writes them, from the admin's state endpoint.
+// Follows a command until it ends and hands its output to the console (console.js): over its stream
+// (commands.streams, through live.js), whose "output" events carry what the REST output endpoint answers
+// and whose "state" events what the admin's state endpoint does; or, when that fails, by polling those two
+// endpoints by offsets. Either way the page's other facts ([data-live]: times, exit code, duration...) are
+// drawn as the server writes them.
 (function () {
   const panel = document.getElementById("rh-live");
   if (!panel) return;
@@ -30,9 +32,17 @@
   }
 
   let shownStatus = statusBadge.textContent;
+  let live = null;
 
-  async function refreshFacts() {
-    const state = await getJson(panel.dataset.stateUrl);
+  function showOutput(body) {
+    for (const stream of ["stdout", "stderr"]) {
+      if (body[stream]) terminal.write(stream, body[stream]);
+      offsets[stream] = body[stream + "_next_offset"];
+    }
+  }
+
+  // The state endpoint's answer, or a state event: the facts, and the end once the command has ended.
+  function showState(state) {
     setStatus(state.status);
     shownStatus = state.status;
     for (const element of document.querySelectorAll("[data-live]")) {
@@ -44,6 +54,7 @@
     error.hidden = !state.error;
     document.getElementById("rh-truncated").hidden = !state.output_truncated;
     showFullOutput(state.full_output || []);
+    if (state.finished) showEnd();
     return state;
   }
 
@@ -62,34 +73,33 @@
     box.hidden = false;
   }
 
-  async function showResult() {
-    const state = await refreshFacts();
-    if (!state.finished) return false;
+  function showEnd() {
+    if (panel.dataset.finished === "true") return;
     for (const id of ["rh-cancel-form", "rh-cancel-note"]) {
       const element = document.getElementById(id);
       if (element) (id === "rh-cancel-form" ? element.parentElement : element).remove();
     }
     panel.dataset.finished = "true";
+    if (live) live.close();
     terminal.end();
-    return true;
   }
 
+  async function refreshFacts() {
+    return showState(await getJson(panel.dataset.stateUrl));
+  }
+
+  // The fallback: the output endpoint by offsets, and the state endpoint whenever the status moves.
   async function poll() {
     try {
       const url = panel.dataset.outputUrl + "?stdout_offset=" + offsets.stdout + "&stderr_offset=" + offsets.stderr;
       const body = await getJson(url);
       const moved = body.status !== shownStatus;
       const changed = body.stdout || body.stderr || moved;
-      for (const stream of ["stdout", "stderr"]) {
-        if (body[stream]) terminal.write(stream, body[stream]);
-        offsets[stream] = body[stream + "_next_offset"];
-      }
+      showOutput(body);
       note.hidden = true;
       delay = changed ? FAST_MS : Math.min(delay * 1.5, SLOW_MS);
-      if (body.finished) {
-        if (await showResult()) return;
-      } else if (moved) {
-        await refreshFacts();
+      if (body.finished || moved) {
+        if ((await refreshFacts()).finished) return;
       }
     } catch (error) {
       // A hub restart or a dropped connection: keep following, more slowly.
@@ -100,5 +110,11 @@
     setTimeout(poll, delay);
   }
 
-  setTimeout(poll, delay);
+  // The stream starts where the page's own rendering ended; a reconnect, where its last output event did.
+  live = window.relayhub.follow({
+    element: panel,
+    url: panel.dataset.streamUrl + "?stdout_offset=" + offsets.stdout + "&stderr_offset=" + offsets.stderr,
+    handlers: {output: showOutput, state: showState},
+    poll: () => setTimeout(poll, delay),
+  });
 })();
