@@ -283,3 +283,13 @@ def test_the_dashboard_stream_is_for_staff_only(db):
 
     assert answer("/admin/live/") == 403
     assert answer("/admin/live/", session_cookie(User.objects.create_user("plain", password="pw-plain-12345"))) == 403
+
+
+def test_a_look_gives_its_database_connection_back(executing):
+    from django.db import connection
+
+    from relayhub.web import sse
+
+    # Under the test's async_to_sync, a thread-sensitive look runs on this very thread: its connection is ours to see.
+    assert async_to_sync(sse.in_db)(lambda: Command.objects.filter(pk=executing.pk).exists())
+    assert connection.connection is None

@@ -59,13 +59,14 @@ def _released(fn: Callable[..., T]) -> Callable[..., T]:
         finally:
             for connection in connections.all(initialized_only=True):
                 if not connection.in_atomic_block:  # a test's transaction is not ours to end
-                    connection.close_if_unusable_or_obsolete()
+                    connection.close()  # even a persistent one (CONN_MAX_AGE): a stream waits for minutes
 
     return run
 
 
 async def in_db(fn: Callable[..., T], *args: Any) -> T:
-    """Run ``fn`` on the request's thread, as Django's own hand-offs do; its connection goes back after."""
+    """Run ``fn`` on the request's thread, as Django's own hand-offs do; its connection is closed after (given
+    back to the pool, with one), so that a stream holds none while it waits."""
     return await sync_to_async(_released(fn), thread_sensitive=True)(*args)
 
 
