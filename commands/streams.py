@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 
 from commands import admin_views, batches, notify, output, visibility
 from commands.choices import CommandStatus, Stream
@@ -87,7 +87,7 @@ def _open_command(request: HttpRequest, object_id: str) -> CommandFollower:
     return CommandFollower(pk, _offsets(request))
 
 
-async def command_stream(request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+async def command_stream(request: HttpRequest, object_id: str) -> HttpResponse:
     """``GET /admin/commands/command/<id>/stream/``: the command page, live.
 
     Permission: the page's own. Active staff signed in to the admin (403 otherwise) who may see the
@@ -99,6 +99,8 @@ async def command_stream(request: HttpRequest, object_id: str) -> StreamingHttpR
     first connect from ``?stdout_offset=&stderr_offset=``. ``state``, the state endpoint's JSON, on connect
     and whenever the status or error changes. The stream ends once the command has.
     """
+    if refused := sse.not_served_here(request):
+        return refused
     follower = await sse.in_db(_open_command, request, object_id)
     return sse.response(events(follower.look, notify.command_topic(follower.pk), notify.output_topic(follower.pk)))
 
@@ -145,7 +147,7 @@ def _open_batch(request: HttpRequest, object_id: str) -> BatchFollower:
     return BatchFollower(pk)
 
 
-async def batch_stream(request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+async def batch_stream(request: HttpRequest, object_id: str) -> HttpResponse:
     """``GET /admin/commands/commandbatch/<id>/stream/``: the batch page, live.
 
     Permission: the page's own. Active staff signed in to the admin (403 otherwise) who may see the batch
@@ -155,5 +157,7 @@ async def batch_stream(request: HttpRequest, object_id: str) -> StreamingHttpRes
     holds only those changed since the last event (all of them on connect), each with its ``index``.
     The stream ends once every target has.
     """
+    if refused := sse.not_served_here(request):
+        return refused
     follower = await sse.in_db(_open_batch, request, object_id)
     return sse.response(events(follower.look, notify.batch_topic(follower.pk)))

@@ -4,7 +4,6 @@ streams, heartbeats and the bounded lifetime, and who gets 403 or 404."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -293,3 +292,9 @@ def test_a_look_gives_its_database_connection_back(executing):
     # Under the test's async_to_sync, a thread-sensitive look runs on this very thread: its connection is ours to see.
     assert async_to_sync(sse.in_db)(lambda: Command.objects.filter(pk=executing.pk).exists())
     assert connection.connection is None
+
+
+def test_under_wsgi_a_stream_answers_501_at_once_and_the_page_polls(executing, admin_client_):
+    # A WSGI server would buffer the whole stream; the page takes the 501 as a failed stream and polls.
+    answer_ = admin_client_.get(stream_path(executing))
+    assert answer_.status_code == 501 and not answer_.streaming

@@ -7,7 +7,7 @@ looks every ``LIVE_DASHBOARD_POLL_MS``, for what is not published: claims, start
 
 from __future__ import annotations
 
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 
 from commands.streams import events, staff_user
 from relayhub.admin_site.dashboard import live_numbers
@@ -29,7 +29,7 @@ class DashboardFollower:
         return [sse.event(numbers, name="numbers")], False
 
 
-async def dashboard_stream(request: HttpRequest) -> StreamingHttpResponse:
+async def dashboard_stream(request: HttpRequest) -> HttpResponse:
     """``GET /admin/live/``: the dashboard's numbers, by the ``data-testid`` of the element showing each.
 
     Permission: the dashboard's own. Active staff signed in to the admin (403 otherwise); the numbers count
@@ -39,6 +39,8 @@ async def dashboard_stream(request: HttpRequest) -> StreamingHttpResponse:
     Events: ``numbers``, on connect and whenever one of them changes. It ends after ``LIVE_STREAM_S``, and
     the browser reconnects.
     """
+    if refused := sse.not_served_here(request):
+        return refused
     follower = DashboardFollower(await sse.in_db(staff_user, request))
     return sse.response(events(follower.look, "machine:*", "command:*", poll="LIVE_DASHBOARD_POLL_MS",
                                min_gap_s=MIN_GAP_S))

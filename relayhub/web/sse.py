@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
-from django.http import StreamingHttpResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 T = TypeVar("T")
 
@@ -41,6 +42,14 @@ def retry(ms: int) -> bytes:
     return f"retry: {ms}\n\n".encode()
 
 
+def not_served_here(request: HttpRequest) -> HttpResponse | None:
+    """501 when the hub runs under WSGI, which would buffer a stream whole: the page then polls instead."""
+    if isinstance(request, ASGIRequest):
+        return None
+    return HttpResponse("live streams need the hub under ASGI (python -m relayhub.serve)", status=501,
+                        content_type="text/plain")
+
+
 def response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
     answer = StreamingHttpResponse(events, content_type="text/event-stream")
     answer["Cache-Control"] = "no-cache"
@@ -48,7 +57,7 @@ def response(events: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return answer
 
 
-def last_event_id(request) -> str:  # noqa: ANN001 - an HttpRequest
+def last_event_id(request: HttpRequest) -> str:
     return request.headers.get("Last-Event-ID", "")
 
 
