@@ -1,6 +1,6 @@
 """Server-Sent Events for the live admin pages: the wire format, the response, and the loop that feeds it.
 
-A stream is an async view's ``StreamingHttpResponse`` over an async generator (``response(follow(...))``).
+A stream is an async view's ``StreamingHttpResponse`` over an async generator (``response``) of ``follow``.
 ``follow`` looks at the database when woken (``wait``, the notifier's subscription) or every ``poll_s``
 anyway, sends a comment when nothing else was sent for ``heartbeat_s`` (so proxies keep the connection),
 and ends after ``lifetime_s``: the browser's EventSource reconnects by itself after ``retry``, carrying the
@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
 from django.core.handlers.asgi import ASGIRequest
+from django.db import connections
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 T = TypeVar("T")
@@ -82,8 +82,8 @@ async def in_db(fn: Callable[..., T], *args: Any) -> T:
 def timings(poll: str = "LIVE_POLL_MS") -> dict[str, float]:
     """``follow``'s timings from settings; ``poll`` names the setting of the poll interval."""
     live = settings.RELAYHUB
-    return {"poll_s": live[poll] / 1000, "lifetime_s": live["LIVE_STREAM_S"], "heartbeat_s": live["LIVE_HEARTBEAT_S"],
-            "retry_ms": live["LIVE_RETRY_MS"]}
+    return {"poll_s": live[poll] / 1000, "lifetime_s": live["LIVE_STREAM_S"],
+            "heartbeat_s": live["LIVE_HEARTBEAT_S"], "retry_ms": live["LIVE_RETRY_MS"]}
 
 
 async def follow(look: Callable[[], Awaitable[tuple[list[bytes], bool]]],
