@@ -221,7 +221,7 @@ class Agent:
         self._config_wake.set()
         for thread in self._threads:
             thread.join(timeout=5)
-        if not self.results.flush_spool():
+        if not self.results.flush_at_shutdown():
             log.warning(
                 "hub unreachable at shutdown; results stay spooled for the next start", spooled=self.spool.count()
             )

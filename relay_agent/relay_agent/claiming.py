@@ -62,6 +62,9 @@ class Claimer:
             free = self.slots.wait_for_free(self.stopping)
             if self.stopping.is_set():
                 return
+            if self.results.spool_fault:  # no new work whose result could not be kept (ResultDelivery says why)
+                self.stopping.wait(0.5)
+                continue
             try:
                 if self.extensions.supported is not False:
                     holding = self.slots.holding()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import Any
 
@@ -15,6 +16,7 @@ from .spool import ResultSpool
 log = get_logger(AGENT_LOGGER)
 
 MAX_BATCH_CHARS = 2 * 1024 * 1024
+SPOOL_PROBE_S = 2.0
 
 
 class ResultDelivery:
@@ -26,6 +28,10 @@ class ResultDelivery:
         self.extensions = extensions
         self._stopped = stopped
         self._wake = threading.Event()
+        # Results the spool could not take (its disk is full), kept here until it can or the hub has them.
+        self._held: list[dict] = []
+        self._held_lock = threading.Lock()
+        self.spool_fault = ""  # why the spool cannot be written, while it cannot; claiming waits meanwhile
 
     def wake(self) -> None:
         self._wake.set()
@@ -34,9 +40,10 @@ class ResultDelivery:
         body = self.result_body(running, result)
         try:
             self.spool.put(body)
-        except Exception:
-            log.error("result could not be spooled", commandId=running.command_id, exc_info=True)
-            return
+        except (sqlite3.Error, OSError) as exc:
+            with self._held_lock:
+                self._held.append(body)
+            self._spool_failed(exc)
         self._wake.set()
         log.info(
             "command finished",
@@ -82,12 +89,77 @@ class ResultDelivery:
             if self._stopped.is_set():
                 return
             self._wake.clear()
-            if self.flush_spool():
+            try:
+                self._respool()
+                delivered = self.flush_spool()  # reading works on a full disk; acknowledging may not
+            except (sqlite3.Error, OSError) as exc:
+                self._spool_failed(exc)
+                delivered = False
+            if self.spool_fault:
+                self._deliver_held()
+                delay = SPOOL_PROBE_S  # look again soon: claiming waits until the spool takes writes
+            elif delivered:
                 backoff.reset()
                 delay = 0.0
             else:
                 delay = backoff.next()
                 log.warning("results not delivered, retrying", spooled=self.spool.count(), retryInS=round(delay, 1))
+
+    def _spool_failed(self, exc: Exception) -> None:
+        if not self.spool_fault:
+            log.error("result spool cannot be written: claiming paused until it can; finished results are kept in "
+                      "memory and posted directly meanwhile", spool=str(self.spool.path), error=str(exc))
+        self.spool_fault = str(exc) or type(exc).__name__
+
+    def _respool(self) -> None:
+        """While the spool is faulty: move held results into it once it takes writes again (or, with none held,
+        probe it)."""
+        if not self.spool_fault:
+            return
+        with self._held_lock:
+            held = list(self._held)
+        try:
+            for body in held:
+                self.spool.put(body)
+                with self._held_lock:
+                    self._held.remove(body)
+            if not held:
+                self.spool.probe()
+        except (sqlite3.Error, OSError) as exc:
+            self.spool_fault = str(exc) or type(exc).__name__
+            return
+        self.spool_fault = ""
+        log.info("result spool writable again; claiming resumed", spooled=self.spool.count())
+
+    def _deliver_held(self) -> None:
+        """Post the results held in memory, one by one (they are few: claiming waits)."""
+        with self._held_lock:
+            held = list(self._held)
+        for body in held:
+            try:
+                status = self.hub.post_result(body)
+            except HubError as exc:
+                log.warning("posting a held result failed", commandId=body.get("commandId"), error=str(exc))
+                return
+            if status in (200, 400, 404, 409):
+                with self._held_lock:
+                    self._held.remove(body)
+
+    def flush_at_shutdown(self) -> bool:
+        """The last delivery: held results first, into the spool if it takes them now, else to the hub; False if
+        something is left (spooled results stay for the next start; held ones are lost, and said so)."""
+        try:
+            self._respool()
+            delivered = self.flush_spool()
+        except (sqlite3.Error, OSError) as exc:
+            self._spool_failed(exc)
+            delivered = False
+        if self._held:
+            self._deliver_held()
+        if self._held:
+            log.error("results lost at shutdown: neither the spool nor the hub took them",
+                      commandIds=[body.get("commandId") for body in self._held])
+        return delivered and not self._held
 
     def flush_spool(self) -> bool:
         """Post spooled results until none are left; False when the hub did not take them all."""

@@ -28,7 +28,7 @@ class ResultSpool:
     FILE = "spool.sqlite3"
 
     def __init__(self, store_dir: Path | str) -> None:
-        path = ensure_private_dir(Path(store_dir)) / self.FILE
+        path = self.path = ensure_private_dir(Path(store_dir)) / self.FILE
         # SQLite gives its -wal/-shm files the database file's mode, so creating it 0600 covers all three.
         create_private(path)
         self._lock = threading.Lock()
@@ -79,6 +79,19 @@ class ResultSpool:
     def mark_tried(self, key: SpoolKey) -> None:
         with self._lock:
             self._db.execute("UPDATE results SET tries = tries + 1 WHERE command_id = ? AND attempt = ?", key)
+
+    def probe(self) -> None:
+        """Raise if a write cannot be committed now (a full disk): one row written and deleted."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.execute("INSERT OR REPLACE INTO results (command_id, attempt, body, created_at) "
+                                 "VALUES ('', -1, '', 0)")
+                self._db.execute("DELETE FROM results WHERE command_id = '' AND attempt = -1")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def count(self) -> int:
         with self._lock:
