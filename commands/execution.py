@@ -23,6 +23,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 from commands import approvals, notify, packages, run_options
@@ -99,6 +100,26 @@ def exec(machine_id: str, command: str, *, target_type: str = TargetType.LOCAL, 
         time.sleep(retry_delay_ms / 1000)
 
 
+# How long a waiting exec() rides out a lost database (PostgreSQL restarted) before it gives up.
+DB_RETRY_S = 60.0
+
+
+def _read(command_id: int) -> Command:
+    """The command's row. A connection the database dropped is replaced and the read tried again, every half
+    second for up to ``DB_RETRY_S``: a waiting caller outlives a database restart."""
+    give_up = None
+    while True:
+        try:
+            return Command.objects.get(pk=command_id)
+        except (OperationalError, InterfaceError):
+            if give_up is None:
+                give_up = time.monotonic() + DB_RETRY_S
+            if connection.in_atomic_block or time.monotonic() >= give_up:
+                raise  # a transaction cannot be resumed on a new connection
+            connection.close()
+            time.sleep(0.5)
+
+
 def _poll_s() -> float:
     return 1.0 if notify.notifier.broadcast else 0.05
 
@@ -111,7 +132,7 @@ def _wait(command_id: int, claim_timeout_ms: int, attempt: int, approval_timeout
         claim_by = None  # from the first look at it in the queue: once approved, for one that needed approval
         grace = timedelta(seconds=settings.RELAYHUB["TIMEOUT_GRACE_S"])
         while True:
-            command = Command.objects.get(pk=command_id)
+            command = _read(command_id)
             if command.is_terminal:
                 return _result(command, attempt)
             if command.status == CommandStatus.AWAITING_APPROVAL:
@@ -147,7 +168,7 @@ def wait_until_ended(command_id: int, timeout_s: float) -> Command:
     try:
         until = time.monotonic() + timeout_s
         while True:
-            command = Command.objects.get(pk=command_id)
+            command = _read(command_id)
             remaining = until - time.monotonic()
             if command.is_terminal or remaining <= 0:
                 return command
