@@ -14,8 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
 
 from commands import admin_views, batches, notify, output, visibility
 from commands.choices import CommandStatus, Stream
@@ -34,6 +36,15 @@ def staff_user(request: HttpRequest) -> Any:
     if not admin.site.has_permission(request):
         raise PermissionDenied("the admin's live streams are for signed-in staff")
     return request.user
+
+
+async def refusal(request: HttpRequest) -> HttpResponse | None:
+    """Who may not open a stream, before anything else: anonymous users go to the login page, as on every admin
+    page; signed-in users who are not active staff get 403; then, under WSGI, 501 (``sse.not_served_here``)."""
+    if not await sse.in_db(lambda: request.user.is_authenticated):
+        return redirect_to_login(request.get_full_path(), reverse("admin:login"))
+    await sse.in_db(staff_user, request)
+    return sse.not_served_here(request)
 
 
 async def events(look: Look, *topics: str, poll: str = "LIVE_POLL_MS",
@@ -99,7 +110,7 @@ async def command_stream(request: HttpRequest, object_id: str) -> HttpResponse:
     first connect from ``?stdout_offset=&stderr_offset=``. ``state``, the state endpoint's JSON, on connect
     and whenever the status or error changes. The stream ends once the command has.
     """
-    if refused := sse.not_served_here(request):
+    if refused := await refusal(request):
         return refused
     follower = await sse.in_db(_open_command, request, object_id)
     return sse.response(events(follower.look, notify.command_topic(follower.pk), notify.output_topic(follower.pk)))
@@ -157,7 +168,7 @@ async def batch_stream(request: HttpRequest, object_id: str) -> HttpResponse:
     holds only those changed since the last event (all of them on connect), each with its ``index``.
     The stream ends once every target has.
     """
-    if refused := sse.not_served_here(request):
+    if refused := await refusal(request):
         return refused
     follower = await sse.in_db(_open_batch, request, object_id)
     return sse.response(events(follower.look, notify.batch_topic(follower.pk)))

@@ -14,8 +14,8 @@ from django.db import connections
 
 
 class CtrlC:
-    """The first Ctrl-C is raised as KeyboardInterrupt; a second only once ``ready_to_detach`` says it may be;
-    any further one is ignored. While ``held``, interrupts are counted and raised on the way out."""
+    """The first Ctrl-C is raised as KeyboardInterrupt; a second only once ``cancelling`` has written what the
+    first cancels; any further one is ignored. While ``held``, interrupts are counted and raised on the way out."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -53,13 +53,10 @@ class CtrlC:
 
     @contextmanager
     def cancelling(self) -> Iterator[None]:
-        """Held, on a fresh database connection: the first interrupt may have broken a query half-way."""
+        """Held, on a fresh database connection (the first interrupt may have broken a query half-way). Once the
+        cancellation inside is written, a second Ctrl-C (one that came meanwhile too) is raised: it detaches."""
         with self.held():
             with suppress(Exception):
                 connections.close_all()
             yield
-
-    def ready_to_detach(self) -> None:
-        """From here a second Ctrl-C (or one that came meanwhile) is raised."""
-        self.detach_ready = True
-        self.raise_due()
+            self.detach_ready = True

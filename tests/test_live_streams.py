@@ -186,7 +186,7 @@ def test_without_a_wake_up_the_stream_still_polls_and_keeps_the_connection_alive
     assert "keep-alive" in comments
 
 
-def test_a_user_who_may_not_see_the_command_gets_404_and_a_non_staff_user_403(
+def test_a_user_who_may_not_see_the_command_gets_404_a_non_staff_user_403_and_anonymous_the_login(
         executing, make_operator, issue_relay, admin_user_api):
     from django.contrib.auth.models import User
 
@@ -196,7 +196,7 @@ def test_a_user_who_may_not_see_the_command_gets_404_and_a_non_staff_user_403(
     assert answer(stream_path(executing), session_cookie(viewer)) == 200
     assert answer(stream_path(executing), session_cookie(other)) == 404
     assert answer(stream_path(executing), session_cookie(plain)) == 403
-    assert answer(stream_path(executing)) == 403
+    assert answer(stream_path(executing)) == 302, "anonymous: to the login page, as every admin page"
     assert answer("/admin/commands/command/999999/stream/", session_cookie(admin_user_api)) == 404
 
 
@@ -280,7 +280,7 @@ def test_the_dashboard_stream_counts_what_the_user_may_see_as_it_changes(
 def test_the_dashboard_stream_is_for_staff_only(db):
     from django.contrib.auth.models import User
 
-    assert answer("/admin/live/") == 403
+    assert answer("/admin/live/") == 302
     assert answer("/admin/live/", session_cookie(User.objects.create_user("plain", password="pw-plain-12345"))) == 403
 
 

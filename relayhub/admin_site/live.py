@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse
 
-from commands.streams import events, staff_user
+from commands.streams import events, refusal, staff_user
 from relayhub.admin_site.dashboard import live_numbers
 from relayhub.web import sse
 
@@ -39,7 +39,7 @@ async def dashboard_stream(request: HttpRequest) -> HttpResponse:
     Events: ``numbers``, on connect and whenever one of them changes. It ends after ``LIVE_STREAM_S``, and
     the browser reconnects.
     """
-    if refused := sse.not_served_here(request):
+    if refused := await refusal(request):
         return refused
     follower = DashboardFollower(await sse.in_db(staff_user, request))
     return sse.response(events(follower.look, "machine:*", "command:*", poll="LIVE_DASHBOARD_POLL_MS",

@@ -340,7 +340,6 @@ class Command(BaseCommand):
         """Ctrl-C: cancel what this run queued, if it is still going; say what; 130. A second Ctrl-C detaches."""
         self.stopping: list[int] = []  # ids whose end is still awaited
         try:
-            self.ctrl_c.ready_to_detach()
             if self.queued is None:
                 self.stderr.write("interrupted: nothing was queued")
             elif self.queued[0] == "batch":
@@ -349,9 +348,10 @@ class Command(BaseCommand):
                 self.interrupted_command(self.queued[1])
         except KeyboardInterrupt:
             # Wherever the second Ctrl-C lands, even between two lines: detach, never a traceback.
-            ids = ", ".join(map(str, self.stopping)) or "none"
-            self.stderr.write(f"detached: the relay is still stopping command(s) {ids}; follow them on "
-                              f"/admin/commands/command/<id>/change/ or GET /api/v1/commands/<id>/")
+            if self.stopping:
+                self.stderr.write(f"detached: the relay is still stopping command(s) "
+                                  f"{', '.join(map(str, self.stopping))}; follow them on "
+                                  f"/admin/commands/command/<id>/change/ or GET /api/v1/commands/<id>/")
         return EXIT_INTERRUPTED
 
     def interrupted_command(self, command_id: int) -> None:
