@@ -27,6 +27,7 @@ class Action(models.TextChoices):
     LOGIN = "auth.login", "Signed in"
     LOGOUT = "auth.logout", "Signed out"
     LOGIN_FAILED = "auth.login_failed", "Sign-in failed"
+    AGENT_RELEASE = "agent_release.publish", "Agent release published"
 
 
 class Source(models.TextChoices):

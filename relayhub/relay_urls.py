@@ -5,6 +5,7 @@ The hot routes are async views (``relayhub.relay.routes``); the rest are DRF vie
 
 from django.urls import re_path
 
+from agentupdates import relay_views as agentupdates
 from commands import longpoll
 from commands import relay_views as commands
 from configpush import relay_views as pushes
@@ -30,6 +31,8 @@ urlpatterns = [
     route("commands/output", commands.OutputView, "relay-output"),
     route("commands/results", commands.results_batch, "relay-results"),
     route("commands/full-output", commands.full_output_upload, "relay-full-output"),
+    route(rf"agent-releases/(?P<version>{agentupdates.VERSION_PATTERN})/wheel", agentupdates.ReleaseWheelView,
+          "relay-agent-release-wheel"),
     route("config-pushes", pushes.PendingPushesView, "relay-config-pushes"),
     route("config/pending", pushes.PendingPushesAliasView, "relay-config-pending"),
     route("config-pushes/ack", pushes.AckView, "relay-config-ack"),

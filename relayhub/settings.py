@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "runbooks",
     "notifications",
     "audit",
+    "agentupdates",
     "axes",
 ]
 
@@ -236,6 +237,11 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     "command_output": _command_output_storage(),
+    # Agent release wheels (agentupdates): private, served to relays only through their authenticated route.
+    "agent_releases": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                       "OPTIONS": {"location": env.str("RELAYHUB_AGENT_RELEASES_DIR",
+                                                       default=str(VAR_DIR / "agent-releases")),
+                                   "file_permissions_mode": 0o600, "directory_permissions_mode": 0o700}},
 }
 # Serve straight from the app folders, so development needs no collectstatic.
 WHITENOISE_USE_FINDERS = True
@@ -322,6 +328,8 @@ RELAYHUB = {
     "FULL_OUTPUT_MAX_BYTES": env.int("RELAYHUB_FULL_OUTPUT_MAX_BYTES", default=100 * 1024 * 1024),
     # Full copies of commands that ended longer ago are deleted (0: kept as long as their command).
     "FULL_OUTPUT_RETENTION_DAYS": env.int("RELAYHUB_FULL_OUTPUT_RETENTION_DAYS", default=30),
+    # The Ed25519 key that signs agent releases (manage.py agent_release_key); its private half only here.
+    "AGENT_RELEASE_KEY_FILE": env.str("RELAYHUB_AGENT_RELEASE_KEY_FILE", default=str(VAR_DIR / "agent-release-key.pem")),
     # Routes that take larger bodies than MAX_BODY_BYTES and check the size themselves.
     "OWN_BODY_LIMIT_PATHS": ("/relay/commands/full-output",),
     "LONGPOLL_MAX_MS": env.int("RELAYHUB_LONGPOLL_MAX_MS", default=30_000),
