@@ -83,7 +83,7 @@ class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
     list_filter = [LivenessFilter, "enabled", "requires_approval", CapabilityFilter]
     search_fields = ["name", "machine_id", "status__hostname", "status__version"]
     form = RelayForm
-    fields = ["name", "machine_id", "enabled", "labels", "requires_approval", "id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
+    fields = ["name", "machine_id", "enabled", "labels", "requires_approval", "agent_version_pin", "id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
     readonly_fields = ["id", "key", "last_seen_at", "created_by", "created_at", "updated_at"]
     actions = ["enable_relays", "disable_relays"]
     change_form_template = "admin/assignments/relayassignment/change_form.html"
@@ -113,7 +113,7 @@ class RelayAssignmentAdmin(ReinforcedGuardedModelAdminMixin, admin.ModelAdmin):
         # Whether the relay's commands need approval changes what it allows: configure_relay, not change.
         if obj is not None and access.configures(request.user, obj):
             return self.readonly_fields
-        return [*self.readonly_fields, "requires_approval"]
+        return [*self.readonly_fields, "requires_approval", "agent_version_pin"]
 
     def get_urls(self):
         view = self.admin_site.admin_view

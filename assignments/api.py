@@ -22,7 +22,7 @@ def selector_or_400(text: str, field: str = "selector", *, allow_empty: bool = F
     return selector
 
 
-WRITABLE = ("requires_approval",)
+WRITABLE = ("requires_approval", "agent_version_pin")
 
 
 class RelaySerializer(serializers.ModelSerializer):
@@ -41,7 +41,7 @@ class RelaySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = RelayAssignment
-        fields = ["id", "name", "machine_id", "enabled", "labels", "requires_approval", "online", "last_seen_at",
+        fields = ["id", "name", "machine_id", "enabled", "labels", "requires_approval", "agent_version_pin", "online", "last_seen_at",
                   "last_heartbeat_at", "last_connection_event", "last_fetch_at", "not_fetching", "capabilities", "metrics", "version", "hostname",
                   "platform", "created_at", "updated_at"]
         read_only_fields = [name for name in fields if name not in WRITABLE]
@@ -71,7 +71,7 @@ class SelectorFilterMixin:
 
 @extend_schema_view(list=extend_schema(parameters=[SELECTOR_PARAMETER]),
                     partial_update=extend_schema(description=(
-                        "Change whether the relay requires approval for its machine's commands; needs "
+                        "Change whether the relay requires approval for its machine's commands, or its agent_version_pin; needs "
                         "configure_relay on the relay. Other fields are read-only (400).")))
 class RelayViewSet(SelectorFilterMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = RelaySerializer
@@ -84,5 +84,5 @@ class RelayViewSet(SelectorFilterMixin, mixins.UpdateModelMixin, viewsets.ReadOn
 
     def perform_update(self, serializer: RelaySerializer) -> None:
         if not access.configures(self.request.user, serializer.instance):
-            raise exceptions.PermissionDenied("changing whether a relay requires approval needs configure_relay on it")
+            raise exceptions.PermissionDenied("changing whether a relay requires approval, or its agent version pin, needs configure_relay on it")
         serializer.save()

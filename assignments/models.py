@@ -19,6 +19,7 @@ class Capability(models.TextChoices):
     PERF_METRICS = "perf_metrics", "Performance metrics"
     RUN_OPTIONS = "run_options", "Working directory, environment, run-as and scripts"
     PACKAGES = "packages", "Package commands (apt-get, dnf, yum, apk, zypper)"
+    SELF_UPDATE = "self_update", "Signed self-update (update_agent)"
 
 
 class ConnectionEvent(models.TextChoices):
@@ -93,6 +94,11 @@ class RelayAssignment(models.Model):
     requires_approval = models.BooleanField(
         default=False, help_text="Commands for this relay's machine wait until a second person approves them "
                                  "(approve_command on the relay). Only configurers of the relay change this.")
+    # An update_agent command to any other version is refused (400) while this is set.
+    agent_version_pin = models.CharField(
+        max_length=64, blank=True, verbose_name="agent version pin",
+        help_text="Only updates to this relay agent version are allowed; empty: any release. Only configurers of "
+                  "the relay change this.")
     labels = models.JSONField(default=dict, blank=True, validators=[labels.validate_labels],
                               help_text="key=value labels that selectors pick relays by, e.g. env=prod, site=lab")
     transport_key_id = models.CharField(max_length=64, editable=False)

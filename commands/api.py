@@ -16,19 +16,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from assignments import access, reachability
-from commands import audit_events, full_output, output, packages, run_options, visibility
+from commands import agent_update, audit_events, full_output, output, packages, run_options, visibility
 from commands.approval_api import ApprovalSummarySerializer
 from commands.choices import CommandStatus, Stream, TargetType
 from commands.models import Command, IllegalTransition
 from relayhub.web.fields import INT64_MAX
 from relayhub.web.filters import UtcIsoDateTimeFilter
 
-PACKAGE_FIELDS = ["kind", "packages", "package_action"]
+PACKAGE_FIELDS = ["kind", "packages", "package_action", "agent_version"]
 INPUT_FIELDS = ["machine_id", "target_type", "target_host", "target_port", "target_username", "command",
                 "timeout_ms", "priority", *run_options.FIELDS]
 
 
-class CommandSerializer(packages.PackagesInput, run_options.RunOptionsInput, serializers.ModelSerializer):
+class CommandSerializer(agent_update.AgentUpdateInput, packages.PackagesInput, run_options.RunOptionsInput, serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     queue_if_offline = serializers.BooleanField(
         write_only=True, default=False,
@@ -46,7 +46,7 @@ class CommandSerializer(packages.PackagesInput, run_options.RunOptionsInput, ser
 
     class Meta:
         model = Command
-        fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "packages", "package_action", "package_result", "target_name", "status", "waiting_for", "approval", "attempt", "claimed_by", "claimed_at", "started_at",
+        fields = ["id", *INPUT_FIELDS, "secret_environment", "script_name", "queue_if_offline", "kind", "packages", "package_action", "package_result", "agent_version", "agent_release", "target_name", "status", "waiting_for", "approval", "attempt", "claimed_by", "claimed_at", "started_at",
                   "completed_at", "deadline_at", "output", "stderr", "exit_code", "error", "duration_ms",
                   "output_truncated", "full_output", "cancel_requested", "batch", "created_by", "created_at",
                   "updated_at"]
@@ -56,7 +56,7 @@ class CommandSerializer(packages.PackagesInput, run_options.RunOptionsInput, ser
                         "command": {"required": False, "allow_blank": True, "help_text": "Shell text; or give a script."}}
 
     def validate(self, data: dict) -> dict:
-        return validate_target(run_options.clean(packages.clean(data)))
+        return validate_target(run_options.clean(agent_update.clean(packages.clean(data))))
 
     @extend_schema_field(serializers.DictField(child=inline_serializer("FullOutputFile", {
         "size": serializers.IntegerField(), "sha256": serializers.CharField(), "url": serializers.URLField()})))
@@ -145,6 +145,7 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
     def perform_create(self, serializer: CommandSerializer) -> None:
         data = serializer.validated_data
         require_run_permission(self.request.user, data["machine_id"])
+        agent_update.require_allowed(self.request.user, [data["machine_id"]], data)
         require_relay_online([data["machine_id"]], data.pop("queue_if_offline"))
         run_options.require_support([data["machine_id"]], data)
         packages.require_support([data["machine_id"]], data)
@@ -172,8 +173,9 @@ class CommandViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.
         overrides.is_valid(raise_exception=True)
         queue_if_offline = overrides.validated_data.pop("queue_if_offline")
         fields = {name: getattr(original, name) for name in (*INPUT_FIELDS, "secret_environment")
-                  } | packages.copied(original) | overrides.validated_data
+                  } | packages.copied(original) | agent_update.copied(original) | overrides.validated_data
         require_run_permission(request.user, fields["machine_id"])
+        agent_update.require_allowed(request.user, [fields["machine_id"]], fields)
         require_relay_online([fields["machine_id"]], queue_if_offline)
         run_options.require_support([fields["machine_id"]], fields)
         packages.require_support([fields["machine_id"]], fields)

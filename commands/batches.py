@@ -25,7 +25,7 @@ from django.utils import timezone
 from assignments import access, reachability
 from commands import approval_model, audit_events, notify, run_options
 from commands.approval_model import Approval, Need
-from commands.choices import ApprovalState, CommandStatus, TargetType
+from commands.choices import ApprovalState, CommandKind, CommandStatus, TargetType
 from commands.models import MAX_BATCH_TARGETS, Command, CommandBatch, IllegalTransition
 from commands.signals import batch_command_ended
 from relayhub.web import metrics
@@ -199,6 +199,8 @@ def _copy_fields(batch: CommandBatch, index: int, destination: dict, now: Any) -
     fields = {field: getattr(batch, field) for field in TEMPLATE_FIELDS}
     fields.update(batch=batch, batch_index=index, machine_id=destination["machine_id"], created_by=batch.created_by,
                   target_name=destination.get("name", ""), created_at=now)
+    if batch.agent_release:
+        fields.update(kind=CommandKind.UPDATE_AGENT, agent_release=batch.agent_release)
     if "target_host" in destination:
         fields.update({name: destination.get(name) or "" for name in ("target_host", "target_username")},
                       target_port=destination.get("target_port"), target_type=TargetType.SSH)

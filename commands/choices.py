@@ -38,6 +38,8 @@ class CommandKind(models.TextChoices):
     PROBE = "probe"
     # Install, remove or upgrade named packages with the target's package manager (commands.packages).
     UPDATE_PACKAGE = "update_package", "Package update"
+    # Replace the relay agent itself with a signed release (commands.agent_update).
+    UPDATE_AGENT = "update_agent", "Agent update"
 
 
 class TargetType(models.TextChoices):

@@ -14,6 +14,7 @@ from assignments.models import RelayAssignment
 from commands import audit_events, notify, queue_sql, secrets
 from commands.approval_model import Approval, Need, needed_for
 from commands.choices import ApprovalState, CommandKind, CommandStatus, Stream, TargetType
+from commands.agent_update import AgentUpdateModel
 from commands.packages import PackagesModel
 from commands.run_options import RunOptionsModel
 from commands.signals import batch_command_ended, command_ended
@@ -33,7 +34,7 @@ def _live_relay(relay: Any) -> models.QuerySet:
     return RelayAssignment.objects.filter(pk=relay.pk, enabled=True, api_key__revoked_at__isnull=True)
 
 
-class CommandBatch(RunOptionsModel):
+class CommandBatch(RunOptionsModel, AgentUpdateModel):
     """One command fanned out to many machines or SSH targets, dispatched ``max_concurrency`` at a time.
 
     ``destinations`` lists where each copy goes, in order: ``{"machine_id"}`` and, for an SSH target,
@@ -74,7 +75,7 @@ class CommandQuerySet(models.QuerySet):
         return self.filter(machine_id=machine_id, status=CommandStatus.PENDING).order_by("-priority", "created_at", "id")
 
 
-class Command(RunOptionsModel, PackagesModel):
+class Command(RunOptionsModel, PackagesModel, AgentUpdateModel):
     """A shell command queued for a machine. Its status changes only through its methods."""
 
     machine_id = models.CharField(max_length=200)
@@ -353,6 +354,7 @@ class Command(RunOptionsModel, PackagesModel):
         data["timeoutMs"] = self.timeout_ms
         data.update(self.run_options_wire())
         data.update(self.packages_wire())
+        data.update(self.agent_update_wire())
         if created_at:
             data["createdAt"] = epoch_ms(self.created_at)
         if attempt:

@@ -86,9 +86,10 @@ def command_text(action: str, names: Iterable[str]) -> str:
 class PackagesInput(serializers.Serializer):
     """The package fields as API input; mixed into the command serializer."""
 
-    kind = serializers.ChoiceField([CommandKind.COMMAND, CommandKind.UPDATE_PACKAGE], required=False, help_text=(
+    kind = serializers.ChoiceField([CommandKind.COMMAND, CommandKind.UPDATE_PACKAGE, CommandKind.UPDATE_AGENT],
+                                   required=False, help_text=(
         "`command` (the default) runs `command` or `script`; `update_package` installs, removes or upgrades "
-        "`packages`, with `package_action`."))
+        "`packages`, with `package_action`; `update_agent` updates the relay agent to `agent_version`."))
     packages = serializers.ListField(child=serializers.CharField(max_length=300, trim_whitespace=False),
                                      required=False, max_length=MAX_PACKAGES, help_text=(
         "For update_package: package names, each NAME, NAME:ARCH (apt only) or NAME=VERSION."))

@@ -27,7 +27,7 @@ from relayhub.relay.rawsql import RowReader
 # What the wire needs of a claimed command (``Command.to_wire``), and its order.
 WIRE_FIELDS = ("id", "command", "kind", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
                "created_at", "attempt", "priority", "working_directory", "environment", "run_as", "script", "interpreter",
-               "secret_environment", "packages", "package_action")
+               "secret_environment", "packages", "package_action", "agent_release")
 
 
 @functools.cache

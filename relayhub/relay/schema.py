@@ -40,6 +40,12 @@ class WireCommand(serializers.Serializer):
         "Extension (capability packages): install, remove or upgrade these packages with the target's package "
         "manager instead of running `command`, which for such a command fails on an agent without the "
         "extension; report packageResult with the result."))
+    agentUpdate = inline_serializer("WireAgentUpdate", {
+        "version": serializers.CharField(), "sha256": serializers.CharField(), "signature": serializers.CharField(),
+        "size": serializers.IntegerField(allow_null=True), "url": serializers.CharField()}, required=False, help_text=(
+        "Extension (capability self_update): update the relay agent to this signed release, downloaded from `url` "
+        "with the relay's key and checked against sha256 and the Ed25519 signature, instead of running `command`, "
+        "which for such a command fails on an agent without the extension."))
     fullOutput = inline_serializer("FullOutputRequest", {
         "maxBytes": serializers.IntegerField(), "overBytes": serializers.IntegerField()}, required=False,
         help_text=("Extension (in `next` answers): keep each stream longer than overBytes whole, up to maxBytes, "

@@ -1,0 +1,96 @@
+"""update_agent commands on the hub: who may queue one, the capability guard, pins, the wire, batches."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentupdates import releases
+from assignments.models import RelayStatus
+from commands import agent_update, batches
+from commands.models import Command
+from tests.conftest import api_client_for, client_for, mark_online
+from tests.test_agent_releases import key_file, make_wheel, public_key  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def release(public_key):  # noqa: F811
+    return releases.register(make_wheel("9.9.9"), "relay_agent-9.9.9-py3-none-any.whl")
+
+
+def able(*relays, capabilities=("local_cmd", "ssh", "run_options", "packages", "self_update")) -> None:
+    RelayStatus.objects.filter(relay__in=relays).update(capabilities=list(capabilities))
+    mark_online(*relays)
+
+
+def queue(api, **fields):
+    return api.post("/api/v1/commands/", {"machine_id": "machine-1", "kind": "update_agent", "agent_version": "9.9.9",
+                                          **fields}, format="json")
+
+
+def test_an_update_reaches_the_relay_with_the_release_metadata(admin_api, issued, release):
+    able(issued.relay)
+    response = queue(admin_api)
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["kind"], body["command"], body["timeout_ms"]) == (
+        "update_agent", "agent update 9.9.9", agent_update.DEFAULT_TIMEOUT_MS)
+    assert body["agent_release"]["sha256"] == release.sha256
+    [wire] = client_for(issued).get("/relay/commands").json()["commands"]
+    assert wire["agentUpdate"] == {"version": "9.9.9", "sha256": release.sha256, "signature": release.signature,
+                                   "size": release.size, "url": "/relay/agent-releases/9.9.9/wheel"}
+    # An agent without the extension runs this line, which fails and runs nothing.
+    assert wire["command"] == agent_update.WIRE_COMMAND
+    claimed = client_for(issued).post("/relay/commands/next", {"max": 1, "waitMs": 0}, format="json").json()
+    assert claimed["commands"][0]["agentUpdate"]["signature"] == release.signature
+
+
+def test_a_relay_without_the_capability_or_pinned_elsewhere_is_refused_by_name(admin_api, issued, release):
+    able(issued.relay, capabilities=("local_cmd", "ssh"))
+    response = queue(admin_api)
+    assert response.status_code == 400
+    assert "self_update" in str(response.json()) and "relay-1" in str(response.json())
+    able(issued.relay)
+    issued.relay.agent_version_pin = "0.1.0"
+    issued.relay.save()
+    response = queue(admin_api)
+    assert response.status_code == 400 and "pinned to agent version 0.1.0" in str(response.json())
+    issued.relay.agent_version_pin = "9.9.9"
+    issued.relay.save()
+    assert queue(admin_api).status_code == 201
+    assert queue(admin_api, agent_version="1.0.0").status_code == 400
+    assert queue(admin_api, agent_version="9.9.9", command="rm -rf /").status_code == 400
+    assert not Command.objects.exclude(agent_release__isnull=True).exclude(agent_release__version="9.9.9").exists()
+
+
+def test_a_run_only_user_may_not_update_an_agent_a_configurer_may(issued, release, make_operator):
+    able(issued.relay)
+    runner = api_client_for(make_operator("runner", run=[issued.relay]))
+    response = queue(runner)
+    assert response.status_code == 403, response.json()
+    assert "configure_relay" in str(response.json())
+    stranger = api_client_for(make_operator("stranger"))
+    assert queue(stranger).status_code in (403, 404)
+    assert not Command.objects.exists()
+    # The pin is the configurer's too.
+    pin = runner.patch(f"/api/v1/relays/{issued.relay.pk}/", {"agent_version_pin": "9.9.9"}, format="json")
+    assert pin.status_code in (403, 404)
+    configurer = make_operator("configurer", run=[issued.relay])
+    from guardian.shortcuts import assign_perm
+    assign_perm("assignments.configure_relay", configurer, issued.relay)
+    api = api_client_for(configurer)
+    assert api.patch(f"/api/v1/relays/{issued.relay.pk}/", {"agent_version_pin": "9.9.9"},
+                     format="json").status_code == 200
+    assert queue(api).status_code == 201
+
+
+def test_a_batch_of_updates_carries_the_release_to_each_copy(admin_user_api, issue_relay, release):
+    relays = [issue_relay(f"m-{n}", f"r-{n}").relay for n in range(3)]
+    able(*relays)
+    batch = batches.create(machine_ids=[r.machine_id for r in relays], created_by=admin_user_api,
+                           max_concurrency="33%", max_errors=0, command=agent_update.command_text("9.9.9"),
+                           agent_release=release.metadata(), timeout_ms=agent_update.DEFAULT_TIMEOUT_MS)
+    [first] = batch.commands.all()
+    assert first.kind == "update_agent" and first.agent_release["version"] == "9.9.9"
+    assert first.to_wire()["agentUpdate"]["sha256"] == release.sha256
