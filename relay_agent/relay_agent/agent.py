@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import __version__
+from . import __version__, launcher, selfupdate
 from .backoff import Backoff
 from .claiming import Claimer
 from .config import AgentConfig
@@ -49,7 +50,13 @@ class Agent:
         )
         self.relay_id: str | None = None
         self.extensions = HubExtensions()
-        self.status = StatusReporter(self.hub, self.store, self.extensions)
+        self.release_key = selfupdate.ReleaseKey(settings.store_dir, settings.release_public_key)
+        self.status = StatusReporter(self.hub, self.store, self.extensions, self_update=not settings.no_self_update)
+        # Set once an update is installed: run() then ends with launcher.RESTART_EXIT, to restart into it.
+        self.restart = False
+        self.updater = selfupdate.Updater(
+            self.hub, settings.store_dir, settings.install_root or settings.store_dir / "agent", self.release_key,
+            enabled=not settings.no_self_update, deadline_s=settings.update_deadline_s, on_installed=self._restart)
         self.stopping = threading.Event()
         self._force = threading.Event()
         self._stopped_at = 0.0
@@ -60,7 +67,7 @@ class Agent:
         self.slots = Slots(settings.concurrency)
         self.results = ResultDelivery(self.hub, self.spool, self.extensions, self._background_stop)
         self.runner = CommandRunner(
-            self.hub, self.extensions, self.config, self.local, self.ssh, settings.output_flush_ms
+            self.hub, self.extensions, self.config, self.local, self.ssh, settings.output_flush_ms, self.updater
         )
         self.claimer = Claimer(
             self.hub,
@@ -87,7 +94,8 @@ class Agent:
                 return 0 if self.stopping.is_set() else 2
             while not self.stopping.wait(1.0):
                 pass
-            return self.shutdown()
+            code = self.shutdown()
+            return launcher.RESTART_EXIT if self.restart else code
         finally:
             self.close()
 
@@ -102,6 +110,10 @@ class Agent:
         self._stopped_at = time.monotonic()
         self.stopping.set()
 
+    def _restart(self) -> None:
+        self.restart = True
+        self.stop()
+
     def _on_signal(self, signum: int, frame: Any) -> None:
         self.stop()
 
@@ -114,6 +126,7 @@ class Agent:
         )
         if not self._check_hub() or not self._verify():
             return False
+        self._update_outcome()
         self.status.report(self.relay_id)
         self.sync.sync_config(self.relay_id)
         if self.sync.sync_shared_credentials(self.relay_id):
@@ -183,6 +196,8 @@ class Agent:
                 log.error("hub did not accept the api key", error=str(info.get("error", "")))
                 return False
             self.relay_id = str(info["assignmentId"])
+            if not self.settings.no_self_update:
+                self.release_key.learn(info.get("agentReleasePublicKey"))
             log.info(
                 "verified",
                 relayId=self.relay_id,
@@ -191,6 +206,13 @@ class Agent:
             )
             return True
         return False
+
+    def _update_outcome(self) -> None:
+        """A pending update's outcome, now that this process verified: spooled, to go out with the other results."""
+        outcome = selfupdate.after_verify(self.settings.store_dir, os.environ.get(launcher.ENV_UNDER_LAUNCHER) == "1")
+        if outcome is not None:
+            running, result = outcome
+            self.results.record(running, result)
 
     @property
     def _grace_end(self) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .credentials_cli import credentials_main
@@ -16,6 +17,8 @@ def agent_main(argv: list[str]) -> int:
 
     from . import logs
     from .agent import Agent
+    from .launcher import ENV_UNDER_LAUNCHER, RESTART_EXIT
+    from .selfupdate import exec_launcher
     from .config import ConfigError
     from .store import CredentialStoreError
 
@@ -27,7 +30,11 @@ def agent_main(argv: list[str]) -> int:
     except (ConfigError, CredentialStoreError, OSError) as exc:
         print(f"relay-agent: error: {exc}", file=sys.stderr)
         return 1
-    return agent.run()
+    code = agent.run()
+    if code == RESTART_EXIT and os.environ.get(ENV_UNDER_LAUNCHER) != "1":
+        # The first update: this process becomes the launcher, which runs the new version and watches it.
+        exec_launcher(settings.store_dir, settings.install_root or settings.store_dir / "agent")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

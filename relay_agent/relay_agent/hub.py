@@ -153,6 +153,31 @@ class HubClient:
         answer = f"HTTP {status}" + ("" if isinstance(data, dict) else " without a JSON object")
         raise NotARelayhub(f"GET {path} answered {answer}, not a relayhub", status)
 
+    def download(self, path: str, max_bytes: int) -> bytes:
+        """The bytes at a relay route (an agent release's wheel), with this relay's key; at most ``max_bytes``."""
+        try:
+            with self.session.get(self.base_url + path, timeout=(self._timeout[0], 120), stream=True,
+                                  allow_redirects=False) as response:
+                status = response.status_code
+                if status >= 400 or status in (301, 302, 303, 307, 308):
+                    error = ""
+                    try:
+                        error = str(response.json().get("error") or "")
+                    except (ValueError, AttributeError):
+                        pass
+                    kind = HubUnavailable if status >= 500 or status == 429 else (
+                        HubRejected if status in (401, 403) else HubRequestError)
+                    raise kind(f"GET {path}: HTTP {status} {error}".strip(), status)
+                chunks, size = [], 0
+                for chunk in response.iter_content(65536):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise HubRequestError(f"GET {path}: more than {max_bytes} bytes")
+                    chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise HubUnavailable(f"GET {path}: {type(exc).__name__}") from None
+        return b"".join(chunks)
+
     def verify(self) -> dict:
         return self._request("POST", "/relay/verify", {"apiKey": self._api_key})[1]
 

@@ -23,6 +23,9 @@ _VALUE_OPTIONS = {
     "--max-output-head",
     "--ssh-idle-timeout",
     "--long-poll-wait",
+    "--release-public-key",
+    "--install-root",
+    "--update-deadline",
 }
 
 
@@ -58,7 +61,8 @@ def agent_parser() -> argparse.ArgumentParser:
   RELAY_METRICS_INTERVAL_MS, RELAY_LOG_LEVEL, RELAY_STORE_DIR, RELAY_CONCURRENCY,
   RELAY_SHARED_SECRET, RELAY_SHUTDOWN_GRACE, RELAY_KNOWN_HOSTS (colon-separated),
   RELAY_MAX_OUTPUT, RELAY_MAX_OUTPUT_HEAD, RELAY_SSH_IDLE_TIMEOUT, RELAY_LONG_POLL_WAIT_MS,
-  RELAY_ALLOW_INSECURE_HTTP=1, RELAY_SKIP_HUB_CHECK=1.
+  RELAY_ALLOW_INSECURE_HTTP=1, RELAY_SKIP_HUB_CHECK=1, RELAY_NO_SELF_UPDATE=1,
+  RELAY_RELEASE_PUBLIC_KEY, RELAY_INSTALL_ROOT, RELAY_UPDATE_DEADLINE.
   RELAY_API_KEY_FILE and RELAY_SHARED_SECRET_FILE read the secret from a file.
 
 credential store:
@@ -144,6 +148,30 @@ credential store:
         type=_positive_int,
         metavar="MS",
         help="how long the hub may hold a long-poll (default 25000, at most 30000)",
+    )
+    parser.add_argument(
+        "--no-self-update",
+        action="store_true",
+        help="refuse every update_agent command (each fails saying so) and do not report the self_update capability",
+    )
+    parser.add_argument(
+        "--release-public-key",
+        metavar="BASE64",
+        help="the hub's agent release public key (manage.py agent_release_key prints it); without it the agent "
+        "pins the key the hub states on first verify (kept in STORE_DIR/release-public-key)",
+    )
+    parser.add_argument(
+        "--install-root",
+        metavar="DIR",
+        help="where updates are installed: DIR/versions/VERSION, and DIR/current the one in use "
+        "(default STORE_DIR/agent)",
+    )
+    parser.add_argument(
+        "--update-deadline",
+        type=_non_negative_float,
+        metavar="S",
+        help="a new version that has not verified with the hub this long after it started is rolled back "
+        "(default 60)",
     )
     return parser
 

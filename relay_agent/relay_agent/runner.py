@@ -12,6 +12,7 @@ from .logs import AGENT_LOGGER, get_logger
 from .output import ExecResult
 from .package_names import PackageRefused, PackageRequest
 from .probe import probe_ssh
+from .selfupdate import Updater
 from .slots import RunningCommand
 from .ssh import SSHPool
 from .streaming import OutputStreamer
@@ -31,7 +32,9 @@ class CommandRunner:
         local: LocalExecutor,
         ssh: SSHPool,
         output_flush_ms: int,
+        updater: Updater | None = None,
     ) -> None:
+        self.updater = updater
         self.hub = hub
         self.extensions = extensions
         self.config = config
@@ -46,6 +49,10 @@ class CommandRunner:
                 return None
             if running.cancel_requested:
                 return ExecResult(status="cancelled", error="cancelled before it started")
+        if command.get("agentUpdate") is not None:
+            if self.updater is None:
+                return ExecResult.refused("this relay agent does not update itself")
+            return self.updater.run(command, running)
         text = command.get("command")
         target_type = command.get("targetType") or "local"
         timeout_ms = command.get("timeoutMs") or DEFAULT_TIMEOUT_MS

@@ -39,6 +39,11 @@ class AgentSettings:
     # Send the key without first checking that GET /relay/hello names a relayhub: for hubs without
     # that route (the original hub).
     skip_hub_check: bool = False
+    # Self-update (selfupdate.py): refuse it all; the pinned release key given at start; where versions go.
+    no_self_update: bool = False
+    release_public_key: str | None = None
+    install_root: Path | None = None
+    update_deadline_s: float = 60.0
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -125,6 +130,20 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         long_poll_wait_ms=min(30_000, args.long_poll_wait or int(_env_number("RELAY_LONG_POLL_WAIT_MS", 25_000, int))),
         skip_hub_check=skip_hub_check,
     )
+    settings.no_self_update = args.no_self_update or (_env("RELAY_NO_SELF_UPDATE") or "").lower() in (
+        "1", "true", "yes")
+    settings.release_public_key = args.release_public_key or _env("RELAY_RELEASE_PUBLIC_KEY")
+    if settings.release_public_key:
+        from .selfupdate import parse_public_key
+
+        try:
+            settings.release_public_key = parse_public_key(settings.release_public_key)
+        except ValueError as exc:
+            parser.error(str(exc))
+    root = args.install_root or _env("RELAY_INSTALL_ROOT")
+    settings.install_root = Path(root).expanduser() if root else settings.store_dir / "agent"
+    settings.update_deadline_s = args.update_deadline if args.update_deadline is not None else _env_number(
+        "RELAY_UPDATE_DEADLINE", 60.0, float)
     if settings.concurrency <= 0:
         parser.error("RELAY_CONCURRENCY must be positive")
     return settings, log_level

@@ -20,8 +20,10 @@ EXTENSION_CAPABILITIES = ["run_options", "packages"]
 
 
 class StatusReporter:
-    def __init__(self, hub: HubClient, store: CredentialStore, extensions: HubExtensions | None = None) -> None:
+    def __init__(self, hub: HubClient, store: CredentialStore, extensions: HubExtensions | None = None,
+                 self_update: bool = False) -> None:
         self.hub = hub
+        self.self_update = self_update
         self.store = store
         self.extensions = extensions or HubExtensions()
         self.metrics = MetricsCollector()
@@ -29,7 +31,8 @@ class StatusReporter:
     def status_body(self, relay_id: str | None) -> dict:
         body: dict[str, Any] = {
             "relayId": relay_id,
-            "capabilities": CAPABILITIES + (EXTENSION_CAPABILITIES if self.extensions.relayhub else []),
+            "capabilities": CAPABILITIES + (EXTENSION_CAPABILITIES + (["self_update"] if self.self_update else [])
+                                            if self.extensions.relayhub else []),
             "version": __version__,
             "hostname": socket.gethostname(),
             "platform": sys.platform,

@@ -24,8 +24,8 @@ def test_it_reports_its_status_and_metrics(hub, e2e_relay, start_agent) -> None:
     start_agent(e2e_relay, hub, *FAST)
 
     status = RelayStatus.objects.get(pk=e2e_relay.relay.pk)
-    assert status.capabilities == ["local_cmd", "packages", "perf_metrics", "run_options", "ssh"], \
-        "run_options and packages: told to a relayhub only"
+    assert status.capabilities == ["local_cmd", "packages", "perf_metrics", "run_options", "self_update", "ssh"], \
+        "run_options, packages and self_update: told to a relayhub only"
     assert (status.version, status.hostname, status.platform) == ("0.1.0", socket.gethostname(), sys.platform)
     assert set(status.metrics) == METRIC_KEYS
     assert status.is_online
