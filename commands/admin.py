@@ -16,6 +16,7 @@ from assignments import access
 from assignments.admin import may_see_relays
 from assignments.admin_views import relay_page_panel
 from commands import admin_views, batches, display, run_options, streams, visibility
+from commands import agent_update_admin  # noqa: F401 - adds "Update these relays' agent" to the relay list
 from commands import approval_admin  # noqa: F401 - registers the Approvals admin
 from commands.models import Command, CommandBatch
 

@@ -7,7 +7,7 @@ import pytest
 from agentupdates import releases
 from assignments.models import RelayStatus
 from commands import agent_update, batches
-from commands.models import Command
+from commands.models import Command, CommandBatch
 from tests.conftest import api_client_for, client_for, mark_online
 from tests.test_agent_releases import key_file, make_wheel, public_key  # noqa: F401 - fixtures
 
@@ -94,3 +94,30 @@ def test_a_batch_of_updates_carries_the_release_to_each_copy(admin_user_api, iss
     [first] = batch.commands.all()
     assert first.kind == "update_agent" and first.agent_release["version"] == "9.9.9"
     assert first.to_wire()["agentUpdate"]["sha256"] == release.sha256
+
+
+def test_the_relay_list_filters_by_version_and_updates_relays_as_a_batch(admin_client_, issue_relay, release):
+    relays = [issue_relay(f"m-{n}", f"r-{n}").relay for n in range(4)]
+    able(*relays)
+    RelayStatus.objects.filter(relay__in=relays[:3]).update(version="0.1.0")
+    page = admin_client_.get("/admin/assignments/relayassignment/?status__version=0.1.0").content.decode()
+    assert "r-0" in page and "r-3" not in page
+    counts = admin_client_.get("/admin/agentupdates/agentrelease/").content.decode()
+    assert "0.1.0</a></td><td>3</td>" in counts
+    form = admin_client_.post("/admin/assignments/relayassignment/", {
+        "action": "update_agents", "_selected_action": [r.pk for r in relays]})
+    assert form.status_code == 200 and "9.9.9" in form.content.decode()
+    done = admin_client_.post("/admin/assignments/relayassignment/", {
+        "action": "update_agents", "_selected_action": [r.pk for r in relays], "apply": "1", "version": "9.9.9",
+        "max_concurrency": "25%", "max_errors": "0"})
+    assert done.status_code == 302, done.content.decode()[:2000]
+    batch = CommandBatch.objects.get()
+    assert (batch.max_concurrency, batch.max_errors, batch.agent_release["version"]) == (1, 0, "9.9.9")
+    [first] = batch.commands.all()
+    assert first.kind == "update_agent"
+    # The first failure stops the rollout.
+    first.status = "failed"
+    first.save()
+    batches.advance(batch.pk)
+    batch.refresh_from_db()
+    assert batch.stopped and batch.commands.count() == 1
