@@ -13,6 +13,7 @@ COPY fleet fleet
 COPY runbooks runbooks
 COPY notifications notifications
 COPY audit audit
+COPY agentupdates agentupdates
 COPY templates templates
 COPY static static
 COPY relay_agent relay_agent

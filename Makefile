@@ -49,7 +49,7 @@ audit: $(STAMP)  # what .ci/run checks besides the tests
 	DJANGO_SETTINGS_MODULE=relayhub.settings_production SECRET_KEY=$$(head -c48 /dev/urandom | base64) \
 	CREDENTIAL_KEYS=k1:$$(head -c32 /dev/urandom | base64) TRANSPORT_KEYS=t1:$$(head -c32 /dev/urandom | base64) \
 	ALLOWED_HOSTS=hub.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
-	$(BIN)/bandit -q -r relayhub assignments commands credentials configpush fleet runbooks notifications audit relay_agent/relay_agent -x '*/migrations/*'
+	$(BIN)/bandit -q -r relayhub assignments commands credentials configpush fleet runbooks notifications audit agentupdates relay_agent/relay_agent -x '*/migrations/*'
 	$(BIN)/pip-audit -r requirements.lock --no-deps --progress-spinner off
 
 compose-env:  # fresh random secrets for compose.yaml
