@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
+import subprocess  # nosec B404 - the launcher runs the agent as its child
 import sys
 import time
 from pathlib import Path
@@ -101,7 +101,7 @@ class Launcher:
         code = self.code_dir()
         path = os.pathsep.join(p for p in (code, self.base_path) if p)
         env = {**os.environ, "PYTHONPATH": path, ENV_UNDER_LAUNCHER: "1"}
-        return subprocess.Popen([sys.executable, "-m", "relay_agent", *self.args], env=env)
+        return subprocess.Popen([sys.executable, "-m", "relay_agent", *self.args], env=env)  # nosec B603 - our argv
 
     def on_signal(self, signum: int, frame: object) -> None:
         self.stopping = True

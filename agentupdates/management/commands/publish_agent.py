@@ -1,7 +1,7 @@
 """``manage.py publish_agent [--wheel PATH]``: build (or take) a relay_agent wheel, sign it and register it."""
 
 import shutil
-import subprocess
+import subprocess  # nosec B404 - pip builds the wheel
 import sys
 import tempfile
 from pathlib import Path
@@ -41,8 +41,9 @@ class Command(BaseCommand):
         # Built from a copy: pip builds in the tree it is given, and leaves build/ and *.egg-info there.
         tree = out / "source"
         shutil.copytree(source, tree, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-        done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)],
-                              capture_output=True, text=True, timeout=600)
+        done = subprocess.run(  # nosec B603 - fixed argv, our own tree
+            [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)],
+            capture_output=True, text=True, timeout=600)
         wheels = sorted(out.glob("*.whl"))
         if done.returncode != 0 or len(wheels) != 1:
             raise CommandError(f"pip wheel failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
