@@ -8,8 +8,9 @@ from django.db.models import Count
 from django.http import HttpRequest
 
 from agentupdates import releases
-from agentupdates.models import AgentRelease
-from assignments.models import RelayStatus
+from agentupdates.models import AgentRelease, AgentVersionPin
+from assignments.labels import LabelError, parse_selector
+from assignments.models import RelayAssignment, RelayStatus
 from relayhub.relay import release_key
 
 
@@ -87,3 +88,25 @@ class AgentReleaseAdmin(admin.ModelAdmin):
         extra = {"agent_versions": version_counts(), "release_public_key": release_key.public_key_text(),
                  "release_key_file": release_key.key_path()}
         return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+
+@admin.register(AgentVersionPin)
+class AgentVersionPinAdmin(admin.ModelAdmin):
+    """Pins by label; the model permissions say who may change them (superusers, or whom they grant)."""
+
+    list_display = ["selector", "version", "note", "relays_pinned", "created_by", "updated_at"]
+    search_fields = ["selector", "version", "note"]
+    readonly_fields = ["relays_pinned", "created_by", "created_at", "updated_at"]
+
+    def save_model(self, request: HttpRequest, obj: AgentVersionPin, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="relays it pins now")
+    def relays_pinned(self, pin: AgentVersionPin) -> int | str:
+        try:
+            selector = parse_selector(pin.selector)
+        except LabelError:
+            return "-"
+        return len(selector.filter(RelayAssignment.objects.only("labels")))

@@ -9,8 +9,8 @@ version has verified with the hub, or rolls back and reports the command failed 
 
 Who may: ``configure_relay`` on every enabled relay of the machine (changing what a relay runs is
 configuring it; ``run_command`` alone is refused with 403). Only relays reporting the ``self_update``
-capability get one (a 400 names the others), and a relay whose ``agent_version_pin`` names another
-version refuses it (400). Its ``command`` is a line that fails on an agent without the extension.
+capability get one (a 400 names the others), and a relay pinned to another version, by its own
+``agent_version_pin`` or by a label pin (``agentupdates.pins``), refuses it (400). Its ``command`` is a line that fails on an agent without the extension.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from django.db import models
 from rest_framework import exceptions, serializers
 
+from agentupdates import pins
 from agentupdates.models import AgentRelease
 from assignments import access
 from assignments.models import Capability, RelayAssignment
@@ -90,13 +91,14 @@ def refusals(machine_ids: Iterable[str], version: str) -> list[str]:
     """Why enabled relays of these machines would not take an update to ``version``: capability, pin."""
     relays = RelayAssignment.objects.filter(machine_id__in=set(machine_ids), enabled=True).select_related("status")
     problems = []
+    by_label = pins.label_pins()
     for relay in sorted(relays, key=lambda r: r.name):
         capabilities = getattr(getattr(relay, "status", None), "capabilities", None) or []
         if Capability.SELF_UPDATE not in capabilities:
             problems.append(f"relay {relay.name!r} has not reported support for self-update (capability "
                             "self_update): it was started with --no-self-update, or its agent is too old")
-        elif relay.agent_version_pin and relay.agent_version_pin != version:
-            problems.append(f"relay {relay.name!r} is pinned to agent version {relay.agent_version_pin}")
+        else:
+            problems.extend(pins.conflicts(relay, version, by_label))
     return problems
 
 

@@ -121,3 +121,46 @@ def test_the_relay_list_filters_by_version_and_updates_relays_as_a_batch(admin_c
     batches.advance(batch.pk)
     batch.refresh_from_db()
     assert batch.stopped and batch.commands.count() == 1
+
+
+def test_a_label_pin_refuses_other_versions_for_every_relay_it_matches_new_ones_too(admin_api, issue_relay,
+                                                                                     release):
+    from agentupdates.models import AgentVersionPin
+
+    prod = issue_relay("machine-1", "prod-1").relay
+    prod.labels = {"env": "prod"}
+    prod.save()
+    able(prod)
+    AgentVersionPin.objects.create(selector="env=prod", version="9.0.0", note="change freeze")
+    response = queue(admin_api)
+    assert response.status_code == 400
+    assert "pinned to agent version 9.0.0 by the label pin 'env=prod' (change freeze)" in str(response.json())
+
+    joined = issue_relay("machine-2", "prod-2").relay  # a relay that joins the label later is pinned too
+    joined.labels = {"env": "prod", "site": "b"}
+    joined.save()
+    able(joined)
+    assert queue(admin_api, machine_id="machine-2").status_code == 400
+    joined.labels = {"env": "staging"}
+    joined.save()
+    assert queue(admin_api, machine_id="machine-2").status_code == 201, "a relay the selector no longer matches"
+
+
+def test_label_pins_are_validated_and_changed_only_with_their_permission(admin_client_, make_operator):
+    from django.test import Client
+
+    from agentupdates.models import AgentVersionPin
+
+    add = "/admin/agentupdates/agentversionpin/add/"
+    refused = admin_client_.post(add, {"selector": "", "version": "1.0"})
+    assert refused.status_code == 200 and not AgentVersionPin.objects.exists()
+    bad = admin_client_.post(add, {"selector": "env in (", "version": "1.0"})
+    assert bad.status_code == 200 and not AgentVersionPin.objects.exists()
+    assert admin_client_.post(add, {"selector": "env=prod", "version": "1.0"}).status_code == 302
+    assert AgentVersionPin.objects.get().created_by.username == "root"
+
+    operator = Client()
+    operator.force_login(make_operator("configurer"))
+    assert operator.get(add).status_code == 403
+    assert operator.post(add, {"selector": "env=dev", "version": "2.0"}).status_code == 403
+    assert AgentVersionPin.objects.count() == 1
