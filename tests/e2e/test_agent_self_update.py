@@ -33,10 +33,13 @@ from tests.e2e.processes import ROOT, finished, wait_for
 
 VERSION_B = VERSION_A + ".post1"
 VERSION_BROKEN = VERSION_A + ".post2"
+VERSION_HANGING = VERSION_A + ".post3"
+# What a broken B does first thing: exit, or hang without ever verifying.
+BREAKAGE = {"exits": "    raise SystemExit(3)\n", "hangs": "    import time\n    time.sleep(3600)\n"}
 FAST = ("--long-poll-wait", "500", "--heartbeat-interval", "2000")
 
 
-def build(tmp: Path, version: str | None, broken: bool = False) -> subprocess.Popen:
+def build(tmp: Path, version: str | None, broken: str = "") -> subprocess.Popen:
     source = tmp / f"src-{version or 'a'}"
     shutil.copytree(ROOT / "relay_agent", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     if version:
@@ -49,7 +52,7 @@ def build(tmp: Path, version: str | None, broken: bool = False) -> subprocess.Po
         cli = source / "relay_agent" / "cli.py"
         cli.write_text(cli.read_text().replace("def main(argv: list[str] | None = None) -> int:\n",
                                                "def main(argv: list[str] | None = None) -> int:\n"
-                                               "    raise SystemExit(3)\n"))
+                                               + BREAKAGE[broken]))
     return subprocess.Popen([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp / "wheels"),
                              str(source)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -57,11 +60,13 @@ def build(tmp: Path, version: str | None, broken: bool = False) -> subprocess.Po
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("wheels")
-    builds = [build(tmp, None), build(tmp, VERSION_B), build(tmp, VERSION_BROKEN, broken=True)]
+    builds = [build(tmp, None), build(tmp, VERSION_B), build(tmp, VERSION_BROKEN, broken="exits"),
+              build(tmp, VERSION_HANGING, broken="hangs")]
     for process in builds:
         assert process.wait(300) == 0, process.stderr.read().decode()[-2000:]
     found = {path.name.split("-")[1]: path for path in (tmp / "wheels").glob("*.whl")}
-    return {"a": found[VERSION_A], "b": found[VERSION_B], "broken": found[VERSION_BROKEN]}
+    return {"a": found[VERSION_A], "b": found[VERSION_B], "broken": found[VERSION_BROKEN],
+            "hanging": found[VERSION_HANGING]}
 
 
 @pytest.fixture
@@ -173,16 +178,20 @@ def test_a_tampered_wheel_and_a_release_signed_by_another_key_are_refused(
     runs_a_command()
 
 
+@pytest.mark.parametrize(("wheel", "version", "why"), [
+    ("broken", VERSION_BROKEN, "exited with code 3 before it verified with the hub"),
+    ("hanging", VERSION_HANGING, "did not verify with the hub within 8 s"),
+])
 def test_a_broken_b_is_rolled_back_within_the_deadline_and_the_command_fails_saying_why(
-        update_hub, e2e_relay, start_agent, agent_a, wheels, tmp_path):
+        update_hub, e2e_relay, start_agent, agent_a, wheels, tmp_path, wheel, version, why):
     agent = agent_a(start_agent, e2e_relay, update_hub, "--update-deadline", "8")
     wait_for(lambda: "self_update" in status(e2e_relay.relay).capabilities, 30, "the self_update capability")
-    publish(wheels["broken"])
+    publish(wheels[wheel])
     began = time.monotonic()
-    command = finished(Command.objects.get(pk=queue_update(VERSION_BROKEN).json()["id"]), 90)
+    command = finished(Command.objects.get(pk=queue_update(version).json()["id"]), 90)
     assert command.status == "failed", (command.error, agent.output[-4000:])
     assert f"rolled back to {VERSION_A}" in command.error
-    assert "exited with code 3 before it verified with the hub" in command.error
+    assert why in command.error
     assert time.monotonic() - began < 60
     assert not (tmp_path / "root" / "current").exists()
     assert agent.proc.poll() is None
