@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 AGENTS = 20
 COMMANDS = 2000
 EXEC_CALLERS = 10
+CALLER_SLEEP_S = 6
 pytestmark = pytest.mark.skipif(binaries() is None, reason="a cluster of its own needs root and PostgreSQL's binaries")
 
 QUEUE = """
@@ -47,8 +48,8 @@ answers = {}
 def call(n):
     token = uuid.uuid4().hex
     try:
-        # The lowest priority: still waiting, after every other command, when the database restarts.
-        result = exec("fault-machine", f"echo {token}", timeout_ms=60_000, claim_timeout_ms=180_000, priority=1)
+        # Running for a few seconds: the database restarts while its caller waits for it.
+        result = exec("fault-machine", f"sleep %(sleep)d; echo {token}", timeout_ms=60_000, claim_timeout_ms=180_000)
         answers[n] = {"token": token, "success": result.success, "output": result.output, "error": result.error}
     except Exception as exc:
         answers[n] = {"token": token, "raised": repr(exc)}
@@ -116,10 +117,9 @@ def test_a_postgres_restart_mid_run_loses_nothing(database, start_agent, tmp_pat
             start_agent(SimpleNamespace(api_key=api_key, transport_secret=secret), hub, "--heartbeat-interval",
                         "2000", wait=False)
         tokens = answer(shell(database, QUEUE, count=COMMANDS // 2, ran=ran_dir), 300)
-        callers = shell(database, CALLERS, count=EXEC_CALLERS)
-        wait_for(lambda: queued(database) == COMMANDS // 2 + EXEC_CALLERS, 60, "the exec() callers to queue theirs")
-        wait_for(lambda: finished(database) >= COMMANDS // 4, 120, "a quarter of the commands to end", interval=0.2)
-        assert finished(database) < COMMANDS // 2, "the callers still wait when the database restarts"
+        callers = shell(database, CALLERS, count=EXEC_CALLERS, sleep=CALLER_SLEEP_S)
+        wait_for(lambda: count(database, f"status = 'executing' AND command LIKE 'sleep {CALLER_SLEEP_S};%'")
+                 == EXEC_CALLERS, 120, "the exec() callers' commands to run", interval=0.1)
 
         restarted_at = time.monotonic()
         database.restart()
