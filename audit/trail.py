@@ -7,6 +7,7 @@ outside a request, from ``origin`` (relay_exec, beat); the actor is passed by wh
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import json
 import logging
 import logging.handlers
@@ -80,11 +81,21 @@ def record(action: str, *, actor: Any = None, obj: models.Model | None = None, o
         name = f"{os_user()} (OS user)"
     entry = AuditEntry.objects.create(
         action=action, actor=user, actor_name=name[:200], source=_source(meta, here),
-        address=failed_auth.client_address(meta) or None if meta is not None else None,
+        address=_address(meta),
         object_type=object_type[:40], object_id=str(object_id)[:64], object_repr=str(object_repr)[:200],
         detail=scrub(detail or {}))
     forward(entry)
     return entry
+
+
+def _address(meta: Any) -> str | None:
+    """The client's address, if it is one: a test request, or a proxy's X-Forwarded-For, may say anything."""
+    if meta is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(failed_auth.client_address(meta)))
+    except ValueError:
+        return None
 
 
 def os_user() -> str:

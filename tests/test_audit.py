@@ -237,3 +237,19 @@ def test_api_tokens_issued_and_revoked_are_recorded_without_the_token(admin_user
     assert issued.object_id == revoked.object_id == str(admin_user_api.pk)
     trail = the_whole_trail()
     assert token not in trail and token[:8] not in trail
+
+
+@pytest.mark.parametrize("meta", [{"REMOTE_ADDR": "unknown"}, {"REMOTE_ADDR": ""}, {}])
+def test_an_address_that_is_none_is_recorded_as_none_not_an_error(meta):
+    from audit import trail
+
+    assert trail.record(Action.LOGIN, meta=meta).address is None
+
+
+def test_a_forwarded_address_is_recorded_only_when_it_is_one(settings, admin_user_api):
+    from audit import trail
+
+    settings.RELAYHUB = {**settings.RELAYHUB, "TRUSTED_PROXY_COUNT": 1}
+    forged = trail.record(Action.LOGIN, meta={"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "'; drop table"})
+    real = trail.record(Action.LOGIN, meta={"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.9"})
+    assert (forged.address, real.address) == (None, "203.0.113.9")
