@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import __version__, launcher, selfupdate
+from .adaptive import AdaptiveSlots
 from .backoff import Backoff
 from .claiming import Claimer
 from .config import AgentConfig
@@ -35,7 +36,9 @@ STARTING_S = 30.0
 class Agent:
     def __init__(self, settings: AgentSettings, hub: HubClient | None = None) -> None:
         self.settings = settings
-        self.hub = hub or HubClient(settings.hub_url, settings.api_key, pool_size=settings.concurrency + 8)
+        self.most_slots = max(settings.max_concurrency, settings.concurrency) if settings.adaptive_concurrency \
+            else settings.concurrency
+        self.hub = hub or HubClient(settings.hub_url, settings.api_key, pool_size=self.most_slots + 8)
         self.store = CredentialStore(settings.store_dir)
         self.config = AgentConfig(settings.store_dir, self.store, settings.shared_secret)
         self.spool = ResultSpool(settings.store_dir)
@@ -65,6 +68,7 @@ class Agent:
         self._config_wake = threading.Event()
         self.sync = HubSync(self.hub, self.config, self.store, settings.shared_secret, self._status_wake.set)
         self.slots = Slots(settings.concurrency)
+        adaptive = AdaptiveSlots(self.slots, settings.concurrency, self.most_slots) if settings.adaptive_concurrency else None
         self.results = ResultDelivery(self.hub, self.spool, self.extensions, self._background_stop)
         self.runner = CommandRunner(
             self.hub, self.extensions, self.config, self.local, self.ssh, settings.output_flush_ms, self.updater
@@ -80,6 +84,7 @@ class Agent:
             poll_interval_ms=settings.poll_interval_ms,
             long_poll_wait_ms=settings.long_poll_wait_ms,
             on_config_pending=self._config_wake.set,
+            adaptive=adaptive,
         )
         self._threads: list[threading.Thread] = []
         self._poller: threading.Thread | None = None
@@ -122,7 +127,8 @@ class Agent:
             "relay agent starting",
             version=__version__,
             hub=_without_userinfo(self.settings.hub_url),
-            concurrency=self.settings.concurrency,
+            concurrency=f"{self.settings.concurrency}-{self.most_slots} (adapts)"
+            if self.settings.adaptive_concurrency else self.settings.concurrency,
         )
         if not self._check_hub() or not self._verify():
             return False

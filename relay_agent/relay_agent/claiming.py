@@ -8,6 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from . import full_output
+from .adaptive import AdaptiveSlots
 from .backoff import Backoff
 from .hub import ExtensionsUnsupported, HubClient, HubError, HubExtensions, HubRejected, HubRequestError, HubUnavailable
 from .logs import AGENT_LOGGER, get_logger
@@ -42,6 +43,7 @@ class Claimer:
         poll_interval_ms: int,
         long_poll_wait_ms: int,
         on_config_pending: Callable[[], None] = lambda: None,
+        adaptive: AdaptiveSlots | None = None,
     ) -> None:
         self.hub = hub
         self.extensions = extensions
@@ -54,7 +56,10 @@ class Claimer:
         self.long_poll_wait_ms = long_poll_wait_ms
         # Must not block: it only wakes whoever fetches the configuration.
         self._on_config_pending = on_config_pending
-        self._workers = ThreadPoolExecutor(max_workers=slots.size, thread_name_prefix="command")
+        self.adaptive = adaptive
+        # Threads start as commands need them, up to the most slots there can be.
+        self._workers = ThreadPoolExecutor(max_workers=adaptive.ceiling if adaptive else slots.size,
+                                           thread_name_prefix="command")
 
     def run(self) -> None:
         backoff = Backoff()
@@ -69,10 +74,13 @@ class Claimer:
                 if self.extensions.supported is not False:
                     holding = self.slots.holding()
                     # The hub hands out at most NEXT_MAX at once (and refuses more); the rest come next time.
-                    batch = self.hub.next_batch(min(free, NEXT_MAX), self.long_poll_wait_ms, holding)
+                    asked = min(free, NEXT_MAX)
+                    batch = self.hub.next_batch(asked, self.long_poll_wait_ms, holding)
                     if batch.config_pending:
                         self._on_config_pending()
                     commands = batch.commands
+                    if self.adaptive is not None and not batch.config_pending:
+                        self.adaptive.claimed(asked, len(commands))
                     if self.extensions.supported is None:
                         log.info("hub supports long-poll")
                     self.extensions.supported = True
@@ -147,6 +155,8 @@ class Claimer:
                 keeper.close()
             self.slots.release(running)
         if result is not None:
+            if self.adaptive is not None:
+                self.adaptive.finished(result.duration_ms)
             self.results.record(running, result)
 
     def _announce(self, admitted: list[RunningCommand]) -> None:

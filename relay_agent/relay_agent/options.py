@@ -16,6 +16,7 @@ _VALUE_OPTIONS = {
     "--log-level",
     "--store-dir",
     "--concurrency",
+    "--max-concurrency",
     "--shared-secret",
     "--shutdown-grace",
     "--known-hosts",
@@ -98,7 +99,11 @@ credential store:
     parser.add_argument(
         "--store-dir", metavar="DIR", help=f"credential store, spool and config (default {DEFAULT_STORE_DIR})"
     )
-    parser.add_argument("--concurrency", type=_positive_int, metavar="N", help="commands run in parallel (default 4)")
+    parser.add_argument("--concurrency", type=_positive_int, metavar="N",
+                        help="commands run in parallel, fixed (default: adapts, from 4 up to --max-concurrency while "
+                             "short commands queue)")
+    parser.add_argument("--max-concurrency", type=_positive_int, metavar="N",
+                        help="the most commands run in parallel when --concurrency is not given (default 32)")
     parser.add_argument("--shared-secret", metavar="S", help="transport secret to decrypt shared credentials")
     parser.add_argument(
         "--shutdown-grace",

@@ -22,7 +22,10 @@ class AgentSettings:
     hub_url: str
     store_dir: Path
     shared_secret: str | None = None
+    # The slot count: fixed when given (--concurrency), else adapting between the floor and max_concurrency.
     concurrency: int = 4
+    adaptive_concurrency: bool = False
+    max_concurrency: int = 32
     poll_interval_ms: int = 5000
     heartbeat_interval_ms: int = 30_000
     metrics_interval_ms: int = 60_000
@@ -113,6 +116,8 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         store_dir=store_dir(args.store_dir),
         shared_secret=shared_secret,
         concurrency=args.concurrency or int(_env_number("RELAY_CONCURRENCY", 4, int)),
+        adaptive_concurrency=not (args.concurrency or _env("RELAY_CONCURRENCY")),
+        max_concurrency=args.max_concurrency or int(_env_number("RELAY_MAX_CONCURRENCY", 32, int)),
         poll_interval_ms=args.poll_interval or int(_env_number("RELAY_POLL_INTERVAL_MS", 5000, int)),
         heartbeat_interval_ms=args.heartbeat_interval or int(_env_number("RELAY_HEARTBEAT_INTERVAL_MS", 30_000, int)),
         metrics_interval_ms=args.metrics_interval or int(_env_number("RELAY_METRICS_INTERVAL_MS", 60_000, int)),
@@ -146,4 +151,6 @@ def resolve(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
         "RELAY_UPDATE_DEADLINE", 60.0, float)
     if settings.concurrency <= 0:
         parser.error("RELAY_CONCURRENCY must be positive")
+    if settings.max_concurrency <= 0:
+        parser.error("RELAY_MAX_CONCURRENCY must be positive")
     return settings, log_level

@@ -30,15 +30,22 @@ class Slots:
     def busy(self) -> int:
         return self._busy
 
+    def resize(self, size: int) -> None:
+        """A new limit; commands above it keep their slots and simply are not replaced until under it."""
+        with self._changed:
+            if size != self.size:
+                self.size = size
+                self._changed.notify_all()
+
     def free(self) -> int:
         with self._changed:
-            return self.size - self._busy
+            return max(0, self.size - self._busy)
 
     def wait_for_free(self, stopping: threading.Event) -> int:
         with self._changed:
             while self._busy >= self.size and not stopping.is_set():
                 self._changed.wait(0.5)
-            return self.size - self._busy
+            return max(0, self.size - self._busy)
 
     def holds(self, command_id: str) -> bool:
         with self._changed:

@@ -76,3 +76,37 @@ def test_an_agent_with_more_slots_than_one_next_carries_still_claims(hub, e2e_re
 
     assert [finished(command).output for command in commands] == ["0\n", "1\n", "2\n"]
     assert "claiming commands failed" not in agent.output
+
+
+def _most_at_once(commands: list[Command]) -> int:
+    """The most commands running together: each from the hub's start to that plus the agent's measured run."""
+    from datetime import timedelta
+
+    ends = [(c.started_at + timedelta(milliseconds=c.duration_ms), -1) for c in commands]
+    edges = sorted([(c.started_at, 1) for c in commands] + ends, key=lambda edge: (edge[0], edge[1]))
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_by_default_the_slots_grow_while_short_commands_queue(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST)  # no --concurrency: 4 slots, adapting up to 32
+    commands = Command.objects.bulk_create(
+        [Command(machine_id="e2e-machine", command="sleep 0.3", timeout_ms=20_000) for _ in range(60)])
+
+    done = [finished(c, timeout=60) for c in commands]
+
+    assert {c.status for c in done} == {"completed"}
+    assert _most_at_once(done) > 8, "more than twice the floor of 4 ran side by side"
+
+
+def test_a_fixed_concurrency_does_not_grow(hub, e2e_relay, start_agent) -> None:
+    start_agent(e2e_relay, hub, *FAST, "--concurrency", "4")
+    commands = Command.objects.bulk_create(
+        [Command(machine_id="e2e-machine", command="sleep 0.2", timeout_ms=20_000) for _ in range(24)])
+
+    done = [finished(c, timeout=60) for c in commands]
+
+    assert _most_at_once(done) <= 4
