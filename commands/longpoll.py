@@ -17,7 +17,7 @@ from drf_spectacular.utils import inline_serializer
 from rest_framework import exceptions, serializers
 
 from commands import full_output, notify
-from commands.choices import CommandKind
+from commands.choices import CommandKind, CommandStatus
 from commands.models import Command
 from relayhub.relay.auth import HEADER
 from relayhub.relay.routes import authenticate, error_for, in_db, listed_in_schema, parse_body, preflight
@@ -37,6 +37,12 @@ class NextBody(serializers.Serializer):
     holding = serializers.ListField(
         child=StrictCharField(max_length=18), required=False, default=list, max_length=1000,
         help_text="ids of commands the relay has already; a claim of these is not handed out again")
+    session = StrictCharField(
+        required=False, default="", max_length=64, help_text=(
+            "this run of the agent: each command claimed is started by the claim too (answered with "
+            '"started": true, no POST /relay/commands/started needed), and handed out again only to this session '
+            "while not in holding, which must then list every command it has, running or with its result not yet "
+            "acknowledged"))
 
     def validate_holding(self, ids: list[str]) -> list[int]:
         return [pk for pk in map(wire_id, ids) if pk is not None]
@@ -47,12 +53,20 @@ def _first_look(raw_key: str, raw_body: bytes) -> tuple:
     body = parse_body(raw_body, NextBody)
     relay.record_fetch(timezone.now())
     published = notify.notifier.published(notify.machine_topic(relay.machine_id))
-    return relay, body, published, _claim(relay, body["max"], body["holding"])
+    return relay, body, published, _claim(relay, body)
 
 
-def _claim(relay, most: int, holding: list[int]) -> list[tuple[Command, dict]]:
+def _claim(relay, body: dict) -> list[tuple[Command, dict]]:
     """Claimed commands with their wire shapes, made here in the database thread: a secret is read from it."""
-    return [(command, command.to_wire(attempt=True)) for command in Command.claim_next(relay, most, holding)]
+    claimed = Command.claim_next(relay, body["max"], body["holding"], body["session"])
+    return [(command, _wire(command)) for command in claimed]
+
+
+def _wire(command: Command) -> dict:
+    wire = command.to_wire(attempt=True)
+    if command.status == CommandStatus.EXECUTING:
+        wire["started"] = True  # extension: the claim started it (a `session` poll); no `started` to post
+    return wire
 
 
 def _config_pushes_seen(relay) -> int:
@@ -116,7 +130,7 @@ async def next_commands(request: HttpRequest) -> JsonResponse:
         look = notify.notifier.published(topic) != published
         while True:
             if look:
-                claimed = await in_db(_claim, relay, body["max"], body["holding"])
+                claimed = await in_db(_claim, relay, body)
             look = True
             remaining = deadline - time.monotonic()
             config_queued = _config_pushes_seen(relay) != config_seen

@@ -103,6 +103,8 @@ class Command(RunOptionsModel, PackagesModel, AgentUpdateModel):
         editable=False,
     )
     claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The agent run (its `session`) whose claim also started the command; only that run gets it again.
+    claim_session = models.CharField(max_length=64, blank=True, default="", editable=False)
     # claimed_at + timeout_ms: when the relay's time to run it is up.
     deadline_at = models.DateTimeField(null=True, blank=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -158,13 +160,13 @@ class Command(RunOptionsModel, PackagesModel, AgentUpdateModel):
             super().save(*args, **kwargs)
         if not adding:
             return
+        if self.status == CommandStatus.PENDING:
+            self._wake_relays()  # first: the relay claims while the audit entry is written
+        elif self.is_terminal:  # recorded as it ended, e.g. undelivered
+            metrics.commands_finished([(self.status, self.claimed_at)], self.completed_at or self.created_at)
         if self.batch_id is None and self.kind != CommandKind.PROBE:
             audit_events.command_queued(self)
         metrics.command_queued()
-        if self.status == CommandStatus.PENDING:
-            self._wake_relays()
-        elif self.is_terminal:  # recorded as it ended, e.g. undelivered
-            metrics.commands_finished([(self.status, self.claimed_at)], self.completed_at or self.created_at)
 
     def _wake_relays(self, *also: str) -> None:
         """Once committed, wake the relays waiting on its machine (and whoever waits on ``also``)."""
@@ -238,21 +240,27 @@ class Command(RunOptionsModel, PackagesModel, AgentUpdateModel):
         return claimed
 
     @classmethod
-    def claim_next(cls, relay: Any, limit: int, holding: Iterable[int] = ()) -> list[Command]:
+    def claim_next(cls, relay: Any, limit: int, holding: Iterable[int] = (), session: str = "") -> list[Command]:
         """The relay's claimed-but-never-started commands, then up to ``limit`` new claims, best first.
 
         A claim whose answer was lost (the hub died mid-response, the agent
         restarted) is handed out again: the agent announces ``started`` before
         it runs anything, so a command still only claimed has not run. Those
         in ``holding`` the relay says it has already, and are not handed out again.
+
+        With a ``session`` (one run of the agent), the claim starts the command
+        too, saving the agent its ``started`` request. Such a command is handed
+        out again only to the same session, which says in ``holding`` everything
+        it has, running or finished but unacknowledged: a command missing from
+        it never reached that run. Another run (a restarted agent) never gets it.
         On Postgres, rows locked by a concurrent claimer are skipped rather than
         waited for; SQLite runs the claiming UPDATE under its write lock.
         """
         now = timezone.now()
-        held = queue_sql.redeliver_held(cls, relay, limit, list(holding), now)
+        held = queue_sql.redeliver_held(cls, relay, limit, list(holding), now, session)
         if len(held) >= limit:
             return held
-        claimed = queue_sql.claim_new(cls, relay, limit - len(held), now)
+        claimed = queue_sql.claim_new(cls, relay, limit - len(held), now, session)
         metrics.commands_claimed((now - command.created_at).total_seconds() for command in claimed)
         return held + claimed
 

@@ -27,7 +27,7 @@ from relayhub.relay.rawsql import RowReader
 # What the wire needs of a claimed command (``Command.to_wire``), and its order.
 WIRE_FIELDS = ("id", "command", "kind", "target_type", "target_host", "target_port", "target_username", "timeout_ms",
                "created_at", "attempt", "priority", "working_directory", "environment", "run_as", "script", "interpreter",
-               "secret_environment", "packages", "package_action", "agent_release")
+               "secret_environment", "packages", "package_action", "agent_release", "status")
 
 
 @functools.cache
@@ -76,22 +76,24 @@ def _ordered(model: type[models.Model], rows: list[tuple]) -> list[Any]:
 
 
 def redeliver_held(model: type[models.Model], relay: Any, limit: int, holding: Sequence[int],
-                   now: datetime) -> list[Any]:
-    """The relay's claims it never started and does not say it holds, best first; their time starts again."""
+                   now: datetime, session: str = "") -> list[Any]:
+    """The relay's claims it never started, and those its ``session`` started by claiming, that it does not say it
+    holds, best first; their time starts again."""
     n = _names(model, connection.vendor)
     not_held = f"AND {n['id']} NOT IN ({rawsql.placeholders(len(holding))})" if holding else ""
+    ours = f"({n['status']} = %s OR ({n['status']} = %s AND {n['claim_session']} = %s))"
+    ours_params = [CommandStatus.CLAIMED, CommandStatus.EXECUTING if session else CommandStatus.CLAIMED, session]
     sql = (f"UPDATE {n['table']} SET {n['deadline_at']} = {n['deadline']} "  # nosec B608
            f"WHERE {n['id']} IN (SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s "
-           f"AND {n['status']} = %s AND {n['claimed_by']} = %s {not_held} ORDER BY {n['best']} LIMIT %s) "
-           f"AND {n['status']} = %s AND {n['relay_live']} RETURNING {n['wire']}")
-    params = [rawsql.param(model, "updated_at", now), relay.machine_id, CommandStatus.CLAIMED,
-              rawsql.param(model, "claimed_by", relay.pk), *holding, limit, CommandStatus.CLAIMED,
-              *_live_params(relay)]
+           f"AND {ours} AND {n['claimed_by']} = %s {not_held} ORDER BY {n['best']} LIMIT %s) "
+           f"AND {ours} AND {n['relay_live']} RETURNING {n['wire']}")
+    params = [rawsql.param(model, "updated_at", now), relay.machine_id, *ours_params,
+              rawsql.param(model, "claimed_by", relay.pk), *holding, limit, *ours_params, *_live_params(relay)]
     return _ordered(model, rawsql.execute(sql, params))
 
 
-def claim_new(model: type[models.Model], relay: Any, limit: int, now: datetime) -> list[Any]:
-    """Up to ``limit`` of the best pending commands, claimed in one statement."""
+def claim_new(model: type[models.Model], relay: Any, limit: int, now: datetime, session: str = "") -> list[Any]:
+    """Up to ``limit`` of the best pending commands, claimed in one statement; with a ``session``, started too."""
     n = _names(model, connection.vendor)
     pick = (f"SELECT {n['id']} FROM {n['table']} WHERE {n['machine_id']} = %s AND {n['status']} = %s "  # nosec B608
             f"ORDER BY {n['best']} LIMIT %s")
@@ -100,10 +102,12 @@ def claim_new(model: type[models.Model], relay: Any, limit: int, now: datetime) 
         # pick runs once; a plain IN (subquery) may be re-run per row and claim more than the limit.
         pick = f"SELECT unnest(ARRAY({pick} FOR UPDATE SKIP LOCKED))"
     sql = (f"UPDATE {n['table']} SET {n['status']} = %s, {n['claimed_by']} = %s, {n['claimed_at']} = %s, "  # nosec B608
-           f"{n['updated_at']} = %s, {n['deadline_at']} = {n['deadline']}, {n['attempt']} = {n['attempt']} + 1 "
+           f"{n['updated_at']} = %s, {n['deadline_at']} = {n['deadline']}, {n['attempt']} = {n['attempt']} + 1, "
+           f"{n['claim_session']} = %s, {n['started_at']} = %s "
            f"WHERE {n['id']} IN ({pick}) AND {n['status']} = %s AND {n['relay_live']} RETURNING {n['wire']}")
     at = rawsql.param(model, "updated_at", now)
-    params = [CommandStatus.CLAIMED, rawsql.param(model, "claimed_by", relay.pk), at, at, at,
+    params = [CommandStatus.EXECUTING if session else CommandStatus.CLAIMED,
+              rawsql.param(model, "claimed_by", relay.pk), at, at, at, session, at if session else None,
               relay.machine_id, CommandStatus.PENDING, limit, CommandStatus.PENDING, *_live_params(relay)]
     return _ordered(model, rawsql.execute(sql, params))
 

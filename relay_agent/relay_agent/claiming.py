@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from .runner import SHUTDOWN_ERROR, CommandRunner
 from .slots import RunningCommand, Slots
 
 NEXT_MAX = 50  # the hub's cap on `max` in one `next`
+HOLDING_MAX = 1000  # the hub's cap on the ids in `holding`
 
 log = get_logger(AGENT_LOGGER)
 
@@ -57,6 +59,9 @@ class Claimer:
         # Must not block: it only wakes whoever fetches the configuration.
         self._on_config_pending = on_config_pending
         self.adaptive = adaptive
+        # This run of the agent: the hub starts what it hands us by claiming it, and hands a command again only to
+        # this session, while `holding` does not list it.
+        self.session = secrets.token_hex(16)
         # Threads start as commands need them, up to the most slots there can be.
         self._workers = ThreadPoolExecutor(max_workers=adaptive.ceiling if adaptive else slots.size,
                                            thread_name_prefix="command")
@@ -72,10 +77,10 @@ class Claimer:
                 continue
             try:
                 if self.extensions.supported is not False:
-                    holding = self.slots.holding()
+                    holding, session = self._holding()
                     # The hub hands out at most NEXT_MAX at once (and refuses more); the rest come next time.
                     asked = min(free, NEXT_MAX)
-                    batch = self.hub.next_batch(asked, self.long_poll_wait_ms, holding)
+                    batch = self.hub.next_batch(asked, self.long_poll_wait_ms, holding, session)
                     if batch.config_pending:
                         self._on_config_pending()
                     commands = batch.commands
@@ -86,8 +91,11 @@ class Claimer:
                     self.extensions.supported = True
                     admitted = [(command, running) for command in commands
                                 if (running := self._admit(command)) is not None]
+                    for command, running in admitted:
+                        running.announced = command.get("started") is True  # the claim started it
                     # Announced before they run, and before we ask for more: together, in one request.
-                    self._announce([running for _, running in admitted if running.attempt is not None])
+                    self._announce([running for _, running in admitted
+                                    if running.attempt is not None and not running.announced])
                     for command, running in admitted:
                         self._dispatch(command, running)
                 else:
@@ -108,6 +116,19 @@ class Claimer:
     def shutdown(self) -> None:
         """Wait for the commands handed to workers; none is taken after this."""
         self._workers.shutdown(wait=True)
+
+    def _holding(self) -> tuple[list[str], str | None]:
+        """What we have, for `holding`, and our session when that is all of it (else the hub must not hand out
+        again what our session started: we might have it).
+
+        The slots are read before the spool: a command moves from its slot to the spool, never back, so it
+        cannot slip between the two reads.
+        """
+        running = self.slots.holding()
+        everything = list(dict.fromkeys(running + self.results.unacknowledged()))
+        if len(everything) <= HOLDING_MAX:
+            return everything, self.session
+        return running[:HOLDING_MAX], None
 
     def _poll_once(self) -> None:
         for listed in self.hub.list_commands():
@@ -136,8 +157,8 @@ class Claimer:
         try:
             self._workers.submit(self._execute, command, running)
         except RuntimeError:
-            self.slots.release(running)
             self.results.record(running, ExecResult(status="failed", error=SHUTDOWN_ERROR))
+            self.slots.release(running)
 
     def _execute(self, command: dict, running: RunningCommand) -> None:
         result: ExecResult | None
@@ -153,11 +174,14 @@ class Claimer:
         finally:
             if keeper is not None:
                 keeper.close()
+        # Spooled before the slot is freed: `holding` must list the command all along (see _holding).
+        try:
+            if result is not None:
+                if self.adaptive is not None:
+                    self.adaptive.finished(result.duration_ms)
+                self.results.record(running, result)
+        finally:
             self.slots.release(running)
-        if result is not None:
-            if self.adaptive is not None:
-                self.adaptive.finished(result.duration_ms)
-            self.results.record(running, result)
 
     def _announce(self, admitted: list[RunningCommand]) -> None:
         """Tell the hub these commands start, before any does; each learns whether it is still ours.

@@ -197,12 +197,15 @@ class HubClient:
         """Claim up to ``max_count``; ``holding`` are ids we have already, not to be handed to us again."""
         return self.next_batch(max_count, wait_ms, holding).commands
 
-    def next_batch(self, max_count: int, wait_ms: int, holding: list[str] | None = None) -> NextBatch:
-        """`next_commands`, with what else the answer says (`configPending`)."""
+    def next_batch(self, max_count: int, wait_ms: int, holding: list[str] | None = None,
+                   session: str | None = None) -> NextBatch:
+        """`next_commands`, with what else the answer says (`configPending`); with a `session`, a command the claim
+        started comes with `"started": true`."""
         data = self._request(
             "POST",
             "/relay/commands/next",
-            {"max": max_count, "waitMs": wait_ms, **({"holding": holding} if holding else {})},
+            {"max": max_count, "waitMs": wait_ms, **({"holding": holding} if holding else {}),
+             **({"session": session} if session else {})},
             read_timeout=wait_ms / 1000 + 15,
             extension=True,
         )[1]

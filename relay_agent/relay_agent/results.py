@@ -36,6 +36,16 @@ class ResultDelivery:
     def wake(self) -> None:
         self._wake.set()
 
+    def unacknowledged(self) -> list[str]:
+        """Ids of the commands whose results the hub has not acknowledged yet (spooled, or held in memory)."""
+        with self._held_lock:
+            held = [str(body.get("commandId")) for body in self._held]
+        try:
+            spooled = self.spool.command_ids()
+        except (sqlite3.Error, OSError):
+            spooled = []
+        return list(dict.fromkeys(spooled + held))
+
     def record(self, running: RunningCommand, result: ExecResult) -> None:
         body = self.result_body(running, result)
         try:

@@ -52,6 +52,10 @@ class ResultSpool:
             )
         return key
 
+    def command_ids(self) -> list[str]:
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT DISTINCT command_id FROM results")]
+
     def pending(self, limit: int = 100) -> list[tuple[SpoolKey, dict]]:
         with self._lock:
             rows = self._db.execute(

@@ -46,6 +46,9 @@ class WireCommand(serializers.Serializer):
         "Extension (capability self_update): update the relay agent to this signed release, downloaded from `url` "
         "with the relay's key and checked against sha256 and the Ed25519 signature, instead of running `command`, "
         "which for such a command fails on an agent without the extension."))
+    started = serializers.BooleanField(required=False, help_text=(
+        "Extension (in answers to a `next` with a `session`): the claim started the command; do not post "
+        "`started` for it."))
     fullOutput = inline_serializer("FullOutputRequest", {
         "maxBytes": serializers.IntegerField(), "overBytes": serializers.IntegerField()}, required=False,
         help_text=("Extension (in `next` answers): keep each stream longer than overBytes whole, up to maxBytes, "

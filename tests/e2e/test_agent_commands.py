@@ -20,6 +20,7 @@ def test_a_queued_echo_returns_its_output(hub, e2e_relay, start_agent) -> None:
     assert (command.error, command.output_truncated, command.attempt) == ("", False, 1)
     assert command.claimed_by == e2e_relay.relay
     assert command.started_at is not None and command.duration_ms is not None
+    assert command.claim_session and command.started_at == command.claimed_at, "the claim started it: no `started`"
     assert "hub supports long-poll" in agent.output
     assert "falling back to polling" not in agent.output
 
