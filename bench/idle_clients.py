@@ -4,7 +4,9 @@
 
 Each relay keeps one HTTP/1.1 keep-alive connection and loops
 ``POST /relay/commands/next {"max": 1, "waitMs": WAIT_MS}``; its first request
-uses waitMs 0, which proves the key and the connection before it starts waiting.
+uses waitMs 0, which proves the key and the connection before it starts waiting,
+and its first hold is a random part of WAIT_MS (relays start at random times).
+A long hold's answer is chunked, with keep-alive spaces before the JSON; they are counted.
 Once a second a JSON line of counters goes to stdout; after DURATION_S every
 connection is closed and the process exits (bounded, self-terminating).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
 from collections import Counter
@@ -26,11 +29,12 @@ class Stats:
         self.empty_longpolls = 0  # long-polls the hub held to the end and answered with no command
         self.errors: Counter[str] = Counter()
         self.hold_s: list[float] = []
+        self.keepalives = 0  # whitespace bytes before a JSON body
 
     def line(self) -> str:
         held = sorted(self.hold_s)
         return json.dumps({"t": round(time.monotonic(), 3), "ready": self.ready, "waiting": self.waiting,
-                           "ok": self.ok, "emptyLongpolls": self.empty_longpolls, "errors": dict(self.errors),
+                           "ok": self.ok, "emptyLongpolls": self.empty_longpolls, "errors": dict(self.errors), "keepalives": self.keepalives,
                            "holdMinS": round(held[0], 2) if held else None,
                            "holdMaxS": round(held[-1], 2) if held else None})
 
@@ -38,12 +42,23 @@ class Stats:
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    length = 0
+    length, chunked = 0, False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name = name.strip().lower()
+        if name == b"content-length":
             length = int(value.strip())
-    return status, await reader.readexactly(length)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    if not chunked:
+        return status, await reader.readexactly(length)
+    parts = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")  # no trailers
+            return status, b"".join(parts)
+        parts.append((await reader.readexactly(size + 2))[:-2])
 
 
 async def relay(key: str, port: int, start_after: float, wait_ms: int, stats: Stats, stop: asyncio.Event) -> None:
@@ -53,12 +68,15 @@ async def relay(key: str, port: int, start_after: float, wait_ms: int, stats: St
     except TimeoutError:
         pass
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-    first = True
+    first, phase = True, True
     while not stop.is_set():
         try:
             if conn is None:
                 conn = await asyncio.open_connection("127.0.0.1", port)
-            body = json.dumps({"max": 1, "waitMs": 0 if first else wait_ms}).encode()
+            wait = 0 if first else random.randint(0, wait_ms) if phase else wait_ms
+            if not first:
+                phase = False
+            body = json.dumps({"max": 1, "waitMs": wait}).encode()
             conn[1].write(b"POST /relay/commands/next HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: " + key.encode()
                           + b"\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode()
                           + b"\r\n\r\n" + body)
@@ -81,7 +99,9 @@ async def relay(key: str, port: int, start_after: float, wait_ms: int, stats: St
                 first = False
             elif not json.loads(payload).get("commands"):
                 stats.empty_longpolls += 1
-                stats.hold_s.append(time.monotonic() - sent)
+                if wait == wait_ms:
+                    stats.hold_s.append(time.monotonic() - sent)
+                stats.keepalives += len(payload) - len(payload.lstrip())
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
             if stop.is_set():
                 break

@@ -44,7 +44,7 @@ class Sizes:
 
 
 FULL = Sizes(latency_runs=1000, polling_runs=5, tp_agents=20, tp_concurrency=32, tp_seconds=30,
-             tp_default_seconds=15, tp_warmup=5, idle_relays=2000,
+             tp_default_seconds=15, tp_warmup=5, idle_relays=10000,
              idle_window=30, ssh_targets=200, ansible_wide_forks=50, footprint_window=30, profile=True)
 QUICK = Sizes(latency_runs=40, polling_runs=1, tp_agents=4, tp_concurrency=8, tp_seconds=4,
               tp_default_seconds=2, tp_warmup=1, idle_relays=100,
@@ -417,87 +417,6 @@ def throughput(ctx: Context) -> None:
             f"{1000 * run.cpu['producer'].seconds / per:.1f} ms (2 cores at 500/s allow 4 ms in total)")
     ctx.report.notes.append(f"throughput: direct baseline {1000 * 2 / direct_rate:.1f} ms of machine per `true` "
                             f"at full load")
-
-
-# -- 3. idle relays ---------------------------------------------------------------------------------------
-
-def idle(ctx: Context) -> None:
-    from django.db import transaction
-
-    stack, n = ctx.stack, ctx.sizes.idle_relays
-    started = time.monotonic()
-    with transaction.atomic():
-        keys = [stack.issue(f"bench-idle-{i:05d}").api_key for i in range(n)]
-    issue_s = time.monotonic() - started
-    keys_file = stack.work / "idle-keys.json"
-    keys_file.write_text(json.dumps(keys))
-    hub = clients = None
-    ramp_per_s = 200.0
-    try:
-        hub = stack.hub("hub-idle")
-        http_rtts(hub.url, 20)
-        time.sleep(2)
-        with CpuWindow([hub.pid]) as base_cpu:
-            time.sleep(5 if not ctx.quick else 1)
-        base_rss = rss_mb(hub.pid)
-        base_rtt = http_rtts(hub.url, 200, DJANGO)
-        ramp_timeout = n / ramp_per_s + 60
-        duration = ramp_timeout + ctx.sizes.idle_window + 180  # a bound; the bench stops them before
-        clients = Proc("idle-clients", [str(BIN / "python"), "-m", "bench.idle_clients", str(keys_file),
-                                        str(hub.port), str(duration), str(ramp_per_s)],
-                       ctx.log_dir / "idle-clients.log").start()
-
-        def stats() -> dict:
-            clients.check_alive()
-            lines = [line for line in clients.log.read_text().splitlines() if line.startswith("{")]
-            return json.loads(lines[-1]) if lines else {}
-
-        ramp_started = time.monotonic()
-        try:
-            wait_for(lambda: stats().get("ready", 0) >= n and stats().get("waiting", 0) >= n, ramp_timeout,
-                     f"{n} relays to be long-polling", 0.5)
-        except RuntimeError:
-            # Not a crash: the hub holds fewer than asked for. Measure what it does hold.
-            ctx.report.notes.append(f"idle relays: only {stats().get('ready', 0)} of {n} relays got their first "
-                                    f"answer within {ramp_timeout:.0f} s")
-        ramp_s = time.monotonic() - ramp_started
-        waiting_min = n
-        rss_max = 0.0
-        with CpuWindow([hub.pid]) as idle_cpu, CpuWindow([stack.postgres.proc.pid], tree=True) as pg_cpu:
-            end = time.monotonic() + ctx.sizes.idle_window
-            while time.monotonic() < end:
-                time.sleep(1)
-                waiting_min = min(waiting_min, stats().get("waiting", 0))
-                rss_max = max(rss_max, rss_mb(hub.pid))
-        final = stats()
-        if ctx.sizes.profile:  # after the measured window: what the hub's "idle" CPU is spent on
-            profiling.record_many({"hub-idle-gil": hub.pid}, 10, ctx, gil=("hub-idle-gil",))
-        loaded_rtt = http_rtts(hub.url, 200, DJANGO, max_s=15)
-        rss = rss_mb(hub.pid)
-        hub_fds = len(os.listdir(f"/proc/{hub.pid}/fd"))
-    finally:
-        _stop_all(clients, hub)
-
-    errors = final.get("errors", {})
-    if errors:
-        ctx.report.notes.append(f"idle relays: client errors {errors}")
-    sc = f"3 idle relays ({n} long-polling clients, 1 hub process)"
-    held = waiting_min if not errors else min(waiting_min, n - sum(errors.values()))
-    ctx.report.add(
-        Row(sc, "relays held (min over window)", held, "", "requested", n, target="≥ 2,000", met=held >= 2000),
-        Row(sc, "hub RSS with relays held", rss, "MB", "hub RSS, no relays", base_rss),
-        Row(sc, "hub RSS per held relay", 1024 * (rss - base_rss) / max(1, held), "KB"),
-        Row(sc, "hub CPU while relays idle (1 core = 100%)", idle_cpu.percent, "%", "no relays", base_cpu.percent),
-        Row(sc, "postgres CPU meanwhile (all backends)", pg_cpu.percent, "%", ratio_kind="none"),
-        Row(sc, "hub HTTP RTT through Django p50 while holding them", ms(percentile(loaded_rtt, 50)), "ms", "no relays",
-            ms(percentile(base_rtt, 50))),
-        Row(sc, "long-polls held to the end (25 s) and answered 200", final.get("emptyLongpolls", 0), "",
-            baseline_label="shortest hold (s)", baseline=final.get("holdMinS"), ratio_kind="none"),
-    )
-    ctx.report.notes.append(
-        f"idle relays: issued {n} keys in {issue_s:.1f} s; ramp {ramp_s:.1f} s at {ramp_per_s:.0f}/s; "
-        f"hub fds {hub_fds}; RSS max {rss_max:.0f} MB; long-poll hold min/max "
-        f"{final.get('holdMinS')}/{final.get('holdMaxS')} s")
 
 
 # -- 4. SSH fan-out ---------------------------------------------------------------------------------------
@@ -915,4 +834,5 @@ def footprint(ctx: Context) -> None:
                             "measurable here)")
 
 
-SCENARIOS = {"latency": latency, "throughput": throughput, "idle": idle, "fanout": fanout, "footprint": footprint}
+# Scenario 3 (idle relays) is bench.idle; bench.run adds it.
+SCENARIOS = {"latency": latency, "throughput": throughput, "fanout": fanout, "footprint": footprint}
