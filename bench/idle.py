@@ -21,7 +21,7 @@ from bench.report import Row
 from bench.scenarios import DJANGO, Context, _stop_all, http_rtts, ms
 from bench.services import BIN, Proc, raise_nofile, wait_for
 
-RAMP_PER_S = 250.0
+RAMP_PER_S = 100.0  # first contact writes events and signs of life: slower than a poll
 TARGET_HELD = 10_000
 TARGET_RSS_MB = 600
 TARGET_CPU = 10.0  # % of one core
