@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from . import __version__
+from .hub_http import BodyTooLarge, HTTPClient, TransportError
 
 
 class HubError(Exception):
@@ -74,20 +73,19 @@ class HubClient:
         self.base_url = base_url.rstrip("/")
         self._timeout = (connect_timeout, read_timeout)
         self._api_key = api_key
-        self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers.update(
-            {"X-API-Key": api_key, "User-Agent": f"relay-agent/{__version__}", "Accept": "application/json"}
-        )
-        # The environment's proxy and CA settings, read once: requests would read them on every request.
-        self.session.proxies = requests.utils.get_environ_proxies(self.base_url)
-        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-        self.session.trust_env = False
+        # The environment's CA bundle, read once, under the names requests read it by.
+        self.ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+        headers = {
+            "User-Agent": f"relay-agent/{__version__}",
+            "Accept-Encoding": "gzip, deflate",
+            "Accept": "application/json",
+            "Connection": "keep-alive",
+            "X-API-Key": api_key,
+        }
+        self.http = HTTPClient(self.base_url, headers, connect_timeout, pool_size, self.ca_bundle)
 
     def close(self) -> None:
-        self.session.close()
+        self.http.close()
 
     def _request(
         self,
@@ -101,20 +99,20 @@ class HubClient:
     ) -> tuple[int, dict]:
         # `extension`: the route has no id in it, so a 404 can only mean the hub lacks the route.
         # `data`: a raw body (a file, streamed) instead of the JSON `body`.
-        timeout = (self._timeout[0], read_timeout or self._timeout[1])
-        headers = {"Content-Type": "application/octet-stream"} if data is not None else None
+        if data is not None:
+            headers = {"Content-Type": "application/octet-stream"}
+        elif body is not None:
+            headers = {"Content-Type": "application/json"}
+            data = json.dumps(body, allow_nan=False).encode("utf-8")
+        else:
+            headers = None
         try:
-            response = self.session.request(method, self.base_url + path, json=body, params=params, timeout=timeout,
-                                            data=data, headers=headers)
-        except requests.RequestException as exc:
-            raise HubUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+            response = self.http.request(method, path, params=params, body=data, headers=headers,
+                                         read_timeout=read_timeout or self._timeout[1])
+        except TransportError as exc:
+            raise HubUnavailable(f"{method} {path}: {exc.kind}") from None
         status = response.status_code
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            data = {}
+        data = _json_object(response.content)
         error = str(data.get("error") or response.reason or "")
         if status >= 500 or status == 429:
             raise HubUnavailable(f"{method} {path}: HTTP {status} {error}".strip(), status)
@@ -124,6 +122,8 @@ class HubClient:
             raise ExtensionsUnsupported(f"{method} {path}: not supported by this hub", status)
         if status >= 400:
             raise HubRequestError(f"{method} {path}: HTTP {status} {error}".strip(), status)
+        if 300 <= status < 400:  # not followed: the key goes to the hub URL's server only
+            raise HubRequestError(f"{method} {path}: HTTP {status} redirect not followed", status)
         if response.content and not data:
             raise HubUnavailable(f"{method} {path}: HTTP {status} without a JSON object", status)
         return status, data
@@ -136,18 +136,13 @@ class HubClient:
         """
         path = "/relay/hello"
         try:
-            response = self.session.get(
-                self.base_url + path, headers={"X-API-Key": None}, timeout=self._timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            raise HubUnavailable(f"GET {path}: {type(exc).__name__}") from None
+            response = self.http.request("GET", path, headers={"X-API-Key": None}, read_timeout=self._timeout[1])
+        except TransportError as exc:
+            raise HubUnavailable(f"GET {path}: {exc.kind}") from None
         status = response.status_code
         if status >= 500 or status == 429:
             raise HubUnavailable(f"GET {path}: HTTP {status}", status)
-        try:
-            data = response.json()
-        except ValueError:
-            data = None
+        data = _json(response.content)
         if status == 200 and isinstance(data, dict) and data.get("service") == SERVICE:
             return
         answer = f"HTTP {status}" + ("" if isinstance(data, dict) else " without a JSON object")
@@ -156,27 +151,18 @@ class HubClient:
     def download(self, path: str, max_bytes: int) -> bytes:
         """The bytes at a relay route (an agent release's wheel), with this relay's key; at most ``max_bytes``."""
         try:
-            with self.session.get(self.base_url + path, timeout=(self._timeout[0], 120), stream=True,
-                                  allow_redirects=False) as response:
-                status = response.status_code
-                if status >= 400 or status in (301, 302, 303, 307, 308):
-                    error = ""
-                    try:
-                        error = str(response.json().get("error") or "")
-                    except (ValueError, AttributeError):
-                        pass
-                    kind = HubUnavailable if status >= 500 or status == 429 else (
-                        HubRejected if status in (401, 403) else HubRequestError)
-                    raise kind(f"GET {path}: HTTP {status} {error}".strip(), status)
-                chunks, size = [], 0
-                for chunk in response.iter_content(65536):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise HubRequestError(f"GET {path}: more than {max_bytes} bytes")
-                    chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise HubUnavailable(f"GET {path}: {type(exc).__name__}") from None
-        return b"".join(chunks)
+            response = self.http.request("GET", path, read_timeout=120, max_body=max_bytes)
+        except BodyTooLarge:
+            raise HubRequestError(f"GET {path}: more than {max_bytes} bytes") from None
+        except TransportError as exc:
+            raise HubUnavailable(f"GET {path}: {exc.kind}") from None
+        status = response.status_code
+        if status >= 400 or status in (301, 302, 303, 307, 308):
+            error = str(_json_object(response.content).get("error") or "")
+            kind = HubUnavailable if status >= 500 or status == 429 else (
+                HubRejected if status in (401, 403) else HubRequestError)
+            raise kind(f"GET {path}: HTTP {status} {error}".strip(), status)
+        return response.content
 
     def verify(self) -> dict:
         return self._request("POST", "/relay/verify", {"apiKey": self._api_key})[1]
@@ -282,3 +268,16 @@ class HubClient:
         return list(
             self._request("GET", "/relay/shared-credentials", params={"relayId": relay_id})[1].get("credentials") or []
         )
+
+
+def _json(content: bytes) -> Any:
+    """The decoded JSON answer, or None for an empty or non-JSON one."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _json_object(content: bytes) -> dict:
+    data = _json(content)
+    return data if isinstance(data, dict) else {}
