@@ -14,8 +14,6 @@ variable (`keeping`) set around the run in the command's own thread, rather than
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +37,9 @@ class StreamSpool:
         self.max_bytes = max_bytes
         self.size = 0
         self.dropped: str | None = None  # why the copy is not kept, once it is not
+        import hashlib  # on use: hashlib loads OpenSSL's libcrypto, megabytes an idle agent need not hold
+        import tempfile
+
         self._digest = hashlib.sha256()
         # mkstemp's 0600, unlinked at once: nothing is left behind, whatever happens to the agent.
         self._file = tempfile.SpooledTemporaryFile(max_size=threshold)  # noqa: SIM115 - closed by close()

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import re
 import threading
 from dataclasses import dataclass, field
@@ -31,6 +29,8 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 def sha256_fingerprint(key: paramiko.PKey) -> str:
     """As `ssh-keygen -l` prints it: "SHA256:" and the unpadded base64 digest."""
+    import hashlib  # on use: hashlib loads OpenSSL's libcrypto, megabytes an idle agent need not hold
+
     return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
 
 
@@ -85,6 +85,9 @@ def _wildcard_match(host_name: str, pattern: str) -> bool:
 
 
 def _hashed_name_matches(host_name: str, hashed: str) -> bool:
+    import hashlib
+    import hmac
+
     try:
         _, _, salt, digest = hashed.split("|")
         expected = hmac.new(base64.b64decode(salt), host_name.encode(), hashlib.sha1).digest()

@@ -14,7 +14,6 @@ interpreter as a file (never pasted into ``sh -c``) and removed afterwards.
 from __future__ import annotations
 
 import re
-import secrets
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,6 +86,8 @@ class RunOptions:
 
 
 def _delimiter(script: str) -> str:
+    import secrets  # on use: through hmac it loads OpenSSL's libcrypto
+
     lines = set(script.splitlines())
     while True:
         delimiter = f"RELAYHUB_SCRIPT_END_{secrets.token_hex(16)}"

@@ -18,18 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import io
 import os
 import re
-import shutil
-import subprocess  # nosec B404 - pip installs a verified release
 import sys
-import tempfile
 import time
-import zipfile
 from collections.abc import Callable
-from email.parser import HeaderParser
 from pathlib import Path
 
 from . import __version__, launcher
@@ -111,6 +104,12 @@ class ReleaseKey:
 
 def check_release(public_b64: str, data: bytes, version: str, sha256_hex: str, signature_b64: str) -> None:
     """UpdateRefused unless ``data`` is the release the pinned key signed."""
+    # Imported on use, like everything an update needs: an idle agent should not carry them (its RSS).
+    import hashlib
+    import io
+    import zipfile
+    from email.parser import HeaderParser
+
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -181,6 +180,10 @@ class Updater:
         return None
 
     def _install(self, version: str, data: bytes) -> Path:
+        import shutil
+        import subprocess  # nosec B404 - pip installs a verified release
+        import tempfile
+
         versions = self.root / "versions"
         versions.mkdir(parents=True, exist_ok=True, mode=0o755)
         target = versions / version

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 
@@ -11,6 +10,8 @@ class TransportDecryptError(ValueError):
 
 
 def _key(secret: str) -> bytes:
+    import hashlib  # on use: hashlib loads OpenSSL's libcrypto, megabytes an idle agent need not hold
+
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
 
