@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 
 from . import __version__
 from .output import parse_head
@@ -51,12 +53,37 @@ def _head(text: str) -> float | int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's own width (shutil.get_terminal_size), found without importing shutil.
+
+    argparse makes a formatter for each option it adds; its default imports shutil, which imports bz2 and
+    lzma: memory a long-running agent would keep for nothing.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+
+def _columns() -> int:
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def agent_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relay-agent",
         description="relayhub relay agent: claims commands from the hub, runs them locally or over SSH, "
         "and reports the results.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
         epilog="""environment (each option can also be set there; options win):
   RELAY_API_KEY, RELAY_HUB_URL, RELAY_POLL_INTERVAL_MS, RELAY_HEARTBEAT_INTERVAL_MS,
   RELAY_METRICS_INTERVAL_MS, RELAY_LOG_LEVEL, RELAY_STORE_DIR, RELAY_CONCURRENCY,
