@@ -174,7 +174,10 @@ class HTTPClient:
             raise TransportError("InvalidURL", self._unusable)
         address = self.proxy[:2] if self.proxy else (self.host, self.port)
         try:
-            sock = socket.create_connection(address, timeout=self.connect_timeout)
+            # The name as bytes: a str makes getaddrinfo encode it with the idna codec, which imports
+            # stringprep and unicodedata (most of a megabyte) even for an ASCII name.
+            name = _ascii_host(address[0]).encode("ascii")
+            sock = socket.create_connection((name, address[1]), timeout=self.connect_timeout)
         except TimeoutError:
             raise TransportError("ConnectTimeout", f"connecting to {address[0]}:{address[1]}") from None
         except OSError as exc:

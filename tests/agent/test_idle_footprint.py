@@ -36,6 +36,7 @@ NOT_WHILE_IDLE = [
     "paramiko", "cryptography", "bcrypt", "nacl",  # SSH and the credential store's crypto
     "requests", "urllib3", "charset_normalizer", "idna", "certifi",  # the HTTP stack the agent no longer uses
     "ssl", "_ssl", "http.client", "urllib.request",  # TLS: an http hub never needs it
+    "encodings.idna", "stringprep", "unicodedata",  # what a str host name costs getaddrinfo
     "hashlib", "_hashlib", "hmac", "secrets",  # OpenSSL's libcrypto, through hashlib
     "zipfile", "tempfile", "email", "email.parser", "lzma", "bz2", "csv",  # self-update and full output
 ]
