@@ -140,12 +140,15 @@ def test_user_and_password_in_the_hub_url_are_sent_as_basic_auth() -> None:
 @pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_an_https_hub_is_verified_against_the_ca_bundle_from_the_environment(monkeypatch, tmp_path, variable):
     cert, key = self_signed(tmp_path, ["127.0.0.1"])
-    with raw_server(lambda request: answer(), tls=server_context(cert, key)) as (port, _):
+    with raw_server(lambda request: answer(), tls=server_context(cert, key)) as (port, connections):
         with pytest.raises(HubUnavailable, match="SSLError"):  # the control: not trusted without the bundle
             HubClient(f"https://127.0.0.1:{port}", "k").heartbeat()
         monkeypatch.setenv(variable, str(cert))
+        client = HubClient(f"https://127.0.0.1:{port}", "k")
 
-        assert HubClient(f"https://127.0.0.1:{port}", "k").heartbeat() == ["c1"]
+        assert [client.heartbeat(), client.heartbeat()] == [["c1"], ["c1"]]
+
+    assert [len(requests) for requests in connections] == [0, 2], "one TLS connection, kept alive"
 
 
 def test_a_certificate_for_another_name_is_refused(monkeypatch, tmp_path) -> None:
