@@ -103,7 +103,10 @@ class HubClient:
             headers = {"Content-Type": "application/octet-stream"}
         elif body is not None:
             headers = {"Content-Type": "application/json"}
-            data = json.dumps(body, allow_nan=False).encode("utf-8")
+            try:
+                data = json.dumps(body, allow_nan=False).encode("utf-8")
+            except ValueError:  # NaN or infinity: requests failed the request (InvalidJSONError) likewise
+                raise HubUnavailable(f"{method} {path}: InvalidJSONError") from None
         else:
             headers = None
         try:

@@ -175,3 +175,11 @@ def test_an_https_hub_is_reached_through_the_proxy_with_connect(monkeypatch, tmp
     assert headers["proxy-authorization"] == "Basic " + base64.b64encode(b"me:secret").decode()
     assert "x-api-key" not in headers, "the proxy sees the tunnel only"
     assert parsed(connections[0][0])[0] == "POST /relay/heartbeat HTTP/1.1"
+
+
+def test_a_body_that_is_not_json_fails_the_request_as_it_did() -> None:
+    with raw_server(lambda request: answer()) as (port, connections):
+        with pytest.raises(HubUnavailable, match="InvalidJSONError"):
+            HubClient(f"http://127.0.0.1:{port}", "k").report_status({"metrics": {"cpuPercent": float("nan")}})
+
+    assert connections == []
