@@ -10,7 +10,6 @@ the floor.
 
 from __future__ import annotations
 
-import statistics
 import threading
 from collections import deque
 
@@ -52,4 +51,5 @@ class AdaptiveSlots:
         with self._lock:
             if not self._durations:
                 return None
-            return statistics.median(self._durations) <= SHORT_MS
+            ordered = sorted(self._durations)  # the median, without loading `statistics` (decimal, fractions)
+            return ordered[len(ordered) // 2] <= SHORT_MS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -61,7 +61,7 @@ class Claimer:
         self.adaptive = adaptive
         # This run of the agent: the hub starts what it hands us by claiming it, and hands a command again only to
         # this session, while `holding` does not list it.
-        self.session = secrets.token_hex(16)
+        self.session = os.urandom(16).hex()  # not `secrets`: it loads OpenSSL's hashlib at start
         # Threads start as commands need them, up to the most slots there can be.
         self._workers = ThreadPoolExecutor(max_workers=adaptive.ceiling if adaptive else slots.size,
                                            thread_name_prefix="command")
