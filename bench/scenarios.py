@@ -822,7 +822,7 @@ def footprint(ctx: Context) -> None:
         _stop_all(bare, hub)
     sc = f"5 agent footprint (idle relay-agent, {window:.0f} s window)"
     ctx.report.add(
-        Row(sc, "idle RSS", rss, "MB", "bare python interpreter", bare_rss, target="≤ 40 MB", met=rss <= 40),
+        Row(sc, "idle RSS", rss, "MB", "bare python interpreter", bare_rss, target="≤ 25 MB", met=rss <= 25),
         Row(sc, "idle CPU (1 core = 100%)", agent_cpu.percent, "%", "bare python interpreter", bare_cpu.percent),
     )
     after = getattr(ctx, "stash_agent_rss_after", None)

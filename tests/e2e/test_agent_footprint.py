@@ -1,4 +1,8 @@
-"""The idle real relay-agent's memory, long-polling the real hub (SPEC §9 targets 40 MB; this is a sanity bound)."""
+"""The idle real relay-agent's memory, long-polling the real hub (issue 20 targets 25 MB; `make bench` measures it).
+
+The bound leaves room for a busier machine and the test harness, but not for the ssl, crypto or requests stacks
+loaded at start again (each several MB; tests/agent/test_idle_footprint.py names them).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 
 from tests.e2e.processes import Agent
 
-LIMIT_MB = 60
+LIMIT_MB = 28
 
 
 def rss_mb(agent: Agent) -> float:
@@ -22,5 +26,5 @@ def test_the_idle_agent_stays_small(hub, e2e_relay, start_agent) -> None:
 
     rss = rss_mb(agent)
 
-    print(f"\nidle relay-agent RSS: {rss:.1f} MB (SPEC target 40 MB, bound {LIMIT_MB} MB)")
+    print(f"\nidle relay-agent RSS: {rss:.1f} MB (target 25 MB, bound {LIMIT_MB} MB)")
     assert rss < LIMIT_MB
