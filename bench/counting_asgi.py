@@ -5,11 +5,20 @@ counts each HTTP request by method and route, with the time the hub took to
 answer it. ``GET /__bench__/counts`` answers the counts and
 ``GET /__bench__/timings`` answers ``{route: [count, total_s, max_s]}``, as
 JSON (neither is counted). The hub is only ever bound to 127.0.0.1.
+
+Counters live in each process. A hub run with ``uvicorn --workers N`` has N
+sets, and an HTTP request reaches whichever worker accepts it; so when
+``BENCH_STATS_DIR`` is set, each worker also answers ``counts`` or ``timings``
+on the Unix socket ``$BENCH_STATS_DIR/<pid>.sock``, and the bench sums the
+workers (``bench.stack.Hub``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import threading
 import time
 from collections import Counter
 
@@ -17,6 +26,37 @@ from relayhub.asgi import application as hub_application
 
 COUNTS: Counter[str] = Counter()
 TIMINGS: dict[str, list[float]] = {}
+
+
+def _snapshot(what: bytes) -> dict:
+    # Copied in one C call each (atomic under the GIL) while the event loop thread keeps counting.
+    if what == b"timings":
+        return {route: list(entry) for route, entry in list(TIMINGS.items())}
+    return dict(COUNTS)
+
+
+def _serve_stats(directory: str) -> None:
+    """This worker's counters on a Unix socket of its own, read by the bench (one request per connection)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(os.path.join(directory, f"{os.getpid()}.sock"))
+    server.listen(16)
+
+    def loop() -> None:
+        while True:
+            conn, _ = server.accept()
+            with conn:
+                conn.settimeout(10)
+                try:
+                    what = conn.recv(64).strip()
+                    conn.sendall(json.dumps(_snapshot(what)).encode())
+                except OSError:
+                    pass
+
+    threading.Thread(target=loop, name="bench-stats", daemon=True).start()
+
+
+if os.environ.get("BENCH_STATS_DIR"):
+    _serve_stats(os.environ["BENCH_STATS_DIR"])
 
 
 async def _answer(send, data: dict) -> None:  # noqa: ANN001

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
+from bench.measure import CpuWindow
 from bench.services import BIN, ROOT, Postgres, Proc, Redis, ensure_system_packages, free_port, make_workdir, \
     wait_for
 
@@ -69,9 +73,10 @@ class Stack:
             return f"psycopg pool {pool if isinstance(pool, dict) else '(defaults)'}"
         return f"CONN_MAX_AGE={db.get('CONN_MAX_AGE', 0)}"
 
-    def hub(self, name: str = "hub", extra_env: dict[str, str] | None = None) -> Hub:
+    def hub(self, name: str = "hub", extra_env: dict[str, str] | None = None, workers: int = 1) -> Hub:
         self._hubs += 1
-        return Hub(self, self.log_dir / f"{name}-{self._hubs}.log", {**self.hub_env, **(extra_env or {})}).start()
+        return Hub(self, self.log_dir / f"{name}-{self._hubs}.log", {**self.hub_env, **(extra_env or {})},
+                   workers).start()
 
     def issue(self, machine_id: str, name: str | None = None):
         from assignments.models import RelayAssignment
@@ -85,21 +90,31 @@ class Stack:
 
 
 class Hub(Proc):
-    """One uvicorn process serving relayhub through bench.counting_asgi (a request counter around the app)."""
+    """One uvicorn serving relayhub through bench.counting_asgi (a request counter around the app); with
+    ``workers`` > 1, uvicorn's supervisor and that many worker processes, whose counters are summed."""
 
-    def __init__(self, stack: Stack, log: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, stack: Stack, log: Path, extra_env: dict[str, str] | None = None, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
         argv = [str(BIN / "uvicorn"), "bench.counting_asgi:application", "--host", "127.0.0.1", "--port",
                 str(self.port), "--no-access-log", "--log-level", "warning", "--backlog", "4096",
                 "--timeout-graceful-shutdown", "2"]
-        super().__init__("hub", argv, log, {**stack.env, **(extra_env or {})})
+        env = {**stack.env, **(extra_env or {})}
+        self.stats_dir: Path | None = None
+        if workers > 1:
+            argv += ["--workers", str(workers)]
+            self.stats_dir = Path(tempfile.mkdtemp(prefix="hub-stats-", dir=stack.work))
+            env["BENCH_STATS_DIR"] = str(self.stats_dir)
+        super().__init__("hub", argv, log, env)
 
     def start(self) -> Hub:
         super().start()
 
         def answering() -> bool:
             self.check_alive()
+            if self.stats_dir is not None and len(self._worker_stats("counts")) < self.workers:
+                return False
             try:
                 with urllib.request.urlopen(f"{self.url}/__bench__/counts", timeout=1) as response:
                     return response.status == 200
@@ -109,13 +124,52 @@ class Hub(Proc):
         wait_for(answering, 60, "the hub to answer", 0.1)
         return self
 
+    def cpu_windows(self) -> dict[str, CpuWindow]:
+        """CPU of the hub: uvicorn and, with workers, its worker processes."""
+        return {"hub": CpuWindow([self.pid], tree=True)}
+
+    def _worker_stats(self, what: str) -> list[dict]:
+        """Each live worker's counters, from its stats socket (a dead worker's socket refuses: skipped)."""
+        answers = []
+        for path in sorted(self.stats_dir.glob("*.sock")) if self.stats_dir else []:
+            with contextlib.suppress(OSError, ValueError), socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(10)
+                sock.connect(str(path))
+                sock.sendall(what.encode() + b"\n")
+                answers.append(json.loads(b"".join(iter(lambda: sock.recv(65536), b""))))  # noqa: B023
+        return answers
+
     def timings(self) -> dict[str, list[float]]:
+        if self.stats_dir is not None:
+            return merge_timings(self._worker_stats("timings"))
         with urllib.request.urlopen(f"{self.url}/__bench__/timings", timeout=10) as response:
             return json.loads(response.read())
 
     def counts(self) -> dict[str, int]:
+        if self.stats_dir is not None:
+            return merge_counts(self._worker_stats("counts"))
         with urllib.request.urlopen(f"{self.url}/__bench__/counts", timeout=10) as response:
             return json.loads(response.read())
+
+
+def merge_counts(parts: list[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for part in parts:
+        for route, count in part.items():
+            total[route] = total.get(route, 0) + count
+    return total
+
+
+def merge_timings(parts: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """{route: [count, total_s, max_s]} of several processes as one."""
+    total: dict[str, list[float]] = {}
+    for part in parts:
+        for route, (count, seconds, peak) in part.items():
+            entry = total.setdefault(route, [0, 0.0, 0.0])
+            entry[0] += count
+            entry[1] += seconds
+            entry[2] = max(entry[2], peak)
+    return total
 
 
 class Agent(Proc):
