@@ -1,17 +1,23 @@
-"""A tiny loopback HTTP/1.1 reverse proxy that makes the hub look like the original one.
+"""A tiny loopback HTTP/1.1 reverse proxy: makes the hub look like the original one, or spreads relays
+over several hub processes.
 
-    python -m bench.proxy LISTEN_PORT UPSTREAM_PORT [BLOCKED_PATH ...]
+    python -m bench.proxy LISTEN_PORT UPSTREAM_PORT[,UPSTREAM_PORT...] [BLOCKED_PATH ... | --no-block]
 
 Requests to a blocked path (by default the long-poll and batch-result extensions)
 get ``404 {"success": false, "error": "not found"}``; everything else is forwarded
 to 127.0.0.1:UPSTREAM_PORT over one upstream connection per client connection.
 The agent answers a 404 on /relay/commands/next by falling back to the original's
 plain polling, which is how the bench measures that mode without touching the hub.
+
+With several upstream ports, each client connection is given the next one in turn
+(round robin, as a TCP load balancer does); ``--no-block`` forwards every path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import sys
 
@@ -46,12 +52,13 @@ async def read_message(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, s
 
 
 class Proxy:
-    def __init__(self, upstream_port: int, blocked: tuple[str, ...]) -> None:
-        self.upstream_port = upstream_port
+    def __init__(self, upstream_ports: list[int], blocked: tuple[str, ...]) -> None:
+        self._upstreams = itertools.cycle(upstream_ports)
         self.blocked = {path.rstrip("/") for path in blocked}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        upstream_port = next(self._upstreams)
         try:
             while True:
                 message = await read_message(reader)
@@ -66,7 +73,7 @@ class Proxy:
                     await writer.drain()
                     continue
                 if upstream is None:
-                    upstream = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+                    upstream = await asyncio.open_connection("127.0.0.1", upstream_port)
                 upstream[1].write(head + body)
                 await upstream[1].drain()
                 answer = await read_message(upstream[0])
@@ -84,13 +91,18 @@ class Proxy:
                 upstream[1].close()
 
 
-async def main(listen_port: int, upstream_port: int, blocked: tuple[str, ...]) -> None:
-    proxy = Proxy(upstream_port, blocked)
+async def main(listen_port: int, upstream_ports: list[int], blocked: tuple[str, ...]) -> None:
+    proxy = Proxy(upstream_ports, blocked)
     server = await asyncio.start_server(proxy.handle, "127.0.0.1", listen_port)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    listen, upstream, *paths = sys.argv[1:]
-    asyncio.run(main(int(listen), int(upstream), tuple(paths) or DEFAULT_BLOCKED))
+    listen, upstreams, *paths = sys.argv[1:]
+    with contextlib.suppress(ImportError):  # as the hub's uvicorn does: the proxy's own CPU, kept small
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(main(int(listen), [int(port) for port in upstreams.split(",")],
+                     () if paths == ["--no-block"] else tuple(paths) or DEFAULT_BLOCKED))
