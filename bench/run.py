@@ -1,7 +1,8 @@
 """`make bench` / `make bench-quick`: start PostgreSQL, Redis, hubs, agents and sshd targets on 127.0.0.1,
-run the five scenarios of SPEC §9, and print every figure beside its same-run baseline.
+run the five scenarios of SPEC §9 and the scale-out one (issue 20), and print every figure beside its
+same-run baseline.
 
-    python -m bench.run [--quick] [--only latency,throughput,idle,fanout,footprint] [--no-results]
+    python -m bench.run [--quick] [--only latency,throughput,idle,fanout,footprint,scaleout] [--no-results]
 
 A full-size run (all scenarios, or those named by --only) appends a dated section to
 bench/RESULTS.md. The quick run uses small
@@ -25,7 +26,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT / "relay_agent") not in sys.path:
     sys.path.insert(0, str(_ROOT / "relay_agent"))
 
-from bench import idle, measure, scenarios, services  # noqa: E402
+from bench import idle, measure, scaleout, scenarios, services  # noqa: E402
 from bench.report import RESULTS, Report, append_results  # noqa: E402
 from bench.stack import Stack  # noqa: E402
 
@@ -33,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 # Scenario 3 has a module of its own (bench.idle); SPEC §9's order.
 scenarios.SCENARIOS = {**dict(list(scenarios.SCENARIOS.items())[:2]), "idle": idle.idle,
                        **dict(list(scenarios.SCENARIOS.items())[2:])}
+scenarios.SCENARIOS["scaleout"] = scaleout.scaleout  # in its own module; run last, after the SPEC §9 five
 
 
 def git_head() -> str:

@@ -12,9 +12,11 @@ import subprocess
 import threading
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from relay_agent.adaptive import CEILING, FLOOR
 
@@ -274,9 +276,14 @@ def _slots(concurrency: int | None) -> str:
     return f"--concurrency {concurrency}" if concurrency else f"defaults (adaptive slots, {FLOOR}-{CEILING})"
 
 
-def _throughput_pass(ctx: Context, concurrency: int | None, seconds: float, profile: bool) -> Pass:
+def _throughput_pass(ctx: Context, concurrency: int | None, seconds: float, profile: bool, tag: str = "",
+                     start_hub: Callable[[str], Any] | None = None) -> Pass:
     """20 agents running `true` at ``concurrency`` each (None: at their defaults), fed by a producer that keeps 3
-    commands per slot queued."""
+    commands per slot queued.
+
+    ``start_hub(name)`` starts what the agents talk to (default: one hub process); it answers ``url``,
+    ``counts()``, ``timings()``, ``cpu_windows()`` and ``stop()`` as ``bench.stack.Hub`` does. ``tag`` keeps
+    the machines of passes at the same concurrency apart."""
     from django.db import connection
     from django.db.models import Count
 
@@ -286,7 +293,7 @@ def _throughput_pass(ctx: Context, concurrency: int | None, seconds: float, prof
 
     stack, sizes = ctx.stack, ctx.sizes
     backlog = 3 * (concurrency or CEILING)
-    machines = [f"bench-tp{concurrency or 'default'}-{i:02d}" for i in range(sizes.tp_agents)]
+    machines = [f"bench-tp{tag}{concurrency or 'default'}-{i:02d}" for i in range(sizes.tp_agents)]
     hub = None
     agents: list[Agent] = []
     stop = threading.Event()
@@ -318,7 +325,7 @@ def _throughput_pass(ctx: Context, concurrency: int | None, seconds: float, prof
         return Command.objects.filter(machine_id__in=machines, status__in=CommandStatus.terminal()).count()
 
     try:
-        hub = stack.hub(f"hub-throughput-{concurrency or 'default'}")
+        hub = (start_hub or stack.hub)(f"hub-throughput{tag}-{concurrency or 'default'}")
         slots = ("--concurrency", str(concurrency)) if concurrency else ()
         for machine in machines:
             agents.append(stack.agent(stack.issue(machine), hub.url, *slots, name="agent-tp").start())
@@ -328,7 +335,7 @@ def _throughput_pass(ctx: Context, concurrency: int | None, seconds: float, prof
         time.sleep(sizes.tp_warmup)
         done_before, counts_before, busy_before = finished(), hub.counts(), total_cpu_busy()
         timings_before = hub.timings()
-        windows = {"hub": CpuWindow([hub.pid]), "postgres": CpuWindow([stack.postgres.proc.pid], tree=True),
+        windows = {**hub.cpu_windows(), "postgres": CpuWindow([stack.postgres.proc.pid], tree=True),
                    "agents": CpuWindow([a.pid for a in agents], tree=True),
                    "redis": CpuWindow([stack.redis.proc.pid]), "producer": CpuWindow([os.getpid()])}
         with contextlib.ExitStack() as measuring:
