@@ -102,6 +102,8 @@ class Hub(Proc):
                 "--timeout-graceful-shutdown", "2"]
         env = {**stack.env, **(extra_env or {})}
         self.stats_dir: Path | None = None
+        self.worker_pids: set[str] = set()  # as first seen answering
+        self.lost_workers: set[str] = set()  # workers uvicorn replaced since (their counters went with them)
         if workers > 1:
             argv += ["--workers", str(workers)]
             self.stats_dir = Path(tempfile.mkdtemp(prefix="hub-stats-", dir=stack.work))
@@ -114,6 +116,7 @@ class Hub(Proc):
         def answering() -> bool:
             self.check_alive()
             if self.stats_dir is not None and len(self._worker_stats("counts")) < self.workers:
+                self.worker_pids = set()
                 return False
             try:
                 with urllib.request.urlopen(f"{self.url}/__bench__/counts", timeout=1) as response:
@@ -130,13 +133,17 @@ class Hub(Proc):
 
     def _worker_stats(self, what: str) -> list[dict]:
         """Each live worker's counters, from its stats socket (a dead worker's socket refuses: skipped)."""
-        answers = []
+        answers, answered = [], set()
         for path in sorted(self.stats_dir.glob("*.sock")) if self.stats_dir else []:
             with contextlib.suppress(OSError, ValueError), socket.socket(socket.AF_UNIX) as sock:
                 sock.settimeout(10)
                 sock.connect(str(path))
                 sock.sendall(what.encode() + b"\n")
                 answers.append(json.loads(b"".join(iter(lambda: sock.recv(65536), b""))))  # noqa: B023
+                answered.add(path.stem)
+        # uvicorn's supervisor replaces a worker that misses its health check (a starved machine can do that)
+        self.worker_pids = self.worker_pids or answered
+        self.lost_workers |= self.worker_pids - answered
         return answers
 
     def timings(self) -> dict[str, list[float]]:
