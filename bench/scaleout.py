@@ -93,8 +93,12 @@ class ProxiedHubs:
 
 
 def scaleout(ctx: Context) -> None:
+    started = time.monotonic()
     _throughput(ctx)
+    middle = time.monotonic()
     _wakeups(ctx)
+    ctx.report.notes.append(f"scale-out: the throughput passes took {middle - started:.0f} s, the wake-ups "
+                            f"{time.monotonic() - middle:.0f} s, hub and agent start-ups included")
 
 
 # -- throughput --------------------------------------------------------------------------------------------
@@ -104,10 +108,15 @@ def _throughput(ctx: Context) -> None:
     concurrency = sizes.tp_concurrency
     seconds = sizes.tp_default_seconds if ctx.quick else sizes.tp_seconds  # quick: the shorter window
     cores = os.cpu_count() or 1
+    started: list[Hub] = []
+
+    def workers(name: str) -> Hub:
+        started.append(ctx.stack.hub(name, workers=2))
+        return started[-1]
+
     runs = {
         "1 hub process": _throughput_pass(ctx, concurrency, seconds, False, tag="s1-"),
-        "one uvicorn --workers 2": _throughput_pass(
-            ctx, concurrency, seconds, False, tag="w2-", start_hub=lambda name: ctx.stack.hub(name, workers=2)),
+        "one uvicorn --workers 2": _throughput_pass(ctx, concurrency, seconds, False, tag="w2-", start_hub=workers),
         "2 hub processes behind bench/proxy.py": _throughput_pass(
             ctx, concurrency, seconds, False, tag="p2-", start_hub=lambda name: ProxiedHubs.start(ctx, name)),
     }
@@ -123,23 +132,37 @@ def _throughput(ctx: Context) -> None:
             Row(sc, f"hub CPU, all its processes (1 core = 100%), {label}", run.cpu["hub"].percent, "%",
                 "1 hub process", one.cpu["hub"].percent),
         )
-    ctx.report.add(*[Row(sc, f"machine CPU busy (all {cores} cores), {label}", run.machine_busy, "%",
-                         "1 hub process" if run is not one else "", one.machine_busy if run is not one else None)
-                     for label, run in runs.items()])
+    for label, run in runs.items():
+        versus = "" if run is one else "1 hub process"
+        ctx.report.add(
+            Row(sc, f"CPU per command, all the bench's processes, {label}",
+                _ours_ms(run), "ms", versus, _ours_ms(one) if versus else None),
+            Row(sc, f"machine CPU busy (all {cores} cores), {label}", run.machine_busy, "%", versus,
+                one.machine_busy if versus else None))
     for label, run in runs.items():
         ctx.report.notes.append(f"scale-out, {label}: {_per_command(run, cores)}")
         ctx.report.notes.append(f"scale-out, {label}: requests per command by route: {run.routes}; "
                                 f"{run.failed} commands not completed; hub time per request by route, mean/max ms: "
                                 f"{run.route_times}")
+    if any(hub.lost_workers for hub in started):
+        ctx.report.notes.append("scale-out, --workers 2: uvicorn replaced a worker that missed its health check; "
+                                "its request counts were lost with it (commands/s, from the database, stand)")
+
+
+def _ours_ms(run: Pass) -> float:
+    return 1000 * sum(window.seconds for window in run.cpu.values()) / max(1, run.commands)
 
 
 def _per_command(run: Pass, cores: int) -> str:
     per = max(1, run.commands)
     parts = [f"{name} {1000 * window.seconds / per:.2f}" for name, window in run.cpu.items()]
-    machine = run.machine_busy / 100 * cores * run.elapsed
+    machine = 1000 * run.machine_busy / 100 * cores * run.elapsed / per
+    ours = _ours_ms(run)
     return (f"{run.rate:.0f} commands/s, {run.requests / per:.2f} hub requests per command; CPU ms per command: "
-            + ", ".join(parts) + f" (agents include their `true` children; producer = the bench process); "
-            f"whole machine {1000 * machine / per:.2f} ms per command at {run.machine_busy:.0f}% busy")
+            + ", ".join(parts) + f", together {ours:.2f} (agents include their `true` children; producer = the "
+            f"bench process), so {cores} cores allow {1000 * cores / ours:.0f}/s; the whole machine was "
+            f"{run.machine_busy:.0f}% busy, {machine:.2f} ms per command, {max(0.0, machine - ours):.2f} of it "
+            "other processes (the machine is shared)")
 
 
 # -- cross-process wake-ups ----------------------------------------------------------------------------------
