@@ -158,7 +158,7 @@ def _per_command(run: Pass, cores: int) -> str:
     per = max(1, run.commands)
     parts = [f"{name} {1000 * window.seconds / per:.2f}" for name, window in run.cpu.items()]
     machine = 1000 * run.machine_busy / 100 * cores * run.elapsed / per
-    ours = _ours_ms(run)
+    ours = max(_ours_ms(run), 1e-6)
     return (f"{run.rate:.0f} commands/s, {run.requests / per:.2f} hub requests per command; CPU ms per command: "
             + ", ".join(parts) + f", together {ours:.2f} (agents include their `true` children; producer = the "
             f"bench process), so {cores} cores allow {1000 * cores / ours:.0f}/s; the whole machine was "
