@@ -56,6 +56,7 @@ class ProxiedHubs:
     hubs: list[Hub]
     proxy: Proc
     port: int
+    split: list[int] = field(default_factory=list)  # requests each hub served, read as they are stopped
 
     @property
     def url(self) -> str:
@@ -90,6 +91,10 @@ class ProxiedHubs:
         return {"hub": CpuWindow([hub.pid for hub in self.hubs], tree=True), "proxy": CpuWindow([self.proxy.pid])}
 
     def stop(self) -> None:
+        try:
+            self.split = [sum(hub.counts().values()) for hub in self.hubs if hub.alive()]
+        except OSError:
+            pass
         _stop_all(self.proxy, *self.hubs)
 
 
@@ -109,17 +114,21 @@ def _throughput(ctx: Context) -> None:
     concurrency = sizes.tp_concurrency
     seconds = sizes.tp_default_seconds if ctx.quick else sizes.tp_seconds  # quick: the shorter window
     cores = os.cpu_count() or 1
-    started: list[Hub] = []
+    started: list[Hub | ProxiedHubs] = []
 
     def workers(name: str) -> Hub:
         started.append(ctx.stack.hub(name, workers=2))
+        return started[-1]
+
+    def proxied(name: str) -> ProxiedHubs:
+        started.append(ProxiedHubs.start(ctx, name))
         return started[-1]
 
     runs = {
         "1 hub process": _throughput_pass(ctx, concurrency, seconds, False, tag="s1-"),
         "one uvicorn --workers 2": _throughput_pass(ctx, concurrency, seconds, False, tag="w2-", start_hub=workers),
         "2 hub processes behind bench/proxy.py": _throughput_pass(
-            ctx, concurrency, seconds, False, tag="p2-", start_hub=lambda name: ProxiedHubs.start(ctx, name)),
+            ctx, concurrency, seconds, False, tag="p2-", start_hub=proxied),
     }
     one = runs["1 hub process"]
     sc = (f"6 scale-out: throughput ({sizes.tp_agents} agents --concurrency {concurrency}, Postgres, Redis, "
@@ -145,7 +154,9 @@ def _throughput(ctx: Context) -> None:
         ctx.report.notes.append(f"scale-out, {label}: requests per command by route: {run.routes}; "
                                 f"{run.failed} commands not completed; hub time per request by route, mean/max ms: "
                                 f"{run.route_times}")
-    if any(hub.lost_workers for hub in started):
+    ctx.report.notes.append("scale-out: requests each hub process served, whole pass: " + "; ".join(
+        f"{label} {' / '.join(map(str, hub.split)) or '?'}" for label, hub in zip(list(runs)[1:], started, strict=True)))
+    if any(getattr(hub, "lost_workers", None) for hub in started):
         ctx.report.notes.append("scale-out, --workers 2: uvicorn replaced a worker that missed its health check; "
                                 "its request counts were lost with it (commands/s, from the database, stand)")
 

@@ -104,6 +104,7 @@ class Hub(Proc):
         self.stats_dir: Path | None = None
         self.worker_pids: set[str] = set()  # as first seen answering
         self.lost_workers: set[str] = set()  # workers uvicorn replaced since (their counters went with them)
+        self.split: list[int] = []  # requests each worker served, read as it is stopped
         if workers > 1:
             argv += ["--workers", str(workers)]
             self.stats_dir = Path(tempfile.mkdtemp(prefix="hub-stats-", dir=stack.work))
@@ -126,6 +127,12 @@ class Hub(Proc):
 
         wait_for(answering, 60, "the hub to answer", 0.1)
         return self
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.stats_dir is not None and self.alive():  # how the requests were spread over the workers
+            with contextlib.suppress(Exception):
+                self.split = [sum(part.values()) for part in self._worker_stats("counts")]
+        super().stop(timeout)
 
     def cpu_windows(self) -> dict[str, CpuWindow]:
         """CPU of the hub: uvicorn and, with workers, its worker processes."""
