@@ -72,7 +72,6 @@ Reply = Callable[[bytes], "bytes | tuple[bytes, bool] | None"]
 @contextmanager
 def raw_server(reply: Reply, tls: ssl.SSLContext | None = None) -> Iterator[tuple[int, list[list[bytes]]]]:
     """An HTTP server on 127.0.0.1 that answers byte for byte; yields its port and each connection's requests."""
-    listener = socket.create_server(("127.0.0.1", 0))
     connections: list[list[bytes]] = []
 
     def serve(conn: socket.socket) -> None:
@@ -93,19 +92,8 @@ def raw_server(reply: Reply, tls: ssl.SSLContext | None = None) -> Iterator[tupl
         except OSError:
             pass
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield listener.getsockname()[1], connections
-    finally:
-        listener.close()
+    with raw_proxy_listener(serve) as port:
+        yield port, connections
 
 
 @contextmanager
@@ -147,6 +135,7 @@ def _pipe(source: socket.socket, sink: socket.socket) -> None:
 
 @contextmanager
 def raw_proxy_listener(handle: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A listener on 127.0.0.1 that hands each connection to ``handle`` on a thread of its own; yields its port."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def accept() -> None:
