@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -125,7 +126,10 @@ class Claimer:
         cannot slip between the two reads.
         """
         running = self.slots.holding()
-        everything = list(dict.fromkeys(running + self.results.unacknowledged()))
+        try:
+            everything = list(dict.fromkeys(running + self.results.unacknowledged()))
+        except (sqlite3.Error, OSError):  # an unreadable spool: the list would not be all we have
+            return running[:HOLDING_MAX], None
         if len(everything) <= HOLDING_MAX:
             return everything, self.session
         return running[:HOLDING_MAX], None

@@ -37,14 +37,11 @@ class ResultDelivery:
         self._wake.set()
 
     def unacknowledged(self) -> list[str]:
-        """Ids of the commands whose results the hub has not acknowledged yet (spooled, or held in memory)."""
+        """Ids of the commands whose results the hub has not acknowledged yet (spooled, or held in memory); raises
+        ``sqlite3.Error`` or ``OSError`` when the spool cannot be read."""
         with self._held_lock:
             held = [str(body.get("commandId")) for body in self._held]
-        try:
-            spooled = self.spool.command_ids()
-        except (sqlite3.Error, OSError):
-            spooled = []
-        return list(dict.fromkeys(spooled + held))
+        return list(dict.fromkeys(self.spool.command_ids() + held))
 
     def record(self, running: RunningCommand, result: ExecResult) -> None:
         body = self.result_body(running, result)

@@ -63,3 +63,12 @@ def test_too_much_to_list_sends_no_session(store_dir: Path) -> None:
     holding, session = agent._holding()
 
     assert (holding, session) == (["1"], None)
+
+
+def test_an_unreadable_spool_sends_no_session(store_dir: Path) -> None:
+    agent = claimer(store_dir)
+    agent.slots.take(RunningCommand("1", 1))
+    agent.results.record(RunningCommand("2", 1), ExecResult(status="completed"))
+    agent.results.spool.close()  # its results can no longer be listed
+
+    assert agent._holding() == (["1"], None)
