@@ -8,14 +8,17 @@ import re
 from playwright.sync_api import expect
 
 from commands.models import Command
+from tests.e2e.processes import wait_for_file
 
 FAST = ("--long-poll-wait", "500", "--heartbeat-interval", "500")
 RUN_MS = 15_000
 MOMENT = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
 
 
-def test_the_command_page_fills_in_completed_at_without_a_reload(browser, superuser, hub, e2e_relay, start_agent):
-    command = Command.objects.create(machine_id="e2e-machine", command="echo start; sleep 2; echo end",
+def test_the_command_page_fills_in_completed_at_without_a_reload(browser, superuser, hub, e2e_relay, start_agent,
+                                                                  tmp_path):
+    gate = tmp_path / "gate"
+    command = Command.objects.create(machine_id="e2e-machine", command=f"echo start; {wait_for_file(gate)}; echo end",
                                      timeout_ms=120_000, created_by=superuser)
     browser.login("admin")
     browser.goto(f"/admin/commands/command/{command.pk}/change/")
@@ -34,11 +37,12 @@ def test_the_command_page_fills_in_completed_at_without_a_reload(browser, superu
     expect(page.locator("#rh-stdout")).to_have_text("start\n", timeout=RUN_MS)  # output arrives as it runs
     expect(page.locator("#rh-completed-at")).to_have_text("–")
     browser.screenshot("command-page-live-running")
+    gate.touch()
     expect(page.locator("#rh-status")).to_have_text("completed", timeout=RUN_MS)
     expect(page.locator("#rh-completed-at")).to_have_text(MOMENT)
     expect(completed).to_have_text(MOMENT)
     expect(page.locator("#rh-exit-code")).to_have_text("0")
-    expect(page.locator("#rh-duration")).to_have_text(re.compile(r"^\d(\.\d+)? s$"))
+    expect(page.locator("#rh-duration")).to_have_text(re.compile(r"^\d+(\.\d+)? m?s$"))
     expect(page.locator("#rh-stdout")).to_have_text("start\nend\n")
     assert page.evaluate("window.rhSamePage") is True
     browser.screenshot("command-page-live-completed")

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from commands.models import Command
 from tests.browser.test_command_console import running
-from tests.e2e.processes import wait_for
+from tests.e2e.processes import wait_for, wait_for_file
 
 FAST = ("--long-poll-wait", "500", "--heartbeat-interval", "500")
 RUN_MS = 15_000
@@ -23,9 +23,11 @@ def polled(browser, command: Command) -> list[str]:
     return [url for url in browser.requests if any(endpoint in url for endpoint in endpoints)]
 
 
-def test_a_running_command_page_gets_its_output_and_end_over_sse(browser, superuser, hub, e2e_relay, start_agent):
-    command = Command.objects.create(machine_id="e2e-machine", command="echo first; sleep 3; echo second",
-                                     timeout_ms=60_000, created_by=superuser)
+def test_a_running_command_page_gets_its_output_and_end_over_sse(browser, superuser, hub, e2e_relay, start_agent,
+                                                                  tmp_path):
+    gate = tmp_path / "gate"
+    command = Command.objects.create(machine_id="e2e-machine", timeout_ms=60_000, created_by=superuser,
+                                     command=f"echo first; {wait_for_file(gate)}; echo second")
     start_agent(e2e_relay, hub, *FAST)
     wait_for(lambda: Command.objects.get(pk=command.pk).status == "executing", 15, "the command to start")
     browser.login("admin")
@@ -35,7 +37,9 @@ def test_a_running_command_page_gets_its_output_and_end_over_sse(browser, superu
     panel = page.locator("#rh-live")
     expect(panel).to_have_attribute("data-transport", "sse")
     expect(page.locator("#rh-status")).to_have_text("executing")
+    expect(page.locator("#rh-stdout")).to_have_text("first\n", timeout=RUN_MS)
 
+    gate.touch()
     expect(page.locator("#rh-stdout")).to_have_text("first\nsecond\n", timeout=RUN_MS)
     expect(page.locator("#rh-status")).to_have_text("completed", timeout=RUN_MS)
     expect(page.locator("#rh-exit-code")).to_have_text("0")

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from assignments.models import RelayAssignment
 from commands.models import Command
+from tests.e2e.processes import wait_for_file
 
 FAST = ("--long-poll-wait", "500", "--heartbeat-interval", "500")
 RUN_MS = 15_000
@@ -48,14 +49,16 @@ def test_echo_hi_shows_its_output_and_completes(operator_page, superuser) -> Non
     assert (command.status, command.created_by) == ("completed", superuser)
 
 
-def test_output_arrives_while_the_command_runs(operator_page) -> None:
+def test_output_arrives_while_the_command_runs(operator_page, tmp_path) -> None:
     page = operator_page.page
+    gate = tmp_path / "gate"
 
-    run(operator_page, "echo first; sleep 2; echo second")
+    run(operator_page, f"echo first; {wait_for_file(gate)}; echo second")
 
     expect(page.locator("#rh-stdout")).to_have_text("first\n", timeout=RUN_MS)
     expect(page.locator("#rh-status")).to_have_text("executing")
     operator_page.screenshot("command-streaming")
+    gate.touch()
     expect(page.locator("#rh-stdout")).to_have_text("first\nsecond\n", timeout=RUN_MS)
     expect(page.locator("#rh-status")).to_have_text("completed")
 

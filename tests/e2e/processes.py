@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -43,6 +44,12 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for_file(gate: Path) -> str:
+    """A shell fragment that waits until the test creates `gate`: a command paused by it stays running however
+    slowly a loaded machine gets to look at it, where a fixed sleep could end first."""
+    return f"while [ ! -e {shlex.quote(str(gate))} ]; do sleep 0.05; done"
 
 
 def finished(command, timeout: float = 15):

@@ -6,20 +6,22 @@ import sys
 
 from commands import output
 from commands.models import Command, OutputChunk
-from tests.e2e.processes import finished, wait_for
+from tests.e2e.processes import finished, wait_for, wait_for_file
 
 FAST = ("--long-poll-wait", "500")
 
 
-def test_output_is_visible_while_the_command_runs(hub, e2e_relay, start_agent) -> None:
+def test_output_is_visible_while_the_command_runs(hub, e2e_relay, start_agent, tmp_path) -> None:
     start_agent(e2e_relay, hub, *FAST)
-    command = Command.objects.create(machine_id="e2e-machine", command="echo one; sleep 2; echo two",
+    gate = tmp_path / "gate"
+    command = Command.objects.create(machine_id="e2e-machine", command=f"echo one; {wait_for_file(gate)}; echo two",
                                      timeout_ms=10_000)
 
     wait_for(lambda: output.read(command, "stdout")[0] == "one\n", 10, "the first line on the hub")
 
     command.refresh_from_db()
     assert command.status == "executing"
+    gate.touch()
     assert finished(command).output == "one\ntwo\n"
 
 
