@@ -52,9 +52,11 @@ def plus_milliseconds(moment_sql: str, milliseconds_sql: str, using: str = "defa
 
 
 def execute(sql: str, params: Sequence[Any], using: str = "default") -> list[tuple]:
+    """The rows of a statement that returns rows (a SELECT, or a write with RETURNING)."""
     with connections[using].cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+        # Not through ``cursor.description``: psycopg builds an object per column on each look at it.
+        return cursor.fetchall()
 
 
 class RowReader:
