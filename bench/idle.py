@@ -88,7 +88,7 @@ def idle(ctx: Context) -> None:
             loaded_rtt = [30.0]
             ctx.report.notes.append("idle relays: a request through Django got no answer in 30 s while holding them")
         if ctx.sizes.profile:  # after the measured window: what the hub's "idle" CPU is spent on
-            profiling.record_many({"hub-idle-gil": hub.pid}, 10, ctx, gil=("hub-idle-gil",))
+            profiling.record_many({"hub-idle": hub.pid}, 10, ctx)
         rss = rss_mb(hub.pid)
         hub_fds = len(os.listdir(f"/proc/{hub.pid}/fd"))
     finally:
@@ -113,6 +113,9 @@ def idle(ctx: Context) -> None:
             target=f"≤ {TARGET_RTT_RATIO:.0f}× empty hub", met=rtt <= TARGET_RTT_RATIO * rtt_base),
         Row(sc, f"long-polls held to the end and answered empty, per second (hold {wait_ms / 1000:.0f} s)",
             cycles / ctx.sizes.idle_window, "/s", "relays / hold", n / (wait_ms / 1000)),
+        # What one idle relay costs the hub: the CPU target is then a bound on relays / hold.
+        Row(sc, "hub CPU per answered long-poll", 10 * idle_cpu.percent * ctx.sizes.idle_window / max(1, cycles),
+            "ms", ratio_kind="none"),
     )
     ctx.report.notes.append(
         f"idle relays: issued {n} keys in {issue_s:.1f} s; ramp {ramp_s:.1f} s at {RAMP_PER_S:.0f}/s; "
