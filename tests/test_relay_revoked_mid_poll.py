@@ -34,7 +34,10 @@ def test_a_long_poll_opened_before_the_cut_off_claims_nothing(issued, make_comma
     cut_off(issued.relay)
     command = make_command()  # wakes the waiting poll
     thread.join(10)
-    assert answer["response"].json() == {"commands": []}
+    # Only the commands matter: configPending is a hint, and the per-bucket wake-up counters behind it
+    # (commands.notify) may set it when another topic shares the config topic's bucket.
+    assert answer["response"].status_code == 200
+    assert answer["response"].json()["commands"] == []
     command.refresh_from_db()
     assert command.status == "pending" and command.claimed_by_id is None
 
